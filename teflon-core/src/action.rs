@@ -1,0 +1,193 @@
+//! Actions, planned actions and their outcomes; the `Actuator` write port.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::alert::Alert;
+use crate::cluster::WorkloadRef;
+
+/// What a policy does to a pod (SPEC §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    /// Delete the pod (UID precondition, grace period).
+    Delete,
+    /// Evict the pod through the Eviction API (PDBs enforced by the API server).
+    Evict,
+    /// Cut the pod from its workload and network, keep it running for forensics.
+    Quarantine,
+    /// Create a Tetragon policy that SIGKILLs the offending binary in the workload.
+    BlockBinary,
+    /// Record the decision only.
+    Log,
+}
+
+impl ActionKind {
+    /// Every action kind.
+    pub const ALL: [ActionKind; 5] = [
+        ActionKind::Delete,
+        ActionKind::Evict,
+        ActionKind::Quarantine,
+        ActionKind::BlockBinary,
+        ActionKind::Log,
+    ];
+
+    /// The policy-file spelling, also the metric label.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::Delete => "delete",
+            ActionKind::Evict => "evict",
+            ActionKind::Quarantine => "quarantine",
+            ActionKind::BlockBinary => "block_binary",
+            ActionKind::Log => "log",
+        }
+    }
+
+    /// Takes a pod out of service: subject to guards.
+    pub const fn is_disruptive(self) -> bool {
+        matches!(
+            self,
+            ActionKind::Delete | ActionKind::Evict | ActionKind::Quarantine
+        )
+    }
+
+    /// Needs a pod target to mean anything.
+    pub const fn needs_target(self) -> bool {
+        !matches!(self, ActionKind::Log)
+    }
+}
+
+impl fmt::Display for ActionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A compiled action with its parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Delete with an optional grace period.
+    Delete {
+        /// `gracePeriodSeconds`; `None` = the pod's own.
+        grace_period_secs: Option<u32>,
+    },
+    /// Evict with an optional grace period.
+    Evict {
+        /// `deleteOptions.gracePeriodSeconds`; `None` = the pod's own.
+        grace_period_secs: Option<u32>,
+    },
+    /// Quarantine.
+    Quarantine {
+        /// Extra labels put on the pod besides `teflon.io/quarantined=<policy>`.
+        labels: BTreeMap<String, String>,
+        /// Create a deny-all NetworkPolicy selecting this pod alone.
+        network_isolate: bool,
+    },
+    /// Block the binary through Tetragon.
+    BlockBinary {
+        /// Output fields tried for the binary path, in order.
+        binary_fields: Vec<String>,
+    },
+    /// Log only.
+    Log,
+}
+
+impl Action {
+    /// The kind of this action.
+    pub fn kind(&self) -> ActionKind {
+        match self {
+            Action::Delete { .. } => ActionKind::Delete,
+            Action::Evict { .. } => ActionKind::Evict,
+            Action::Quarantine { .. } => ActionKind::Quarantine,
+            Action::BlockBinary { .. } => ActionKind::BlockBinary,
+            Action::Log => ActionKind::Log,
+        }
+    }
+}
+
+/// Identifies one planned action, so its outcome can be fed back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ActionId(pub u64);
+
+/// The exact pod an action may touch: name plus UID precondition.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PodTarget {
+    /// Namespace.
+    pub namespace: String,
+    /// Pod name.
+    pub name: String,
+    /// The UID the action must be preconditioned on (from the cluster view, else the alert).
+    pub uid: Option<String>,
+}
+
+/// An action the engine decided to take; adapters execute it and report an [`Outcome`].
+#[derive(Debug, Clone)]
+pub struct PlannedAction {
+    /// Feed this back with [`crate::Engine::record`].
+    pub id: ActionId,
+    /// The pod.
+    pub pod: PodTarget,
+    /// Its workload, `None` for a standalone pod.
+    pub workload: Option<WorkloadRef>,
+    /// What to do.
+    pub action: Action,
+    /// The deciding policy.
+    pub policy: Arc<str>,
+    /// The binary to block (`block_binary` only), resolved from the alert's fields.
+    pub binary: Option<String>,
+    /// The alert that caused it (rule, output, time for Events and annotations).
+    pub alert: Arc<Alert>,
+}
+
+/// How an action ended (also the `outcome` metric label).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", content = "message", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Done.
+    Success,
+    /// The pod was already gone (404, or the UID precondition failed: a different pod now).
+    Gone,
+    /// A PodDisruptionBudget refused it (eviction 429).
+    DisruptionBudget,
+    /// Anything else, with why.
+    Failed(String),
+}
+
+impl Outcome {
+    /// Metric label / audit spelling.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Gone => "gone",
+            Outcome::DisruptionBudget => "disruption_budget",
+            Outcome::Failed(_) => "failed",
+        }
+    }
+
+    /// True when the pod is out of service (or already was) after this outcome.
+    pub fn took_effect(&self) -> bool {
+        matches!(self, Outcome::Success | Outcome::Gone)
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Failed(why) => write!(f, "failed: {why}"),
+            other => f.write_str(other.as_str()),
+        }
+    }
+}
+
+/// The write port: executes one planned action.
+///
+/// Implementations never act on a pod other than `action.pod` (UID precondition) and never
+/// panic; every failure becomes an [`Outcome`].
+pub trait Actuator {
+    /// Execute `action` and say how it went.
+    fn execute(&self, action: &PlannedAction) -> impl Future<Output = Outcome> + Send;
+}

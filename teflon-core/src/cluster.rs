@@ -1,0 +1,313 @@
+//! The read port: what the engine needs to know about the cluster, nothing more.
+//!
+//! Implemented by `teflon-k8s` (reflector stores) and `teflon-sim` (in-memory). Calls are
+//! synchronous and must read one consistent snapshot: the engine calls them while deciding.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The kind of the top controller owning a pod.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum WorkloadKind {
+    /// apps/v1 Deployment (through its ReplicaSet).
+    Deployment,
+    /// apps/v1 StatefulSet.
+    StatefulSet,
+    /// apps/v1 DaemonSet.
+    DaemonSet,
+    /// apps/v1 ReplicaSet with no Deployment above it.
+    ReplicaSet,
+    /// batch/v1 Job.
+    Job,
+    /// The replay CLI's assumed-healthy cluster: a workload named after the pod.
+    Unknown,
+    /// Any other controller kind (CRD-based controllers, ReplicationController…).
+    Other(String),
+}
+
+impl WorkloadKind {
+    /// The Kubernetes kind name.
+    pub fn as_str(&self) -> &str {
+        match self {
+            WorkloadKind::Deployment => "Deployment",
+            WorkloadKind::StatefulSet => "StatefulSet",
+            WorkloadKind::DaemonSet => "DaemonSet",
+            WorkloadKind::ReplicaSet => "ReplicaSet",
+            WorkloadKind::Job => "Job",
+            WorkloadKind::Unknown => "Unknown",
+            WorkloadKind::Other(s) => s,
+        }
+    }
+}
+
+impl FromStr for WorkloadKind {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "Deployment" => WorkloadKind::Deployment,
+            "StatefulSet" => WorkloadKind::StatefulSet,
+            "DaemonSet" => WorkloadKind::DaemonSet,
+            "ReplicaSet" => WorkloadKind::ReplicaSet,
+            "Job" => WorkloadKind::Job,
+            "Unknown" => WorkloadKind::Unknown,
+            other => WorkloadKind::Other(other.to_owned()),
+        })
+    }
+}
+
+impl fmt::Display for WorkloadKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for WorkloadKind {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for WorkloadKind {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Ok(s.parse().unwrap_or(WorkloadKind::Unknown))
+    }
+}
+
+/// A workload: the top controller of a pod (`Deployment default/web`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct WorkloadRef {
+    /// Controller kind.
+    pub kind: WorkloadKind,
+    /// Namespace.
+    pub namespace: String,
+    /// Controller name.
+    pub name: String,
+}
+
+impl WorkloadRef {
+    /// A workload reference.
+    pub fn new(kind: WorkloadKind, namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        WorkloadRef {
+            kind,
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for WorkloadRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// What the cluster knows about one pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodInfo {
+    /// The pod's UID (the precondition every action carries).
+    pub uid: Option<String>,
+    /// The pod's `Ready` condition is `True`.
+    pub ready: bool,
+    /// The top controller, `None` for a standalone pod (or a quarantined one, cut from its owner).
+    pub workload: Option<WorkloadRef>,
+}
+
+/// Replica counts of a workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WorkloadStatus {
+    /// Desired replicas (`spec.replicas`; for a DaemonSet, the scheduled count).
+    pub desired: u32,
+    /// Pods of the workload whose `Ready` condition is `True`.
+    pub available: u32,
+}
+
+/// A consistent, synchronous view of the cluster.
+pub trait ClusterView {
+    /// The pod `namespace/name`, if the cluster has it.
+    fn pod(&self, namespace: &str, name: &str) -> Option<PodInfo>;
+
+    /// Replica counts of a workload, if the cluster has it.
+    fn workload(&self, workload: &WorkloadRef) -> Option<WorkloadStatus>;
+
+    /// The smallest `status.disruptionsAllowed` among PodDisruptionBudgets selecting this pod,
+    /// or `None` when no budget selects it.
+    fn disruptions_allowed(&self, namespace: &str, pod: &str) -> Option<i32>;
+
+    /// True once the view reflects the cluster (every store's initial list done).
+    fn is_synced(&self) -> bool {
+        true
+    }
+}
+
+impl<T: ClusterView + ?Sized> ClusterView for &T {
+    fn pod(&self, namespace: &str, name: &str) -> Option<PodInfo> {
+        (**self).pod(namespace, name)
+    }
+    fn workload(&self, workload: &WorkloadRef) -> Option<WorkloadStatus> {
+        (**self).workload(workload)
+    }
+    fn disruptions_allowed(&self, namespace: &str, pod: &str) -> Option<i32> {
+        (**self).disruptions_allowed(namespace, pod)
+    }
+    fn is_synced(&self) -> bool {
+        (**self).is_synced()
+    }
+}
+
+impl<T: ClusterView + ?Sized> ClusterView for std::sync::Arc<T> {
+    fn pod(&self, namespace: &str, name: &str) -> Option<PodInfo> {
+        (**self).pod(namespace, name)
+    }
+    fn workload(&self, workload: &WorkloadRef) -> Option<WorkloadStatus> {
+        (**self).workload(workload)
+    }
+    fn disruptions_allowed(&self, namespace: &str, pod: &str) -> Option<i32> {
+        (**self).disruptions_allowed(namespace, pod)
+    }
+    fn is_synced(&self) -> bool {
+        (**self).is_synced()
+    }
+}
+
+#[cfg(any(test, feature = "test-util"))]
+mod static_cluster {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    struct StaticPod {
+        uid: String,
+        ready: bool,
+        workload: Option<WorkloadRef>,
+    }
+
+    /// A hand-built cluster for unit tests: workloads with desired replicas, pods, PDBs.
+    ///
+    /// Availability is counted from the pods' readiness, as the real adapters do.
+    #[derive(Debug, Clone, Default)]
+    pub struct StaticCluster {
+        pods: BTreeMap<(String, String), StaticPod>,
+        desired: BTreeMap<WorkloadRef, u32>,
+        pdbs: BTreeMap<(String, String), i32>,
+    }
+
+    impl StaticCluster {
+        /// An empty cluster.
+        pub fn new() -> Self {
+            Self::default()
+        }
+
+        /// A Deployment `namespace/name` with `ready` Ready pods named `name-0…` of `desired`.
+        pub fn deployment(self, namespace: &str, name: &str, desired: u32, ready: u32) -> Self {
+            self.workload(WorkloadKind::Deployment, namespace, name, desired, ready)
+        }
+
+        /// A workload of any kind with `ready` Ready pods named `name-0…`.
+        pub fn workload(
+            mut self,
+            kind: WorkloadKind,
+            namespace: &str,
+            name: &str,
+            desired: u32,
+            ready: u32,
+        ) -> Self {
+            let w = WorkloadRef::new(kind, namespace, name);
+            for i in 0..ready {
+                self.pods.insert(
+                    (namespace.to_owned(), format!("{name}-{i}")),
+                    StaticPod {
+                        uid: format!("uid-{name}-{i}"),
+                        ready: true,
+                        workload: Some(w.clone()),
+                    },
+                );
+            }
+            self.desired.insert(w, desired);
+            self
+        }
+
+        /// A standalone pod (no controller owner).
+        pub fn standalone(mut self, namespace: &str, name: &str) -> Self {
+            self.pods.insert(
+                (namespace.to_owned(), name.to_owned()),
+                StaticPod {
+                    uid: format!("uid-{name}"),
+                    ready: true,
+                    workload: None,
+                },
+            );
+            self
+        }
+
+        /// A PodDisruptionBudget covering `pod` with `disruptionsAllowed = allowed`.
+        pub fn pdb(mut self, namespace: &str, pod: &str, allowed: i32) -> Self {
+            self.pdbs.insert((namespace.to_owned(), pod.to_owned()), allowed);
+            self
+        }
+
+        /// Mark a pod Ready or not.
+        pub fn set_ready(&mut self, namespace: &str, pod: &str, ready: bool) {
+            if let Some(p) = self.pods.get_mut(&(namespace.to_owned(), pod.to_owned())) {
+                p.ready = ready;
+            }
+        }
+
+        /// Remove a pod.
+        pub fn remove_pod(&mut self, namespace: &str, pod: &str) {
+            self.pods.remove(&(namespace.to_owned(), pod.to_owned()));
+        }
+
+        /// Add a pod to a workload (a replacement).
+        pub fn add_pod(&mut self, workload: &WorkloadRef, pod: &str, uid: &str, ready: bool) {
+            self.pods.insert(
+                (workload.namespace.clone(), pod.to_owned()),
+                StaticPod {
+                    uid: uid.to_owned(),
+                    ready,
+                    workload: Some(workload.clone()),
+                },
+            );
+        }
+
+        /// Set a PDB's `disruptionsAllowed` for a pod.
+        pub fn set_pdb(&mut self, namespace: &str, pod: &str, allowed: i32) {
+            self.pdbs.insert((namespace.to_owned(), pod.to_owned()), allowed);
+        }
+    }
+
+    impl ClusterView for StaticCluster {
+        fn pod(&self, namespace: &str, name: &str) -> Option<PodInfo> {
+            self.pods
+                .get(&(namespace.to_owned(), name.to_owned()))
+                .map(|p| PodInfo {
+                    uid: Some(p.uid.clone()),
+                    ready: p.ready,
+                    workload: p.workload.clone(),
+                })
+        }
+
+        fn workload(&self, workload: &WorkloadRef) -> Option<WorkloadStatus> {
+            let desired = *self.desired.get(workload)?;
+            let available = self
+                .pods
+                .values()
+                .filter(|p| p.ready && p.workload.as_ref() == Some(workload))
+                .count();
+            Some(WorkloadStatus {
+                desired,
+                available: u32::try_from(available).unwrap_or(u32::MAX),
+            })
+        }
+
+        fn disruptions_allowed(&self, namespace: &str, pod: &str) -> Option<i32> {
+            self.pdbs.get(&(namespace.to_owned(), pod.to_owned())).copied()
+        }
+    }
+}
+
+#[cfg(any(test, feature = "test-util"))]
+pub use static_cluster::StaticCluster;

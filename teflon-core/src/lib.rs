@@ -1,0 +1,34 @@
+//! Teflon's decision engine: pure, synchronous, deterministic.
+//!
+//! This crate owns the alert model ([`Alert`], [`Priority`], [`Target`]), the policy language
+//! ([`PolicySet`]: parse, validate, compile), the guards and the stateful [`Engine`] (dedup,
+//! rate limits, deferrals, infection ledger), the [`Decision`]s it takes, and the two ports
+//! adapters implement: [`ClusterView`] (read the cluster) and [`Actuator`] (act on it).
+//!
+//! It must not touch tokio, kube, warp, metrics or any IO: time is an argument, files are
+//! read by callers, and the same engine runs behind the server, the replay CLI, the simulator
+//! and the benchmarks.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod action;
+pub mod alert;
+pub mod cluster;
+pub mod decision;
+// pub mod engine;
+// pub mod ledger;
+pub mod policy;
+pub mod time;
+
+pub use action::{Action, ActionId, ActionKind, Actuator, Outcome, PlannedAction, PodTarget};
+pub use alert::{Alert, FieldValue, Fields, Priority, PriorityError, Target};
+pub use cluster::{ClusterView, PodInfo, WorkloadKind, WorkloadRef, WorkloadStatus};
+pub use decision::{Decision, Infection, Reason, Verdict};
+// pub use engine::{DeferralInfo, Engine, EngineConfig};
+// pub use ledger::WorkloadStats;
+pub use policy::{Guard, MinAvailable, Policy, PolicyError, PolicyErrors, PolicySet};
+pub use time::Timestamp;
+
+#[cfg(any(test, feature = "test-util"))]
+pub use alert::AlertBuilder;
+#[cfg(any(test, feature = "test-util"))]
+pub use cluster::StaticCluster;
