@@ -124,6 +124,32 @@ pub struct WorkloadStatus {
     pub available: u32,
 }
 
+/// A pod with its labels, for listing (label selectors of the custom-metrics API).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodSummary {
+    /// Pod name.
+    pub name: String,
+    /// UID.
+    pub uid: Option<String>,
+    /// Labels.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Ready condition is True.
+    pub ready: bool,
+    /// Top controller.
+    pub workload: Option<WorkloadRef>,
+}
+
+/// A workload with its labels and replica counts, for listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadSummary {
+    /// The workload.
+    pub workload: WorkloadRef,
+    /// The workload object's own labels (`metadata.labels`).
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Replica counts.
+    pub status: WorkloadStatus,
+}
+
 /// A consistent, synchronous view of the cluster.
 pub trait ClusterView {
     /// The pod `namespace/name`, if the cluster has it.
@@ -140,6 +166,18 @@ pub trait ClusterView {
     fn is_synced(&self) -> bool {
         true
     }
+
+    /// Every pod of `namespace`, with labels. Views that cannot list return nothing.
+    fn pods_in(&self, namespace: &str) -> Vec<PodSummary> {
+        let _ = namespace;
+        Vec::new()
+    }
+
+    /// Every workload (Deployment, StatefulSet, …) of `namespace`, with labels.
+    fn workloads_in(&self, namespace: &str) -> Vec<WorkloadSummary> {
+        let _ = namespace;
+        Vec::new()
+    }
 }
 
 impl<T: ClusterView + ?Sized> ClusterView for &T {
@@ -155,6 +193,12 @@ impl<T: ClusterView + ?Sized> ClusterView for &T {
     fn is_synced(&self) -> bool {
         (**self).is_synced()
     }
+    fn pods_in(&self, namespace: &str) -> Vec<PodSummary> {
+        (**self).pods_in(namespace)
+    }
+    fn workloads_in(&self, namespace: &str) -> Vec<WorkloadSummary> {
+        (**self).workloads_in(namespace)
+    }
 }
 
 impl<T: ClusterView + ?Sized> ClusterView for std::sync::Arc<T> {
@@ -169,6 +213,12 @@ impl<T: ClusterView + ?Sized> ClusterView for std::sync::Arc<T> {
     }
     fn is_synced(&self) -> bool {
         (**self).is_synced()
+    }
+    fn pods_in(&self, namespace: &str) -> Vec<PodSummary> {
+        (**self).pods_in(namespace)
+    }
+    fn workloads_in(&self, namespace: &str) -> Vec<WorkloadSummary> {
+        (**self).workloads_in(namespace)
     }
 }
 
@@ -305,6 +355,38 @@ mod static_cluster {
 
         fn disruptions_allowed(&self, namespace: &str, pod: &str) -> Option<i32> {
             self.pdbs.get(&(namespace.to_owned(), pod.to_owned())).copied()
+        }
+
+        fn pods_in(&self, namespace: &str) -> Vec<PodSummary> {
+            self.pods
+                .iter()
+                .filter(|((ns, _), _)| ns == namespace)
+                .map(|((_, name), p)| PodSummary {
+                    name: name.clone(),
+                    uid: Some(p.uid.clone()),
+                    labels: p
+                        .workload
+                        .as_ref()
+                        .map(|w| [("app".to_owned(), w.name.clone())].into_iter().collect())
+                        .unwrap_or_default(),
+                    ready: p.ready,
+                    workload: p.workload.clone(),
+                })
+                .collect()
+        }
+
+        fn workloads_in(&self, namespace: &str) -> Vec<WorkloadSummary> {
+            self.desired
+                .keys()
+                .filter(|w| w.namespace == namespace)
+                .filter_map(|w| {
+                    Some(WorkloadSummary {
+                        workload: w.clone(),
+                        labels: [("app".to_owned(), w.name.clone())].into_iter().collect(),
+                        status: self.workload(w)?,
+                    })
+                })
+                .collect()
         }
     }
 }

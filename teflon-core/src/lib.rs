@@ -12,19 +12,22 @@
 
 pub mod action;
 pub mod alert;
+pub mod autoscale;
 pub mod cluster;
 pub mod decision;
-// pub mod engine;
-// pub mod ledger;
+pub mod engine;
+pub mod ledger;
 pub mod policy;
 pub mod time;
 
 pub use action::{Action, ActionId, ActionKind, Actuator, Outcome, PlannedAction, PodTarget};
 pub use alert::{Alert, FieldValue, Fields, Priority, PriorityError, Target};
-pub use cluster::{ClusterView, PodInfo, WorkloadKind, WorkloadRef, WorkloadStatus};
+pub use cluster::{
+    ClusterView, PodInfo, PodSummary, WorkloadKind, WorkloadRef, WorkloadStatus, WorkloadSummary,
+};
 pub use decision::{Decision, Infection, Reason, Verdict};
-// pub use engine::{DeferralInfo, Engine, EngineConfig};
-// pub use ledger::WorkloadStats;
+pub use engine::{DeferralInfo, Engine, EngineConfig};
+pub use ledger::WorkloadStats;
 pub use policy::{Guard, MinAvailable, Policy, PolicyError, PolicyErrors, PolicySet};
 pub use time::Timestamp;
 
