@@ -1,1 +1,11 @@
-//! placeholder
+//! Every Teflon metric: names and labels (one place, as constants), one small `emit()` struct
+//! per event, the Prometheus exporter, and the values served to the custom-metrics API
+//! (`custom.metrics.k8s.io`).
+//!
+//! It must not touch kube or warp: the server serves what this crate renders.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod custom_metrics;
+pub mod snapshot;
+
+pub use snapshot::AttackSnapshot;
