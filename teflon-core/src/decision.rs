@@ -162,3 +162,117 @@ impl Decision {
         self.plan.is_some() && self.action.is_some_and(ActionKind::is_disruptive)
     }
 }
+
+/// The pod a record is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordTarget {
+    /// Namespace.
+    pub namespace: String,
+    /// Pod name.
+    pub pod: String,
+}
+
+/// A decision as printed by `teflon replay --format jsonl` and written to the audit log
+/// (SPEC §5): field names and order are the contract.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    /// 0-based index of the input alert.
+    pub seq: u64,
+    /// When the decision was taken (RFC 3339, nanoseconds).
+    pub time: Timestamp,
+    /// Rule.
+    pub rule: String,
+    /// Priority.
+    pub priority: crate::alert::Priority,
+    /// The pod, or null.
+    pub target: Option<RecordTarget>,
+    /// The workload, or null.
+    pub workload: Option<WorkloadRef>,
+    /// The policy, or null for `no_match`.
+    pub policy: Option<String>,
+    /// `act`, `defer`, `skip`.
+    pub verdict: Verdict,
+    /// The action kind, or null.
+    pub action: Option<ActionKind>,
+    /// The reason code.
+    pub reason: Reason,
+    /// Dry run.
+    pub dry_run: bool,
+}
+
+impl Decision {
+    /// The record of this decision in the replay / audit format.
+    pub fn record(&self) -> DecisionRecord {
+        DecisionRecord {
+            seq: self.seq,
+            time: self.decided_at,
+            rule: self.alert.rule.clone(),
+            priority: self.alert.priority,
+            target: self.alert.target.as_ref().map(|t| RecordTarget {
+                namespace: t.namespace.clone(),
+                pod: t.pod.clone(),
+            }),
+            workload: self.workload.clone(),
+            policy: self.policy.as_deref().map(str::to_owned),
+            verdict: self.verdict,
+            action: self.action,
+            reason: self.reason,
+            dry_run: self.dry_run,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::{Priority, Target};
+    use crate::cluster::WorkloadKind;
+
+    #[test]
+    fn record_serializes_in_the_spec_jsonl_shape() {
+        let mut alert = Alert::new(
+            "Terminal shell in container",
+            Priority::Critical,
+            Timestamp::parse_rfc3339("2023-05-25T13:44:05.478445995Z").unwrap(),
+        );
+        alert.target = Some(Target::new("default", "kubecon"));
+        let d = Decision {
+            seq: 0,
+            decided_at: alert.time,
+            alert: Arc::new(alert),
+            policy: Some(Arc::from("reap-shells")),
+            action: Some(ActionKind::Delete),
+            verdict: Verdict::Act,
+            reason: Reason::Matched,
+            dry_run: false,
+            workload: Some(WorkloadRef::new(WorkloadKind::Deployment, "default", "web")),
+            plan: None,
+            infection: None,
+        };
+        let json = serde_json::to_string(&d.record()).unwrap();
+        assert_eq!(
+            json,
+            r#"{"seq":0,"time":"2023-05-25T13:44:05.478445995Z","rule":"Terminal shell in container","priority":"Critical","target":{"namespace":"default","pod":"kubecon"},"workload":{"kind":"Deployment","namespace":"default","name":"web"},"policy":"reap-shells","verdict":"act","action":"delete","reason":"matched","dry_run":false}"#
+        );
+    }
+
+    #[test]
+    fn no_match_record_has_nulls() {
+        let alert = Alert::new("x", Priority::Debug, Timestamp::EPOCH);
+        let d = Decision {
+            seq: 3,
+            decided_at: alert.time,
+            alert: Arc::new(alert),
+            policy: None,
+            action: None,
+            verdict: Verdict::Skip,
+            reason: Reason::NoMatch,
+            dry_run: false,
+            workload: None,
+            plan: None,
+            infection: None,
+        };
+        let json = serde_json::to_string(&d.record()).unwrap();
+        assert!(json.contains(r#""target":null,"workload":null,"policy":null,"verdict":"skip","action":null,"reason":"no_match""#), "{json}");
+    }
+}

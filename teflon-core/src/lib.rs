@@ -25,7 +25,7 @@ pub use alert::{Alert, FieldValue, Fields, Priority, PriorityError, Target};
 pub use cluster::{
     ClusterView, PodInfo, PodSummary, WorkloadKind, WorkloadRef, WorkloadStatus, WorkloadSummary,
 };
-pub use decision::{Decision, Infection, Reason, Verdict};
+pub use decision::{Decision, DecisionRecord, Infection, Reason, RecordTarget, Verdict};
 pub use engine::{DeferralInfo, Engine, EngineConfig};
 pub use ledger::WorkloadStats;
 pub use policy::{Guard, MinAvailable, Policy, PolicyError, PolicyErrors, PolicySet};
