@@ -1,0 +1,379 @@
+//! Splitting input into JSON items with line numbers: a single object (also pretty-printed),
+//! a JSON array of objects, or JSON Lines — for a whole buffer or for a reader.
+//!
+//! Generic over the item type so `teflon-tetragon` frames its events the same way.
+//!
+//! A lenient reader must resynchronise after a broken item, so it works line by line: a line
+//! is one item, unless the line is just `{` or `[` (how pretty printers open a value); then
+//! the item runs until its brackets balance. A truncated JSON Lines line thus costs that line
+//! only.
+
+use std::collections::VecDeque;
+use std::io::BufRead;
+use std::marker::PhantomData;
+
+use serde::de::DeserializeOwned;
+
+use crate::error::{LineError, ParseError};
+
+/// Parse a whole buffer strictly: every item must be valid, or the first problem is returned
+/// with its line and column. An empty JSON array gives no items; blank input is
+/// [`ParseError::Empty`].
+pub fn parse_all<T: DeserializeOwned>(bytes: &[u8]) -> Result<Vec<T>, ParseError> {
+    let Some(first) = bytes.iter().find(|b| !b.is_ascii_whitespace()) else {
+        return Err(ParseError::Empty);
+    };
+    if *first == b'[' {
+        return serde_json::from_slice::<Vec<T>>(bytes).map_err(|e| ParseError::from_json(&e));
+    }
+    let mut items = Vec::new();
+    for item in serde_json::Deserializer::from_slice(bytes).into_iter::<T>() {
+        items.push(item.map_err(|e| ParseError::from_json(&e))?);
+    }
+    Ok(items)
+}
+
+/// Parse one framed item (which may hold several values, or an array of them) into `out`.
+fn parse_frame<T: DeserializeOwned>(
+    bytes: &[u8],
+    first_line: usize,
+    out: &mut VecDeque<Result<T, LineError>>,
+) {
+    // An item cut short is reported where its text ends, not on the line after.
+    let bytes = bytes.trim_ascii_end();
+    let starts_array = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    if starts_array {
+        match serde_json::from_slice::<Vec<T>>(bytes) {
+            Ok(items) => out.extend(items.into_iter().map(Ok)),
+            Err(e) => out.push_back(Err(LineError::from_json(&e, first_line))),
+        }
+        return;
+    }
+    for item in serde_json::Deserializer::from_slice(bytes).into_iter::<T>() {
+        match item {
+            Ok(v) => out.push_back(Ok(v)),
+            Err(e) => {
+                out.push_back(Err(LineError::from_json(&e, first_line)));
+                return;
+            }
+        }
+    }
+}
+
+/// Bracket depth of a multi-line item, outside strings. JSON strings never span lines, so
+/// string state is reset at each line end (a broken line cannot swallow the rest).
+#[derive(Debug, Default)]
+struct Depth(i64);
+
+impl Depth {
+    fn feed(&mut self, line: &[u8]) {
+        let mut in_str = false;
+        let mut escaped = false;
+        for &b in line {
+            if in_str {
+                if escaped {
+                    escaped = false;
+                } else if b == b'\\' {
+                    escaped = true;
+                } else if b == b'"' {
+                    in_str = false;
+                }
+            } else {
+                match b {
+                    b'"' => in_str = true,
+                    b'{' | b'[' => self.0 += 1,
+                    b'}' | b']' => self.0 -= 1,
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// What a line does to the item being assembled.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    /// Whitespace only, between items.
+    Blank,
+    /// Part of a multi-line item that is not complete yet.
+    Continue,
+    /// The item ends with this line.
+    Complete,
+    /// This line opens a new item: the pending one ends before it (it was truncated).
+    Restart,
+}
+
+#[derive(Debug, Default)]
+struct Assembler {
+    active: bool,
+    opener_indent: usize,
+    opener_object: bool,
+    depth: Depth,
+}
+
+impl Assembler {
+    fn step(&mut self, line: &[u8]) -> Step {
+        let indent = line
+            .iter()
+            .take_while(|b| **b == b' ' || **b == b'\t')
+            .count();
+        let content = line.get(indent..).unwrap_or_default().trim_ascii_end();
+        if !self.active {
+            if content.is_empty() {
+                return Step::Blank;
+            }
+            if content == b"{" || content == b"[" {
+                self.active = true;
+                self.opener_indent = indent;
+                self.opener_object = content == b"{";
+                self.depth = Depth(1);
+                return Step::Continue;
+            }
+            return Step::Complete;
+        }
+        let opens = matches!(content.first(), Some(b'{' | b'['));
+        if opens && indent <= self.opener_indent && self.opener_object && self.depth.0 == 1 {
+            self.active = false;
+            return Step::Restart;
+        }
+        self.depth.feed(line);
+        if self.depth.0 <= 0 {
+            self.active = false;
+            Step::Complete
+        } else {
+            Step::Continue
+        }
+    }
+}
+
+/// Lenient items of a buffer: each yields its value or a [`LineError`] and the next item is
+/// read regardless.
+#[derive(Debug)]
+pub struct SliceItems<'a, T> {
+    buf: &'a [u8],
+    pos: usize,
+    line: usize,
+    chunk: Option<(usize, usize)>,
+    asm: Assembler,
+    pending: VecDeque<Result<T, LineError>>,
+}
+
+impl<'a, T> SliceItems<'a, T> {
+    /// Items of `buf`.
+    pub fn new(buf: &'a [u8]) -> Self {
+        SliceItems {
+            buf,
+            pos: 0,
+            line: 0,
+            chunk: None,
+            asm: Assembler::default(),
+            pending: VecDeque::new(),
+        }
+    }
+}
+
+impl<T: DeserializeOwned> Iterator for SliceItems<'_, T> {
+    type Item = Result<T, LineError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(item) = self.pending.pop_front() {
+                return Some(item);
+            }
+            if self.pos >= self.buf.len() {
+                let (start, line) = self.chunk.take()?;
+                let rest = self.buf.get(start..).unwrap_or_default();
+                parse_frame(rest, line, &mut self.pending);
+                continue;
+            }
+            let rest = self.buf.get(self.pos..).unwrap_or_default();
+            let len = rest
+                .iter()
+                .position(|b| *b == b'\n')
+                .map_or(rest.len(), |i| i + 1);
+            let line_start = self.pos;
+            let line = rest.get(..len).unwrap_or_default();
+            self.line += 1;
+            let mut step = self.asm.step(line);
+            if step == Step::Restart {
+                if let Some((start, first)) = self.chunk.take() {
+                    let chunk = self.buf.get(start..line_start).unwrap_or_default();
+                    parse_frame(chunk, first, &mut self.pending);
+                }
+                step = self.asm.step(line);
+            }
+            self.pos += len;
+            match step {
+                Step::Blank => {}
+                Step::Continue => {
+                    self.chunk.get_or_insert((line_start, self.line));
+                }
+                Step::Complete | Step::Restart => {
+                    let (start, first) = self.chunk.take().unwrap_or((line_start, self.line));
+                    let chunk = self.buf.get(start..self.pos).unwrap_or_default();
+                    parse_frame(chunk, first, &mut self.pending);
+                }
+            }
+        }
+    }
+}
+
+/// Lenient items of a reader (stdin, a file), read as they arrive: a JSON Lines producer is
+/// handled line by line, without waiting for the end of input. A read error is reported once,
+/// with the line it happened on, and ends the items.
+#[derive(Debug)]
+pub struct ReaderItems<R, T> {
+    reader: R,
+    line_buf: Vec<u8>,
+    chunk: Vec<u8>,
+    chunk_line: usize,
+    line: usize,
+    asm: Assembler,
+    pending: VecDeque<Result<T, LineError>>,
+    done: bool,
+    _item: PhantomData<fn() -> T>,
+}
+
+impl<R: BufRead, T> ReaderItems<R, T> {
+    /// Items of `reader`.
+    pub fn new(reader: R) -> Self {
+        ReaderItems {
+            reader,
+            line_buf: Vec::new(),
+            chunk: Vec::new(),
+            chunk_line: 0,
+            line: 0,
+            asm: Assembler::default(),
+            pending: VecDeque::new(),
+            done: false,
+            _item: PhantomData,
+        }
+    }
+}
+
+impl<R: BufRead, T: DeserializeOwned> Iterator for ReaderItems<R, T> {
+    type Item = Result<T, LineError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(item) = self.pending.pop_front() {
+                return Some(item);
+            }
+            if self.done {
+                return None;
+            }
+            self.line_buf.clear();
+            match self.reader.read_until(b'\n', &mut self.line_buf) {
+                Ok(0) => {
+                    self.done = true;
+                    if !self.chunk.is_empty() {
+                        parse_frame(&self.chunk, self.chunk_line, &mut self.pending);
+                        self.chunk.clear();
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(LineError {
+                        line: self.line + 1,
+                        column: 1,
+                        message: format!("cannot read input: {e}"),
+                    }));
+                }
+            }
+            self.line += 1;
+            let mut step = self.asm.step(&self.line_buf);
+            if step == Step::Restart {
+                parse_frame(&self.chunk, self.chunk_line, &mut self.pending);
+                self.chunk.clear();
+                step = self.asm.step(&self.line_buf);
+            }
+            match step {
+                Step::Blank => {}
+                Step::Continue => {
+                    if self.chunk.is_empty() {
+                        self.chunk_line = self.line;
+                    }
+                    self.chunk.extend_from_slice(&self.line_buf);
+                }
+                Step::Complete | Step::Restart => {
+                    if self.chunk.is_empty() {
+                        parse_frame(&self.line_buf, self.line, &mut self.pending);
+                    } else {
+                        self.chunk.extend_from_slice(&self.line_buf);
+                        parse_frame(&self.chunk, self.chunk_line, &mut self.pending);
+                        self.chunk.clear();
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn lenient(input: &str) -> Vec<Result<Value, LineError>> {
+        let from_slice: Vec<_> = SliceItems::<Value>::new(input.as_bytes()).collect();
+        let from_reader: Vec<_> = ReaderItems::<_, Value>::new(input.as_bytes()).collect();
+        assert_eq!(from_slice, from_reader, "slice and reader framing differ");
+        from_slice
+    }
+
+    #[test]
+    fn json_lines_yield_one_item_per_line_and_skip_blank_lines() {
+        let items = lenient("{\"a\":1}\n\n{\"a\":2}\r\n{\"a\":3}");
+        assert_eq!(items.len(), 3);
+        assert!(items.iter().all(Result::is_ok));
+    }
+
+    #[test]
+    fn a_broken_line_is_reported_with_its_line_and_the_next_line_still_parses() {
+        let items = lenient("{\"a\":1}\n{\"a\":\n{\"a\":3}\nnot json\n{\"a\":5}\n");
+        assert_eq!(items.len(), 5);
+        let err = items[1].as_ref().unwrap_err();
+        assert_eq!(err.line, 2);
+        assert!(items[2].is_ok());
+        let err = items[3].as_ref().unwrap_err();
+        assert_eq!(err.line, 4, "{err}");
+        assert!(items[4].is_ok());
+    }
+
+    #[test]
+    fn pretty_printed_objects_and_arrays_are_items() {
+        let input = "{\n  \"a\": {\n    \"b\": [1, 2]\n  }\n}\n[\n  {\"x\": 1},\n  {\"x\": 2}\n]\n";
+        let items = lenient(input);
+        assert_eq!(items.len(), 3, "{items:?}");
+        assert!(items.iter().all(Result::is_ok));
+    }
+
+    #[test]
+    fn an_error_inside_a_pretty_object_has_its_absolute_line() {
+        let input = "{\"ok\":1}\n{\n  \"a\": 1,\n  \"b\": x\n}\n{\"ok\":2}\n";
+        let items = lenient(input);
+        assert_eq!(items.len(), 2 + 1);
+        let err = items[1].as_ref().unwrap_err();
+        assert_eq!((err.line, err.column), (4, 8), "{err}");
+    }
+
+    #[test]
+    fn a_truncated_pretty_object_does_not_swallow_the_next_item() {
+        let input = "{\n  \"a\": 1,\n{\"ok\":2}\n";
+        let items = lenient(input);
+        assert_eq!(items.len(), 2, "{items:?}");
+        assert!(items[0].is_err());
+        assert!(items[1].is_ok());
+    }
+
+    #[test]
+    fn strict_parse_reports_the_first_error_position() {
+        let err = parse_all::<Value>(b"{\"a\":1}\n{\"a\":}\n").unwrap_err();
+        assert_eq!((err.line(), err.column()), (2, 6));
+        assert_eq!(parse_all::<Value>(b"  \n"), Err(ParseError::Empty));
+        assert_eq!(parse_all::<Value>(b"[]").unwrap().len(), 0);
+        assert_eq!(parse_all::<Value>(b"[{\"a\":1},{\"a\":2}]").unwrap().len(), 2);
+    }
+}
