@@ -1,1 +1,22 @@
-//! placeholder
+//! Teflon's Kubernetes adapter: the live [`ClusterView`](teflon_core::ClusterView) and the
+//! [`Actuator`](teflon_core::Actuator) that talks to the API server.
+//!
+//! This crate owns everything that touches a real cluster: kube-runtime reflectors for
+//! Pods, ReplicaSets, Deployments, StatefulSets, DaemonSets and PodDisruptionBudgets
+//! ([`KubeClusterView`]); one module per action (`delete`, `evict`, `quarantine`,
+//! `block_binary`, `scale`), each preconditioned on the pod's UID, retried only when a retry
+//! cannot act twice, and recorded as an `events.k8s.io/v1` Event; and recreation tracking
+//! (reap → replacement Ready). It must not touch HTTP serving (no warp), metrics or the
+//! decision logic: `teflon-core` decides, this crate executes and reports. `kube::Error`
+//! never leaves it: every failure becomes an [`Outcome`](teflon_core::Outcome) or one of
+//! this crate's errors.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+mod names;
+pub mod selector;
+pub mod view;
+
+#[cfg(test)]
+mod testing;
+
+pub use view::{ClusterObjects, KubeClusterView, QUARANTINED_LABEL, ViewConfig};
