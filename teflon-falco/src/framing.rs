@@ -4,9 +4,10 @@
 //! Generic over the item type so `teflon-tetragon` frames its events the same way.
 //!
 //! A lenient reader must resynchronise after a broken item, so it works line by line: a line
-//! is one item, unless the line is just `{` or `[` (how pretty printers open a value); then
-//! the item runs until its brackets balance. A truncated JSON Lines line thus costs that line
-//! only.
+//! is one item, unless the line is just `{` (how pretty printers open an object) or opens an
+//! array that it does not close; then the item runs until its brackets balance. A truncated
+//! JSON Lines object thus costs that line only. The strict [`parse_all`] frames the same way,
+//! so both report a broken item at the line where it starts to go wrong.
 
 use std::collections::VecDeque;
 use std::io::BufRead;
@@ -20,15 +21,12 @@ use crate::error::{LineError, ParseError};
 /// with its line and column. An empty JSON array gives no items; blank input is
 /// [`ParseError::Empty`].
 pub fn parse_all<T: DeserializeOwned>(bytes: &[u8]) -> Result<Vec<T>, ParseError> {
-    let Some(first) = bytes.iter().find(|b| !b.is_ascii_whitespace()) else {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ParseError::Empty);
-    };
-    if *first == b'[' {
-        return serde_json::from_slice::<Vec<T>>(bytes).map_err(|e| ParseError::from_json(&e));
     }
     let mut items = Vec::new();
-    for item in serde_json::Deserializer::from_slice(bytes).into_iter::<T>() {
-        items.push(item.map_err(|e| ParseError::from_json(&e))?);
+    for item in SliceItems::<T>::new(bytes) {
+        items.push(item?);
     }
     Ok(items)
 }
@@ -122,11 +120,21 @@ impl Assembler {
             if content.is_empty() {
                 return Step::Blank;
             }
-            if content == b"{" || content == b"[" {
+            let mut depth = Depth::default();
+            let multi_line = if content == b"{" {
+                depth.0 = 1;
+                true
+            } else if content.first() == Some(&b'[') {
+                depth.feed(content);
+                depth.0 > 0
+            } else {
+                false
+            };
+            if multi_line {
                 self.active = true;
                 self.opener_indent = indent;
                 self.opener_object = content == b"{";
-                self.depth = Depth(1);
+                self.depth = depth;
                 return Step::Continue;
             }
             return Step::Complete;
