@@ -12,11 +12,27 @@
 //! this crate's errors.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+mod actuator;
+mod block_binary;
+mod delete;
+mod events;
+mod evict;
 mod names;
+mod quarantine;
+pub mod recreation;
+mod retry;
+pub mod scale;
 pub mod selector;
 pub mod view;
 
 #[cfg(test)]
 mod testing;
 
+pub use actuator::KubeActuator;
+pub use block_binary::{tracing_policy_name, tracing_policy_resource};
+pub use events::{Clock, REPORTING_CONTROLLER, default_reporting_instance};
+pub use quarantine::{ALERT_ANNOTATION, QUARANTINED_POD_LABEL, network_policy_name};
+pub use recreation::{Recreation, RecreationHandle};
+pub use retry::RetryPolicy;
+pub use scale::{ScaleError, ScaleState, get_scale, scale};
 pub use view::{ClusterObjects, KubeClusterView, QUARANTINED_LABEL, ViewConfig};

@@ -12,7 +12,16 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     LabelSelector, ObjectMeta, OwnerReference, Time,
 };
 
-use crate::view::label_map;
+use std::collections::BTreeMap;
+
+pub(crate) fn label_map<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> BTreeMap<String, String> {
+    pairs
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
 
 pub(crate) fn meta(ns: &str, name: &str, labels: &[(&str, &str)]) -> ObjectMeta {
     ObjectMeta {

@@ -4,7 +4,6 @@
 //! type is filled by live watchers ([`KubeClusterView::start`]) or, in tests, from objects
 //! ([`KubeClusterView::from_objects`]).
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -461,16 +460,6 @@ impl ClusterView for KubeClusterView {
     fn is_synced(&self) -> bool {
         self.inner.ready.load(Ordering::SeqCst) >= self.inner.total
     }
-}
-
-/// Labels as a map, for building objects in tests and patches.
-pub(crate) fn label_map<'a>(
-    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
-) -> BTreeMap<String, String> {
-    pairs
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
 }
 
 #[cfg(test)]

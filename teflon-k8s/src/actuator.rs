@@ -1,0 +1,271 @@
+//! The write port: [`KubeActuator`] executes planned actions against the API server.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::Client;
+use kube::api::Api;
+use serde_json::json;
+use teflon_core::{Action, ActionKind, Actuator, Alert, Outcome, PlannedAction, WorkloadKind};
+
+use crate::events::{Clock, EventRecorder, EventSpec, default_reporting_instance, truncate};
+use crate::recreation::RecreationHandle;
+use crate::retry::{CallError, RetryPolicy, with_retry};
+use crate::{block_binary, delete, evict, quarantine};
+
+/// Field manager for server-side apply.
+pub(crate) const FIELD_MANAGER: &str = "teflon";
+
+/// What an action needs to make calls.
+pub(crate) struct Ctx<'a> {
+    pub client: &'a Client,
+    pub retry: &'a RetryPolicy,
+}
+
+/// An owner's label selector, if Teflon knows how to read it.
+pub(crate) enum SelectorLookup {
+    Found(LabelSelector),
+    Unsupported,
+}
+
+/// Reads the `spec.selector` of a ReplicaSet, Deployment, StatefulSet, DaemonSet or Job.
+pub(crate) async fn owner_selector(
+    ctx: &Ctx<'_>,
+    namespace: &str,
+    api_version: &str,
+    kind: &str,
+    name: &str,
+) -> Result<SelectorLookup, CallError> {
+    let c = ctx.client.clone();
+    let group = api_version.split('/').next().unwrap_or_default();
+    let sel = match (group, kind) {
+        ("apps", "ReplicaSet") => {
+            let api: Api<ReplicaSet> = Api::namespaced(c, namespace);
+            Some(
+                with_retry(ctx.retry, "get replicaset", || api.get(name))
+                    .await?
+                    .spec
+                    .selector,
+            )
+        }
+        ("apps", "Deployment") => {
+            let api: Api<Deployment> = Api::namespaced(c, namespace);
+            Some(
+                with_retry(ctx.retry, "get deployment", || api.get(name))
+                    .await?
+                    .spec
+                    .selector,
+            )
+        }
+        ("apps", "StatefulSet") => {
+            let api: Api<StatefulSet> = Api::namespaced(c, namespace);
+            Some(
+                with_retry(ctx.retry, "get statefulset", || api.get(name))
+                    .await?
+                    .spec
+                    .selector,
+            )
+        }
+        ("apps", "DaemonSet") => {
+            let api: Api<DaemonSet> = Api::namespaced(c, namespace);
+            Some(
+                with_retry(ctx.retry, "get daemonset", || api.get(name))
+                    .await?
+                    .spec
+                    .selector,
+            )
+        }
+        ("batch", "Job") => {
+            let api: Api<Job> = Api::namespaced(c, namespace);
+            with_retry(ctx.retry, "get job", || api.get(name))
+                .await?
+                .spec
+                .and_then(|s| s.selector)
+        }
+        _ => None,
+    };
+    Ok(sel.map_or(SelectorLookup::Unsupported, SelectorLookup::Found))
+}
+
+/// The alert, summarised for annotations: JSON with rule, priority, time, source, output.
+pub(crate) fn alert_summary(alert: &Alert) -> String {
+    json!({
+        "rule": alert.rule,
+        "priority": alert.priority.as_str(),
+        "time": alert.time.to_rfc3339(),
+        "source": alert.source,
+        "output": truncate(&alert.output, 1024),
+    })
+    .to_string()
+}
+
+/// Executes [`PlannedAction`]s against the API server.
+///
+/// Every action is preconditioned on the pod's UID (or idempotent by name), retried with
+/// jittered exponential backoff on 5xx, throttling 429, timeouts and connection errors
+/// (bounded by [`RetryPolicy`]), and recorded as an `events.k8s.io/v1` Event.
+#[derive(Clone)]
+pub struct KubeActuator {
+    client: Client,
+    retry: RetryPolicy,
+    events: EventRecorder,
+    recreation: Option<RecreationHandle>,
+}
+
+impl fmt::Debug for KubeActuator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KubeActuator")
+            .field("retry", &self.retry)
+            .field("events", &self.events)
+            .field("recreation", &self.recreation.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KubeActuator {
+    /// An actuator with the default retry policy; Events name `POD_NAME` (else `HOSTNAME`)
+    /// as the reporting instance.
+    pub fn new(client: Client) -> Self {
+        let retry = RetryPolicy::default();
+        KubeActuator {
+            events: EventRecorder {
+                client: client.clone(),
+                instance: default_reporting_instance(),
+                clock: Arc::new(SystemTime::now),
+                retry: retry.clone(),
+            },
+            client,
+            retry,
+            recreation: None,
+        }
+    }
+
+    /// Use this retry policy for actions and Events.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.events.retry = retry.clone();
+        self.retry = retry;
+        self
+    }
+
+    /// Set the Events' `reportingInstance`.
+    pub fn with_reporting_instance(mut self, instance: impl Into<String>) -> Self {
+        self.events.instance = truncate(&instance.into(), 128);
+        self
+    }
+
+    /// Read Event times from `clock` (tests pin it).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.events.clock = clock;
+        self
+    }
+
+    /// Report time to recreation of workloads whose pods this actuator reaps.
+    pub fn with_recreation(mut self, recreation: RecreationHandle) -> Self {
+        self.recreation = Some(recreation);
+        self
+    }
+
+    async fn run(&self, a: &PlannedAction) -> Outcome {
+        let ctx = Ctx {
+            client: &self.client,
+            retry: &self.retry,
+        };
+        match &a.action {
+            Action::Delete { grace_period_secs } => {
+                delete::delete(&ctx, &a.pod, *grace_period_secs).await
+            }
+            Action::Evict { grace_period_secs } => {
+                evict::evict(&ctx, &a.pod, *grace_period_secs).await
+            }
+            Action::Quarantine {
+                labels,
+                network_isolate,
+            } => quarantine::quarantine(&ctx, a, labels, *network_isolate).await,
+            Action::BlockBinary { .. } => block_binary::block_binary(&ctx, a).await,
+            Action::Log => Outcome::Success,
+        }
+    }
+}
+
+/// What the Event is about: the pod, or for `block_binary` the workload.
+fn regarding(a: &PlannedAction) -> ObjectReference {
+    if let (ActionKind::BlockBinary, Some(w)) = (a.action.kind(), &a.workload) {
+        let api_version = match w.kind {
+            WorkloadKind::Job => "batch/v1",
+            WorkloadKind::Deployment
+            | WorkloadKind::StatefulSet
+            | WorkloadKind::DaemonSet
+            | WorkloadKind::ReplicaSet => "apps/v1",
+            WorkloadKind::Unknown | WorkloadKind::Other(_) => "",
+        };
+        if !api_version.is_empty() {
+            return ObjectReference {
+                api_version: Some(api_version.to_owned()),
+                kind: Some(w.kind.as_str().to_owned()),
+                namespace: Some(w.namespace.clone()),
+                name: Some(w.name.clone()),
+                ..ObjectReference::default()
+            };
+        }
+    }
+    ObjectReference {
+        api_version: Some("v1".to_owned()),
+        kind: Some("Pod".to_owned()),
+        namespace: Some(a.pod.namespace.clone()),
+        name: Some(a.pod.name.clone()),
+        uid: a.pod.uid.clone(),
+        ..ObjectReference::default()
+    }
+}
+
+/// The Event's note: rule, priority, target, outcome.
+pub(crate) fn event_note(a: &PlannedAction, outcome: &Outcome) -> String {
+    let mut note = format!(
+        "{} pod {}/{} for rule \"{}\" ({}): {}",
+        a.action.kind(),
+        a.pod.namespace,
+        a.pod.name,
+        a.alert.rule,
+        a.alert.priority,
+        outcome
+    );
+    if let Some(b) = &a.binary {
+        note.push_str(&format!(" [binary {b}]"));
+    }
+    note
+}
+
+impl Actuator for KubeActuator {
+    async fn execute(&self, a: &PlannedAction) -> Outcome {
+        if matches!(a.action, Action::Log) {
+            return Outcome::Success;
+        }
+        let before = self.recreation.as_ref().and_then(|r| r.before(a));
+        let outcome = self.run(a).await;
+        tracing::info!(
+            action = %a.action.kind(), namespace = %a.pod.namespace, pod = %a.pod.name,
+            policy = %a.policy, outcome = %outcome, "action executed"
+        );
+        self.events
+            .record(EventSpec {
+                regarding: regarding(a),
+                action: a.action.kind().as_str().to_owned(),
+                reason: a.policy.to_string(),
+                note: event_note(a, &outcome),
+                warning: !matches!(outcome, Outcome::Success | Outcome::Gone),
+            })
+            .await;
+        if outcome == Outcome::Success
+            && a.action.kind().is_disruptive()
+            && let (Some(r), Some(before)) = (&self.recreation, before)
+        {
+            r.reaped(before);
+        }
+        outcome
+    }
+}

@@ -1,0 +1,266 @@
+//! `quarantine`: take the pod out of its workload and off the network, keep it running.
+//!
+//! One JSON patch (RFC 6902) tests the pod's UID, removes the labels its owner's selector
+//! needs (the controller then releases it and creates a replacement; Services drop it) and
+//! adds `teflon.io/quarantined=<policy>`, the policy's labels, `teflon.io/quarantined-pod`
+//! and the `teflon.io/alert` annotation. Then a deny-all NetworkPolicy selects this pod alone.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicySpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+use teflon_core::{Alert, Outcome, PlannedAction};
+
+use crate::actuator::{Ctx, SelectorLookup, alert_summary, owner_selector};
+use crate::names::{bounded_name, label_value_for};
+use crate::retry::{CallError, with_retry};
+use crate::selector::required_keys;
+use crate::view::{QUARANTINED_LABEL, controller_of};
+
+/// Label selecting exactly one quarantined pod (value: its name, or a hash of a long one).
+pub const QUARANTINED_POD_LABEL: &str = "teflon.io/quarantined-pod";
+/// Annotation with the alert that caused an action (JSON: rule, priority, time, source, output).
+pub const ALERT_ANNOTATION: &str = "teflon.io/alert";
+
+/// The name of the NetworkPolicy isolating `pod`.
+pub fn network_policy_name(pod: &str) -> String {
+    bounded_name("teflon-quarantine-", pod)
+}
+
+/// RFC 6901 escaping of one path segment.
+fn pointer_segment(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+/// The labels quarantine adds.
+pub(crate) fn quarantine_labels(
+    policy: &str,
+    pod: &str,
+    extra: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut labels = extra.clone();
+    labels.insert(QUARANTINED_LABEL.to_owned(), label_value_for(policy));
+    labels.insert(QUARANTINED_POD_LABEL.to_owned(), label_value_for(pod));
+    labels
+}
+
+/// The patch: `test` the UID, `remove` the selector labels the pod has, `add` the
+/// quarantine labels and the alert annotation.
+pub(crate) fn quarantine_patch(
+    pod: &Pod,
+    expected_uid: Option<&str>,
+    remove_keys: &[String],
+    add_labels: &BTreeMap<String, String>,
+    alert: &Alert,
+) -> Value {
+    let mut ops = Vec::new();
+    if let Some(uid) = expected_uid {
+        ops.push(json!({ "op": "test", "path": "/metadata/uid", "value": uid }));
+    }
+    let current = pod.metadata.labels.as_ref();
+    let mut removed = Vec::new();
+    for key in remove_keys {
+        if current.is_some_and(|l| l.contains_key(key))
+            && !add_labels.contains_key(key)
+            && !removed.contains(&key)
+        {
+            ops.push(json!({ "op": "remove", "path": format!("/metadata/labels/{}", pointer_segment(key)) }));
+            removed.push(key);
+        }
+    }
+    if current.is_none() {
+        ops.push(json!({ "op": "add", "path": "/metadata/labels", "value": add_labels }));
+    } else {
+        for (k, v) in add_labels {
+            ops.push(json!({ "op": "add", "path": format!("/metadata/labels/{}", pointer_segment(k)), "value": v }));
+        }
+    }
+    let summary = alert_summary(alert);
+    if pod.metadata.annotations.is_none() {
+        ops.push(json!({ "op": "add", "path": "/metadata/annotations", "value": { ALERT_ANNOTATION: summary } }));
+    } else {
+        ops.push(json!({ "op": "add", "path": format!("/metadata/annotations/{}", pointer_segment(ALERT_ANNOTATION)), "value": summary }));
+    }
+    Value::Array(ops)
+}
+
+/// The deny-all NetworkPolicy for one pod: both policy types, no rules. Owned by the pod,
+/// so it goes away with the evidence.
+pub(crate) fn network_policy(
+    pod: &Pod,
+    namespace: &str,
+    pod_name: &str,
+    policy: &str,
+) -> NetworkPolicy {
+    let owner = pod.metadata.uid.as_ref().map(|uid| {
+        vec![OwnerReference {
+            api_version: "v1".to_owned(),
+            kind: "Pod".to_owned(),
+            name: pod_name.to_owned(),
+            uid: uid.clone(),
+            controller: None,
+            block_owner_deletion: None,
+        }]
+    });
+    NetworkPolicy {
+        metadata: ObjectMeta {
+            name: Some(network_policy_name(pod_name)),
+            namespace: Some(namespace.to_owned()),
+            labels: Some(BTreeMap::from([
+                (
+                    "app.kubernetes.io/managed-by".to_owned(),
+                    "teflon".to_owned(),
+                ),
+                (QUARANTINED_LABEL.to_owned(), label_value_for(policy)),
+            ])),
+            owner_references: owner,
+            ..ObjectMeta::default()
+        },
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(BTreeMap::from([(
+                    QUARANTINED_POD_LABEL.to_owned(),
+                    label_value_for(pod_name),
+                )])),
+                match_expressions: None,
+            }),
+            policy_types: Some(vec!["Ingress".to_owned(), "Egress".to_owned()]),
+            ingress: None,
+            egress: None,
+        }),
+    }
+}
+
+fn failed(a: &PlannedAction, what: &str, e: impl std::fmt::Display) -> Outcome {
+    Outcome::Failed(format!(
+        "quarantine pod {}/{}: {what}: {e}",
+        a.pod.namespace, a.pod.name
+    ))
+}
+
+/// Quarantine the pod of `a`.
+pub(crate) async fn quarantine(
+    ctx: &Ctx<'_>,
+    a: &PlannedAction,
+    extra_labels: &BTreeMap<String, String>,
+    network_isolate: bool,
+) -> Outcome {
+    let (ns, name) = (a.pod.namespace.as_str(), a.pod.name.as_str());
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let pod = match with_retry(ctx.retry, "get pod", || pods.get(name)).await {
+        Ok(p) => p,
+        Err(e) if e.code() == Some(404) => return Outcome::Gone,
+        Err(e) => return failed(a, "read pod", e),
+    };
+    if a.pod.uid.is_some() && pod.metadata.uid != a.pod.uid {
+        return Outcome::Gone;
+    }
+    let already = pod
+        .metadata
+        .labels
+        .as_ref()
+        .is_some_and(|l| l.contains_key(QUARANTINED_LABEL));
+    if !already {
+        let remove_keys = match controller_of(&pod.metadata) {
+            None => Vec::new(),
+            Some(owner) => {
+                match owner_selector(ctx, ns, &owner.api_version, &owner.kind, &owner.name).await {
+                    Ok(SelectorLookup::Found(sel)) => required_keys(&sel),
+                    Ok(SelectorLookup::Unsupported) => {
+                        return failed(
+                            a,
+                            "unsupported owner",
+                            format!(
+                                "cannot tell which labels take the pod out of {} {} (supported: ReplicaSet, StatefulSet, DaemonSet, Job)",
+                                owner.kind, owner.name
+                            ),
+                        );
+                    }
+                    Err(e) => {
+                        return failed(a, &format!("read owner {} {}", owner.kind, owner.name), e);
+                    }
+                }
+            }
+        };
+        let add = quarantine_labels(&a.policy, name, extra_labels);
+        let patch = quarantine_patch(
+            &pod,
+            pod.metadata.uid.as_deref(),
+            &remove_keys,
+            &add,
+            &a.alert,
+        );
+        let patch: Patch<()> = match serde_json::from_value(patch) {
+            Ok(p) => Patch::Json(p),
+            Err(e) => return failed(a, "build patch", e),
+        };
+        let pp = PatchParams::default();
+        let patched = with_retry(ctx.retry, "patch pod", || pods.patch(name, &pp, &patch)).await;
+        match patched {
+            Ok(_) => {}
+            Err(e) if e.code() == Some(404) => return Outcome::Gone,
+            // A failed `test` (another pod by that name) or a `remove` of a label that is no
+            // longer there (an earlier, timed-out attempt did apply): look before judging.
+            Err(e) if e.code() == Some(422) => {
+                match recheck(ctx, &pods, name, pod.metadata.uid.as_deref()).await {
+                    Recheck::Quarantined => {}
+                    Recheck::Gone => return Outcome::Gone,
+                    Recheck::NotQuarantined => return failed(a, "patch pod", e),
+                    Recheck::Unknown(e2) => {
+                        return failed(a, "patch pod", format!("{e}; then reading it back: {e2}"));
+                    }
+                }
+            }
+            Err(e) => return failed(a, "patch pod", e),
+        }
+    }
+    if network_isolate {
+        let np_api: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), ns);
+        let np = network_policy(&pod, ns, name, &a.policy);
+        let pp = PostParams::default();
+        match with_retry(ctx.retry, "create network policy", || {
+            np_api.create(&pp, &np)
+        })
+        .await
+        {
+            Ok(_) => {}
+            // Same name = same pod: already isolated (a retried or repeated quarantine).
+            Err(e) if e.code() == Some(409) => {}
+            Err(e) => {
+                return failed(
+                    a,
+                    "labels changed, but creating the NetworkPolicy failed",
+                    e,
+                );
+            }
+        }
+    }
+    Outcome::Success
+}
+
+enum Recheck {
+    Quarantined,
+    Gone,
+    NotQuarantined,
+    Unknown(CallError),
+}
+
+async fn recheck(ctx: &Ctx<'_>, pods: &Api<Pod>, name: &str, uid: Option<&str>) -> Recheck {
+    match with_retry(ctx.retry, "get pod", || pods.get(name)).await {
+        Ok(p) if uid.is_some() && p.metadata.uid.as_deref() != uid => Recheck::Gone,
+        Ok(p)
+            if p.metadata
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key(QUARANTINED_LABEL)) =>
+        {
+            Recheck::Quarantined
+        }
+        Ok(_) => Recheck::NotQuarantined,
+        Err(e) if e.code() == Some(404) => Recheck::Gone,
+        Err(e) => Recheck::Unknown(e),
+    }
+}
