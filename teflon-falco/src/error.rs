@@ -65,7 +65,8 @@ impl ParseError {
         }
     }
 
-    pub(crate) fn from_json(err: &serde_json::Error) -> Self {
+    /// A `serde_json` error of a whole buffer, positioned and with a message of its own.
+    pub fn from_json(err: &serde_json::Error) -> Self {
         LineError::from_json(err, 1).into()
     }
 }
