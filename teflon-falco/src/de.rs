@@ -3,8 +3,8 @@
 
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use teflon_core::{Alert, FieldValue, Fields, Priority, Timestamp};
 
 use crate::target::extract_target;
@@ -188,7 +188,9 @@ struct TimeField(Timestamp);
 
 impl<'de> Deserialize<'de> for TimeField {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_str(TimeVisitor("time")).map(TimeField)
+        deserializer
+            .deserialize_str(TimeVisitor("time"))
+            .map(TimeField)
     }
 }
 

@@ -382,6 +382,9 @@ mod tests {
         assert_eq!((err.line(), err.column()), (2, 6));
         assert_eq!(parse_all::<Value>(b"  \n"), Err(ParseError::Empty));
         assert_eq!(parse_all::<Value>(b"[]").unwrap().len(), 0);
-        assert_eq!(parse_all::<Value>(b"[{\"a\":1},{\"a\":2}]").unwrap().len(), 2);
+        assert_eq!(
+            parse_all::<Value>(b"[{\"a\":1},{\"a\":2}]").unwrap().len(),
+            2
+        );
     }
 }

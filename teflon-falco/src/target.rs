@@ -16,7 +16,10 @@ fn text<'a>(fields: &'a Fields, key: &str) -> Option<Cow<'a, str>> {
 }
 
 fn pair(fields: &Fields, ns: &str, pod: &str) -> Option<(String, String)> {
-    Some((text(fields, ns)?.into_owned(), text(fields, pod)?.into_owned()))
+    Some((
+        text(fields, ns)?.into_owned(),
+        text(fields, pod)?.into_owned(),
+    ))
 }
 
 /// The pod target of an alert from `source` with these output fields, in SPEC order:
@@ -68,7 +71,10 @@ mod tests {
             ("k8s.ns.name", "ns".into()),
             ("k8s.pod.name", "pod".into()),
         ]);
-        assert_eq!(extract_target("syscall", &f), Some(Target::new("ns", "pod")));
+        assert_eq!(
+            extract_target("syscall", &f),
+            Some(Target::new("ns", "pod"))
+        );
     }
 
     #[test]
@@ -81,7 +87,10 @@ mod tests {
             ("k8smeta.pod.uid", "u-1".into()),
         ]);
         let t = extract_target("syscall", &f).unwrap();
-        assert_eq!((t.namespace.as_str(), t.pod.as_str()), ("meta-ns", "meta-pod"));
+        assert_eq!(
+            (t.namespace.as_str(), t.pod.as_str()),
+            ("meta-ns", "meta-pod")
+        );
         assert_eq!(t.uid.as_deref(), Some("u-1"));
     }
 
@@ -98,7 +107,10 @@ mod tests {
             ("ka.target.name", "web".into()),
             ("ka.target.resource", "pods".into()),
         ]);
-        assert_eq!(extract_target("k8s_audit", &f), Some(Target::new("default", "web")));
+        assert_eq!(
+            extract_target("k8s_audit", &f),
+            Some(Target::new("default", "web"))
+        );
         assert_eq!(extract_target("syscall", &f), None);
         f.insert("ka.target.resource", "serviceaccounts");
         assert_eq!(extract_target("k8s_audit", &f), None);
@@ -119,7 +131,13 @@ mod tests {
 
     #[test]
     fn numeric_names_are_read_as_text() {
-        let f = fields(&[("k8s.ns.name", "ns".into()), ("k8s.pod.name", FieldValue::I64(123))]);
-        assert_eq!(extract_target("syscall", &f), Some(Target::new("ns", "123")));
+        let f = fields(&[
+            ("k8s.ns.name", "ns".into()),
+            ("k8s.pod.name", FieldValue::I64(123)),
+        ]);
+        assert_eq!(
+            extract_target("syscall", &f),
+            Some(Target::new("ns", "123"))
+        );
     }
 }

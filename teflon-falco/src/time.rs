@@ -106,7 +106,10 @@ mod tests {
             "1969-12-31T23:59:59.999999999Z",
         ] {
             assert_eq!(parse_time(s), Timestamp::parse_rfc3339(s), "{s}");
-            assert!(fast(s.as_bytes()).is_some(), "{s} should take the fast path");
+            assert!(
+                fast(s.as_bytes()).is_some(),
+                "{s} should take the fast path"
+            );
         }
     }
 

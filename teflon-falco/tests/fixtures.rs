@@ -7,26 +7,77 @@ use teflon_falco::{
 };
 
 const FIXTURES: [(&str, &str); 20] = [
-    ("01", include_str!("fixtures/01-terminal-shell-k8s-pod-syscall.json")),
-    ("02", include_str!("fixtures/02-terminal-shell-legacy-no-source.json")),
-    ("03", include_str!("fixtures/03-terminal-shell-deployment-pod.json")),
-    ("04", include_str!("fixtures/04-contact-k8s-api-server.json")),
-    ("05", include_str!("fixtures/05-contact-k8s-api-server-fission.json")),
-    ("06", include_str!("fixtures/06-terminal-shell-knative-pretty.json")),
-    ("07", include_str!("fixtures/07-k8saudit-serviceaccount-created.json")),
-    ("08", include_str!("fixtures/08-k8saudit-attach-exec-pod.json")),
-    ("09", include_str!("fixtures/09-k8saudit-disallowed-user.json")),
-    ("10", include_str!("fixtures/10-k8saudit-attach-exec-pod-ovh.json")),
-    ("11", include_str!("fixtures/11-internal-metrics-snapshot.json")),
-    ("12", include_str!("fixtures/12-write-below-binary-dir.json")),
-    ("13", include_str!("fixtures/13-internal-syscall-event-drop.json")),
-    ("14", include_str!("fixtures/14-read-sensitive-file-untrusted-host.json")),
+    (
+        "01",
+        include_str!("fixtures/01-terminal-shell-k8s-pod-syscall.json"),
+    ),
+    (
+        "02",
+        include_str!("fixtures/02-terminal-shell-legacy-no-source.json"),
+    ),
+    (
+        "03",
+        include_str!("fixtures/03-terminal-shell-deployment-pod.json"),
+    ),
+    (
+        "04",
+        include_str!("fixtures/04-contact-k8s-api-server.json"),
+    ),
+    (
+        "05",
+        include_str!("fixtures/05-contact-k8s-api-server-fission.json"),
+    ),
+    (
+        "06",
+        include_str!("fixtures/06-terminal-shell-knative-pretty.json"),
+    ),
+    (
+        "07",
+        include_str!("fixtures/07-k8saudit-serviceaccount-created.json"),
+    ),
+    (
+        "08",
+        include_str!("fixtures/08-k8saudit-attach-exec-pod.json"),
+    ),
+    (
+        "09",
+        include_str!("fixtures/09-k8saudit-disallowed-user.json"),
+    ),
+    (
+        "10",
+        include_str!("fixtures/10-k8saudit-attach-exec-pod-ovh.json"),
+    ),
+    (
+        "11",
+        include_str!("fixtures/11-internal-metrics-snapshot.json"),
+    ),
+    (
+        "12",
+        include_str!("fixtures/12-write-below-binary-dir.json"),
+    ),
+    (
+        "13",
+        include_str!("fixtures/13-internal-syscall-event-drop.json"),
+    ),
+    (
+        "14",
+        include_str!("fixtures/14-read-sensitive-file-untrusted-host.json"),
+    ),
     ("15", include_str!("fixtures/15-gcp-auditlog-plugin.json")),
     ("16", include_str!("fixtures/16-open-from-cat-iso8601.json")),
-    ("17", include_str!("fixtures/17-terminal-shell-2018-teflon.json")),
+    (
+        "17",
+        include_str!("fixtures/17-terminal-shell-2018-teflon.json"),
+    ),
     ("18", include_str!("fixtures/18-non-sudo-setuid-2018.json")),
-    ("19", include_str!("fixtures/19-read-sensitive-file-untrusted-k8s-pod.json")),
-    ("20", include_str!("fixtures/20-aws-cloudtrail-custom-rule.json")),
+    (
+        "19",
+        include_str!("fixtures/19-read-sensitive-file-untrusted-k8s-pod.json"),
+    ),
+    (
+        "20",
+        include_str!("fixtures/20-aws-cloudtrail-custom-rule.json"),
+    ),
 ];
 const JSONL: &str = include_str!("fixtures/alerts.jsonl");
 
@@ -69,27 +120,199 @@ const SENSITIVE: &str = "Read sensitive file untrusted";
 use Priority::*;
 
 const EXPECTED: [Expect; 20] = [
-    e(SHELL, Critical, "syscall", Some(("default", "kubecon", Some("ee97d9c4186f"))), Some("falco-xczjd"), 3, "2023-05-25T13:44:05.478445995Z"),
-    e(SHELL, Notice, "syscall", Some(("default", "alpine", Some("5892b41bcf46"))), None, 0, "2021-01-14T23:39:44.834631763Z"),
-    e(SHELL, Notice, "syscall", Some(("default", "alpine-deployment-77789455d6-m7flp", Some("788861c3cf83"))), None, 0, "2021-06-13T19:35:58.532086161Z"),
-    e(API, Notice, "syscall", Some(("openfaas-fn", "falco-pod-delete-7dc9f5fbb8-gbfk7", Some("12fc4de5ccc3"))), None, 0, "2021-04-10T19:27:21.038853452Z"),
-    e(API, Notice, "syscall", Some(("fission-function", "poolmgr-go-default-516098-5bdbf8c8f5-g8gvc", Some("281c99ea33c2"))), None, 0, "2021-07-21T10:37:09.101509967Z"),
-    e(SHELL, Notice, "syscall", Some(("default", "alpine", Some("f29b261f8831"))), None, 0, "2021-01-11T23:46:19.823027590Z"),
-    e("K8s Serviceaccount Created", Informational, "k8s_audit", None, Some("falco-k8saudit-eks-96d7f6f99-vwjgc"), 1, "2023-05-10T14:09:17.699479000Z"),
-    e(EXEC, Notice, "k8s_audit", Some(("default", "kubecon", None)), Some("falco-k8saudit-eks-96d7f6f99-vwjgc"), 1, "2023-05-10T14:09:24.046826000Z"),
-    e("Disallowed K8s User", Warning, "k8s_audit", None, Some("my-pool-1-node-921b61"), 1, "2025-02-10T09:15:40.698757000Z"),
-    e(EXEC, Notice, "k8s_audit", Some(("hello-app", "nginx-676b6c5bbc-4xc6t", None)), Some("my-pool-1-node-921b61"), 1, "2025-02-10T09:29:46.302906000Z"),
-    e("Falco internal: metrics snapshot", Informational, "internal", None, Some("test"), 0, "2025-05-29T22:19:58.960296886Z"),
-    e("Write below binary dir", Error, "syscall", None, Some("localhost"), 0, "2019-05-17T15:31:56.746609046Z"),
-    e("Falco internal: syscall event drop", Debug, "syscall", None, Some("host"), 0, "2023-03-03T03:03:03.000000003Z"),
-    e(SENSITIVE, Warning, "syscall", None, Some("x86"), 6, "2025-05-07T12:50:34.502309868Z"),
-    e("GCP WAF rule modified or deleted", Notice, "gcp_auditlog", None, Some("sherlock"), 5, "2023-07-06T22:43:54.476694000Z"),
-    e("open_from_cat", Warning, "syscall", None, Some("test-falco-hostname"), 3, "2016-08-04T16:17:57.881781397Z"),
+    e(
+        SHELL,
+        Critical,
+        "syscall",
+        Some(("default", "kubecon", Some("ee97d9c4186f"))),
+        Some("falco-xczjd"),
+        3,
+        "2023-05-25T13:44:05.478445995Z",
+    ),
+    e(
+        SHELL,
+        Notice,
+        "syscall",
+        Some(("default", "alpine", Some("5892b41bcf46"))),
+        None,
+        0,
+        "2021-01-14T23:39:44.834631763Z",
+    ),
+    e(
+        SHELL,
+        Notice,
+        "syscall",
+        Some((
+            "default",
+            "alpine-deployment-77789455d6-m7flp",
+            Some("788861c3cf83"),
+        )),
+        None,
+        0,
+        "2021-06-13T19:35:58.532086161Z",
+    ),
+    e(
+        API,
+        Notice,
+        "syscall",
+        Some((
+            "openfaas-fn",
+            "falco-pod-delete-7dc9f5fbb8-gbfk7",
+            Some("12fc4de5ccc3"),
+        )),
+        None,
+        0,
+        "2021-04-10T19:27:21.038853452Z",
+    ),
+    e(
+        API,
+        Notice,
+        "syscall",
+        Some((
+            "fission-function",
+            "poolmgr-go-default-516098-5bdbf8c8f5-g8gvc",
+            Some("281c99ea33c2"),
+        )),
+        None,
+        0,
+        "2021-07-21T10:37:09.101509967Z",
+    ),
+    e(
+        SHELL,
+        Notice,
+        "syscall",
+        Some(("default", "alpine", Some("f29b261f8831"))),
+        None,
+        0,
+        "2021-01-11T23:46:19.823027590Z",
+    ),
+    e(
+        "K8s Serviceaccount Created",
+        Informational,
+        "k8s_audit",
+        None,
+        Some("falco-k8saudit-eks-96d7f6f99-vwjgc"),
+        1,
+        "2023-05-10T14:09:17.699479000Z",
+    ),
+    e(
+        EXEC,
+        Notice,
+        "k8s_audit",
+        Some(("default", "kubecon", None)),
+        Some("falco-k8saudit-eks-96d7f6f99-vwjgc"),
+        1,
+        "2023-05-10T14:09:24.046826000Z",
+    ),
+    e(
+        "Disallowed K8s User",
+        Warning,
+        "k8s_audit",
+        None,
+        Some("my-pool-1-node-921b61"),
+        1,
+        "2025-02-10T09:15:40.698757000Z",
+    ),
+    e(
+        EXEC,
+        Notice,
+        "k8s_audit",
+        Some(("hello-app", "nginx-676b6c5bbc-4xc6t", None)),
+        Some("my-pool-1-node-921b61"),
+        1,
+        "2025-02-10T09:29:46.302906000Z",
+    ),
+    e(
+        "Falco internal: metrics snapshot",
+        Informational,
+        "internal",
+        None,
+        Some("test"),
+        0,
+        "2025-05-29T22:19:58.960296886Z",
+    ),
+    e(
+        "Write below binary dir",
+        Error,
+        "syscall",
+        None,
+        Some("localhost"),
+        0,
+        "2019-05-17T15:31:56.746609046Z",
+    ),
+    e(
+        "Falco internal: syscall event drop",
+        Debug,
+        "syscall",
+        None,
+        Some("host"),
+        0,
+        "2023-03-03T03:03:03.000000003Z",
+    ),
+    e(
+        SENSITIVE,
+        Warning,
+        "syscall",
+        None,
+        Some("x86"),
+        6,
+        "2025-05-07T12:50:34.502309868Z",
+    ),
+    e(
+        "GCP WAF rule modified or deleted",
+        Notice,
+        "gcp_auditlog",
+        None,
+        Some("sherlock"),
+        5,
+        "2023-07-06T22:43:54.476694000Z",
+    ),
+    e(
+        "open_from_cat",
+        Warning,
+        "syscall",
+        None,
+        Some("test-falco-hostname"),
+        3,
+        "2016-08-04T16:17:57.881781397Z",
+    ),
     // A pod name without a namespace is not a target (SPEC: namespace + pod name).
-    e(SHELL, Notice, "syscall", None, None, 0, "2018-03-28T18:37:22.181204909Z"),
-    e("Non sudo setuid", Notice, "syscall", None, None, 0, "2018-05-24T10:22:15.576767292Z"),
-    e(SENSITIVE, Warning, "syscall", Some(("trigger-falco-rule", "bayrou", Some("edabb60361fc"))), Some("mfernd-k8s-security-control-plane"), 6, "2024-12-22T17:55:52.489810605Z"),
-    e("Terraform Managed Resource Modified", Warning, "aws_cloudtrail", None, Some("cca3f82eb5b6"), 3, "2026-07-22T14:24:41.000000000Z"),
+    e(
+        SHELL,
+        Notice,
+        "syscall",
+        None,
+        None,
+        0,
+        "2018-03-28T18:37:22.181204909Z",
+    ),
+    e(
+        "Non sudo setuid",
+        Notice,
+        "syscall",
+        None,
+        None,
+        0,
+        "2018-05-24T10:22:15.576767292Z",
+    ),
+    e(
+        SENSITIVE,
+        Warning,
+        "syscall",
+        Some(("trigger-falco-rule", "bayrou", Some("edabb60361fc"))),
+        Some("mfernd-k8s-security-control-plane"),
+        6,
+        "2024-12-22T17:55:52.489810605Z",
+    ),
+    e(
+        "Terraform Managed Resource Modified",
+        Warning,
+        "aws_cloudtrail",
+        None,
+        Some("cca3f82eb5b6"),
+        3,
+        "2026-07-22T14:24:41.000000000Z",
+    ),
 ];
 
 fn check(name: &str, alert: &Alert, want: &Expect) {
@@ -102,10 +325,13 @@ fn check(name: &str, alert: &Alert, want: &Expect) {
     assert_eq!(alert.id, None, "{name}: id");
     assert!(!alert.fields.is_empty(), "{name}: fields");
     assert!(!alert.output.is_empty(), "{name}: output");
-    let got = alert
-        .target
-        .as_ref()
-        .map(|t| (t.namespace.as_str(), t.pod.as_str(), t.container_id.as_deref()));
+    let got = alert.target.as_ref().map(|t| {
+        (
+            t.namespace.as_str(),
+            t.pod.as_str(),
+            t.container_id.as_deref(),
+        )
+    });
     assert_eq!(got, want.target, "{name}: target");
 }
 
@@ -125,19 +351,30 @@ fn the_json_lines_batch_holds_the_same_twenty_alerts() {
         check(name, alert, want);
         assert_eq!(alert, &parse_alert(text.as_bytes()).unwrap(), "{name}");
     }
-    let lenient: Vec<Alert> = alerts_from_slice(JSONL.as_bytes()).map(Result::unwrap).collect();
+    let lenient: Vec<Alert> = alerts_from_slice(JSONL.as_bytes())
+        .map(Result::unwrap)
+        .collect();
     assert_eq!(lenient, batch);
-    let streamed: Vec<Alert> = alerts_from_reader(JSONL.as_bytes()).map(Result::unwrap).collect();
+    let streamed: Vec<Alert> = alerts_from_reader(JSONL.as_bytes())
+        .map(Result::unwrap)
+        .collect();
     assert_eq!(streamed, batch);
 }
 
 #[test]
 fn the_fixture_files_concatenated_pretty_ones_included_stream_as_twenty_alerts() {
-    let all: String = FIXTURES.iter().map(|(_, t)| format!("{}\n", t.trim_end())).collect();
+    let all: String = FIXTURES
+        .iter()
+        .map(|(_, t)| format!("{}\n", t.trim_end()))
+        .collect();
     let expected = parse_batch(JSONL.as_bytes()).unwrap();
-    let lenient: Vec<Alert> = alerts_from_slice(all.as_bytes()).map(Result::unwrap).collect();
+    let lenient: Vec<Alert> = alerts_from_slice(all.as_bytes())
+        .map(Result::unwrap)
+        .collect();
     assert_eq!(lenient, expected);
-    let streamed: Vec<Alert> = alerts_from_reader(all.as_bytes()).map(Result::unwrap).collect();
+    let streamed: Vec<Alert> = alerts_from_reader(all.as_bytes())
+        .map(Result::unwrap)
+        .collect();
     assert_eq!(streamed, expected);
     assert_eq!(parse_batch(all.as_bytes()).unwrap(), expected);
 }
@@ -146,11 +383,17 @@ fn the_fixture_files_concatenated_pretty_ones_included_stream_as_twenty_alerts()
 fn a_json_array_of_the_fixtures_is_a_batch() {
     let body = format!(
         "[{}]",
-        FIXTURES.iter().map(|(_, t)| *t).collect::<Vec<_>>().join(",")
+        FIXTURES
+            .iter()
+            .map(|(_, t)| *t)
+            .collect::<Vec<_>>()
+            .join(",")
     );
     let expected = parse_batch(JSONL.as_bytes()).unwrap();
     assert_eq!(parse_batch(body.as_bytes()).unwrap(), expected);
-    let lenient: Vec<Alert> = alerts_from_slice(body.as_bytes()).map(Result::unwrap).collect();
+    let lenient: Vec<Alert> = alerts_from_slice(body.as_bytes())
+        .map(Result::unwrap)
+        .collect();
     assert_eq!(lenient, expected);
 }
 
@@ -164,12 +407,24 @@ fn missing_source_means_syscall_and_missing_tags_mean_none() {
 #[test]
 fn output_fields_keep_their_json_types() {
     let a = parse_alert(FIXTURES[0].1.as_bytes()).unwrap();
-    assert_eq!(a.fields.raw("evt.time"), Some(&FieldValue::I64(1_685_022_245_478_445_995)));
+    assert_eq!(
+        a.fields.raw("evt.time"),
+        Some(&FieldValue::I64(1_685_022_245_478_445_995))
+    );
     assert_eq!(a.fields.raw("user.loginuid"), Some(&FieldValue::I64(-1)));
-    assert_eq!(a.fields.get_str("proc.cmdline"), Some("sh -c clear; (bash || ash || sh)"));
+    assert_eq!(
+        a.fields.get_str("proc.cmdline"),
+        Some("sh -c clear; (bash || ash || sh)")
+    );
     let metrics = parse_alert(FIXTURES[10].1.as_bytes()).unwrap();
-    assert_eq!(metrics.fields.raw("falco.evts_rate_sec"), Some(&FieldValue::F64(1846.4)));
-    assert_eq!(metrics.fields.raw("scap.n_drops_perc"), Some(&FieldValue::F64(0.0)));
+    assert_eq!(
+        metrics.fields.raw("falco.evts_rate_sec"),
+        Some(&FieldValue::F64(1846.4))
+    );
+    assert_eq!(
+        metrics.fields.raw("scap.n_drops_perc"),
+        Some(&FieldValue::F64(0.0))
+    );
     assert_eq!(metrics.fields.len(), 21);
     let drops = parse_alert(FIXTURES[12].1.as_bytes()).unwrap();
     assert_eq!(drops.fields.get_str("n_drops"), Some("815508"));
@@ -180,7 +435,10 @@ fn output_fields_keep_their_json_types() {
 #[test]
 fn null_and_na_values_are_kept_raw_but_read_as_absent() {
     let a = parse_alert(FIXTURES[18].1.as_bytes()).unwrap();
-    assert_eq!(a.fields.raw("proc.aname[2]"), Some(&FieldValue::Str("<NA>".into())));
+    assert_eq!(
+        a.fields.raw("proc.aname[2]"),
+        Some(&FieldValue::Str("<NA>".into()))
+    );
     assert_eq!(a.fields.get("proc.aname[2]"), None);
     assert_eq!(a.fields.raw("proc.aname[3]"), Some(&FieldValue::Null));
     assert_eq!(a.fields.get("proc.aname[3]"), None);
@@ -215,7 +473,10 @@ fn a_falcosidekick_body_gives_the_uuid_as_id_and_reads_shorter_times() {
     obj.insert("time".into(), micros.clone().into());
     let alert = parse_alert(body.to_string().as_bytes()).unwrap();
     let original = parse_alert(FIXTURES[0].1.as_bytes()).unwrap();
-    assert_eq!(alert.id.as_deref(), Some("2e9a2ad5-e5b0-4a5a-a4d4-1b59b4b1c9a3"));
+    assert_eq!(
+        alert.id.as_deref(),
+        Some("2e9a2ad5-e5b0-4a5a-a4d4-1b59b4b1c9a3")
+    );
     assert_eq!(alert.hostname, None);
     assert_eq!(micros, "2023-05-25T13:44:05.478445Z");
     assert_eq!(alert.time.as_nanos(), original.time.as_nanos() - 995);
@@ -247,12 +508,18 @@ fn integers_beyond_i64_stay_unsigned_and_numbers_where_strings_are_usual_are_kep
     body["output_fields"]["k8s.pod.name"] = serde_json::json!(12345);
     body["output_fields"]["proc.aname"] = serde_json::json!(["sh", null, 1.5, true]);
     let alert = parse_alert(body.to_string().as_bytes()).unwrap();
-    assert_eq!(alert.fields.raw("evt.num"), Some(&FieldValue::U64(u64::MAX)));
+    assert_eq!(
+        alert.fields.raw("evt.num"),
+        Some(&FieldValue::U64(u64::MAX))
+    );
     assert_eq!(alert.fields.raw("fd.sport"), Some(&FieldValue::I64(4444)));
-    assert_eq!(alert.target, Some(Target {
-        container_id: Some("12fc4de5ccc3".into()),
-        ..Target::new("openfaas-fn", "12345")
-    }));
+    assert_eq!(
+        alert.target,
+        Some(Target {
+            container_id: Some("12fc4de5ccc3".into()),
+            ..Target::new("openfaas-fn", "12345")
+        })
+    );
     assert_eq!(
         alert.fields.raw("proc.aname"),
         Some(&FieldValue::List(vec![
@@ -272,22 +539,36 @@ fn k8smeta_fields_give_the_target_when_k8s_fields_are_missing() {
     let pod = fields.remove("k8s.pod.name").unwrap();
     fields.insert("k8smeta.ns.name".into(), ns);
     fields.insert("k8smeta.pod.name".into(), pod);
-    fields.insert("k8smeta.pod.uid".into(), "9f1c2d3e-0000-4000-8000-000000000001".into());
+    fields.insert(
+        "k8smeta.pod.uid".into(),
+        "9f1c2d3e-0000-4000-8000-000000000001".into(),
+    );
     let alert = parse_alert(body.to_string().as_bytes()).unwrap();
     let t = alert.target.unwrap();
-    assert_eq!((t.namespace.as_str(), t.pod.as_str()), ("default", "kubecon"));
-    assert_eq!(t.uid.as_deref(), Some("9f1c2d3e-0000-4000-8000-000000000001"));
+    assert_eq!(
+        (t.namespace.as_str(), t.pod.as_str()),
+        ("default", "kubecon")
+    );
+    assert_eq!(
+        t.uid.as_deref(),
+        Some("9f1c2d3e-0000-4000-8000-000000000001")
+    );
 }
 
 #[test]
 fn an_unknown_priority_is_an_error_with_its_position_and_the_expected_names() {
-    let body = FIXTURES[0].1.replace("\"priority\":\"Critical\"", "\"priority\":\"Critcal\"");
+    let body = FIXTURES[0]
+        .1
+        .replace("\"priority\":\"Critical\"", "\"priority\":\"Critcal\"");
     let err = parse_alert(body.as_bytes()).unwrap_err();
     assert_eq!(err.line(), 1);
     assert!(err.column() > 1);
     let text = err.to_string();
     assert!(text.starts_with("line 1, column "), "{text}");
-    assert!(text.contains("\"Critcal\"") && text.contains("Emergency, Alert"), "{text}");
+    assert!(
+        text.contains("\"Critcal\"") && text.contains("Emergency, Alert"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -4,8 +4,7 @@ use proptest::prelude::*;
 use serde_json::Value;
 use teflon_core::{Alert, FieldValue, Fields, Priority, Timestamp};
 use teflon_falco::{
-    alerts_from_reader, alerts_from_slice, extract_target, parse_alert, parse_batch,
-    to_falco_json,
+    alerts_from_reader, alerts_from_slice, extract_target, parse_alert, parse_batch, to_falco_json,
 };
 
 fn json_value() -> impl Strategy<Value = Value> {
@@ -18,18 +17,38 @@ fn json_value() -> impl Strategy<Value = Value> {
             .prop_filter("finite", |x| x.is_finite())
             .prop_map(Value::from),
         "\\PC{0,12}".prop_map(Value::from),
-        prop::sample::select(vec!["Critical", "info", "<NA>", "2023-05-25T13:44:05Z", "pods", "k8s_audit"])
-            .prop_map(Value::from),
+        prop::sample::select(vec![
+            "Critical",
+            "info",
+            "<NA>",
+            "2023-05-25T13:44:05Z",
+            "pods",
+            "k8s_audit"
+        ])
+        .prop_map(Value::from),
     ];
     leaf.prop_recursive(4, 48, 8, |inner| {
         let keys = prop::sample::select(vec![
-            "rule", "priority", "time", "source", "tags", "output_fields", "uuid", "hostname",
-            "output", "k8s.ns.name", "k8s.pod.name", "ka.target.resource", "container.id", "x",
+            "rule",
+            "priority",
+            "time",
+            "source",
+            "tags",
+            "output_fields",
+            "uuid",
+            "hostname",
+            "output",
+            "k8s.ns.name",
+            "k8s.pod.name",
+            "ka.target.resource",
+            "container.id",
+            "x",
         ]);
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::vec((keys, inner), 0..8)
-                .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())),
+            prop::collection::vec((keys, inner), 0..8).prop_map(|kv| Value::Object(
+                kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+            )),
         ]
     })
 }
@@ -61,8 +80,15 @@ fn field_value() -> impl Strategy<Value = FieldValue> {
 fn alert() -> impl Strategy<Value = Alert> {
     let keys = prop_oneof![
         prop::sample::select(vec![
-            "k8s.ns.name", "k8s.pod.name", "k8s.pod.uid", "container.id", "proc.aname[2]",
-            "k8smeta.ns.name", "k8smeta.pod.name", "ka.target.resource", "ka.target.namespace",
+            "k8s.ns.name",
+            "k8s.pod.name",
+            "k8s.pod.uid",
+            "container.id",
+            "proc.aname[2]",
+            "k8smeta.ns.name",
+            "k8smeta.pod.name",
+            "ka.target.resource",
+            "ka.target.namespace",
             "ka.target.name",
         ])
         .prop_map(str::to_owned),
@@ -79,21 +105,23 @@ fn alert() -> impl Strategy<Value = Alert> {
         prop::collection::vec((keys, field_value()), 0..12),
         proptest::option::of("\\PC{0,20}"),
     )
-        .prop_map(|(id, source, rule, priority, nanos, output, tags, fields, hostname)| {
-            let mut f = Fields::new();
-            for (k, v) in fields {
-                f.push(k, v);
-            }
-            let mut a = Alert::new(rule, priority, Timestamp::from_nanos(nanos));
-            a.id = id;
-            source.clone_into(&mut a.source);
-            a.output = output;
-            a.tags = tags;
-            a.target = extract_target(source, &f);
-            a.fields = f;
-            a.hostname = hostname;
-            a
-        })
+        .prop_map(
+            |(id, source, rule, priority, nanos, output, tags, fields, hostname)| {
+                let mut f = Fields::new();
+                for (k, v) in fields {
+                    f.push(k, v);
+                }
+                let mut a = Alert::new(rule, priority, Timestamp::from_nanos(nanos));
+                a.id = id;
+                source.clone_into(&mut a.source);
+                a.output = output;
+                a.tags = tags;
+                a.target = extract_target(source, &f);
+                a.fields = f;
+                a.hostname = hostname;
+                a
+            },
+        )
 }
 
 proptest! {

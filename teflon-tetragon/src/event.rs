@@ -19,9 +19,17 @@ pub const SUPPORTED: [&str; 5] = [
 ];
 
 /// Keys beside the event body that carry no event of their own.
-const ENVELOPE: [&str; 5] = ["node_name", "time", "cluster_name", "aggregation_info", "node_labels"];
+const ENVELOPE: [&str; 5] = [
+    "node_name",
+    "time",
+    "cluster_name",
+    "aggregation_info",
+    "node_labels",
+];
 
 /// What one Tetragon line is.
+// Nearly every line is an alert: boxing it would add an allocation to the common path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// A process or policy event, as an alert.
@@ -64,7 +72,9 @@ pub struct TetragonEvent(pub Event);
 
 impl<'de> Deserialize<'de> for TetragonEvent {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(EventVisitor).map(TetragonEvent)
+        deserializer
+            .deserialize_map(EventVisitor)
+            .map(TetragonEvent)
     }
 }
 
@@ -118,14 +128,18 @@ impl<'de> Visitor<'de> for EventVisitor {
                 "missing `time` (RFC 3339; neither the event nor its process has one)",
             ));
         };
-        let time = parse_time(time_text).map_err(|e| de::Error::custom(format_args!("`time`: {e}")))?;
+        let time =
+            parse_time(time_text).map_err(|e| de::Error::custom(format_args!("`time`: {e}")))?;
         Ok(Event::Alert(to_alert(kind, body, time, node, cluster)))
     }
 }
 
 /// Tetragon's own prevention: the call was killed or its return value overridden.
 fn prevented(action: Option<&str>) -> bool {
-    matches!(action, Some("KPROBE_ACTION_SIGKILL" | "KPROBE_ACTION_OVERRIDE"))
+    matches!(
+        action,
+        Some("KPROBE_ACTION_SIGKILL" | "KPROBE_ACTION_OVERRIDE")
+    )
 }
 
 fn basename(path: &str) -> &str {
@@ -136,13 +150,20 @@ fn to_alert(kind: &'static str, body: Body, time: Timestamp, node: Str, cluster:
     let policy_event = !matches!(kind, "process_exec" | "process_exit");
     let action = body.action.get();
     let rule = if policy_event {
-        let function = match (body.function_name.get(), body.subsys.get(), body.event.get()) {
+        let function = match (
+            body.function_name.get(),
+            body.subsys.get(),
+            body.event.get(),
+        ) {
             (Some(f), _, _) => f.to_owned(),
             (None, Some(s), Some(e)) => format!("{s}/{e}"),
             (None, None, Some(e)) => e.to_owned(),
             _ => String::new(),
         };
-        format!("tetragon:{}:{function}", body.policy_name.get().unwrap_or_default())
+        format!(
+            "tetragon:{}:{function}",
+            body.policy_name.get().unwrap_or_default()
+        )
     } else if let (true, Some(signal)) = (kind == "process_exit", body.signal.get()) {
         format!("tetragon:process_exit:{signal}")
     } else {
@@ -154,7 +175,12 @@ fn to_alert(kind: &'static str, body: Body, time: Timestamp, node: Str, cluster:
         (false, _) => Priority::Informational,
     };
     let mut tags = vec!["tetragon".to_owned()];
-    tags.extend(body.tags.iter().flatten().filter_map(|t| t.get().map(str::to_owned)));
+    tags.extend(
+        body.tags
+            .iter()
+            .flatten()
+            .filter_map(|t| t.get().map(str::to_owned)),
+    );
     if policy_event && prevented(action) {
         tags.push("prevented".to_owned());
     }
@@ -196,7 +222,7 @@ fn to_alert(kind: &'static str, body: Body, time: Timestamp, node: Str, cluster:
     }
 
     let exe = process.binary.get().unwrap_or_default();
-    let mut output = format!("{kind}");
+    let mut output = kind.to_owned();
     if let Some(t) = &target {
         output.push_str(&format!(" {}/{}", t.namespace, t.pod));
     }
@@ -307,7 +333,9 @@ fn pod_fields(fields: &mut Fields, p: &Process) -> Option<Target> {
     let mut short_id = None;
     if let Some(c) = &pod.container {
         // `containerd://<64 hex>` → Falco's `container.id` is the first 12 hex digits.
-        let full = c.id.get().map(|id| id.split_once("://").map_or(id, |(_, rest)| rest));
+        let full =
+            c.id.get()
+                .map(|id| id.split_once("://").map_or(id, |(_, rest)| rest));
         short_id = full.map(|f| f.get(..12).unwrap_or(f).to_owned());
         put(fields, "container.id", short_id.as_deref());
         put(fields, "container.full_id", full);
@@ -320,7 +348,11 @@ fn pod_fields(fields: &mut Fields, p: &Process) -> Option<Target> {
                 put(fields, "container.image.repository", Some(repo));
                 put(fields, "container.image.tag", tag);
             }
-            let digest = image.id.get().and_then(|id| id.split_once('@')).map(|(_, d)| d);
+            let digest = image
+                .id
+                .get()
+                .and_then(|id| id.split_once('@'))
+                .map(|(_, d)| d);
             put(fields, "container.image.digest", digest);
         }
     }

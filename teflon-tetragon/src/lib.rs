@@ -19,8 +19,8 @@ mod raw;
 use std::io::BufRead;
 
 pub use event::{Event, Ignored, SUPPORTED, TetragonEvent};
-pub use teflon_falco::{LineError, ParseError};
 use teflon_falco::framing;
+pub use teflon_falco::{LineError, ParseError};
 
 /// `Result` with the batch error.
 pub type Result<T, E = ParseError> = std::result::Result<T, E>;
