@@ -12,6 +12,7 @@
 //! - [`parse_alert`]: exactly one alert.
 
 #![deny(clippy::print_stdout)]
+#![warn(missing_docs)]
 
 mod de;
 mod error;

@@ -11,6 +11,7 @@
 //! panics on input. Framing and errors are `teflon-falco`'s.
 
 #![deny(clippy::print_stdout)]
+#![warn(missing_docs)]
 
 pub mod any;
 mod event;
