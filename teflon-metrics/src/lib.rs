@@ -6,6 +6,12 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod custom_metrics;
+pub mod events;
+pub mod exporter;
+pub mod gauges;
+pub mod names;
 pub mod snapshot;
 
+pub use exporter::{Exporter, ExporterError};
+pub use gauges::SnapshotGauges;
 pub use snapshot::AttackSnapshot;

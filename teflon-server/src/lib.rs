@@ -1,1 +1,418 @@
-//! placeholder
+//! The Teflon daemon as a library: the HTTP ingest API for Falco, falcosidekick and Tetragon
+//! (auth, TLS with client certificates, body limits, a bounded queue), the one task that owns
+//! the engine, the action executor, the audit log, `/metrics`, `/v1/decisions`, `/v1/status`,
+//! policy hot reload and graceful shutdown; plus the custom-metrics API and the autoscaler loop.
+//!
+//! It owns no decision logic (teflon-core), no wire format (teflon-falco, teflon-tetragon), no
+//! Kubernetes calls (teflon-k8s) and no metric names (teflon-metrics): it wires them together.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), teflon_server::ServerError> {
+//! let config = teflon_server::Config::load("teflon.yaml".as_ref())?;
+//! let mut server = teflon_server::Server::builder(config).start().await?;
+//! server.listen().await?;
+//! teflon_server::shutdown_signal().await;
+//! let report = server.shutdown().await;
+//! # let _ = report; Ok(()) }
+//! ```
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod audit;
+pub mod auth;
+pub mod autoscaler;
+pub mod cluster;
+pub mod config;
+mod engine_task;
+mod executor;
+pub mod ingest;
+pub mod logging;
+pub mod metrics_api;
+mod queue;
+pub mod reload;
+pub mod routes;
+pub mod serve;
+pub mod state;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use teflon_core::{Engine, EngineConfig, PolicySet};
+use teflon_metrics::{AttackSnapshot, Exporter, ExporterError, SnapshotGauges};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+pub use audit::{AuditRecord, DecisionRing};
+pub use auth::Authenticator;
+pub use cluster::{Clock, ClusterBackend, ClusterEvent, DynActuator, SharedView, tokio_clock};
+pub use config::{AuthConfig, AutoscaleConfig, ClusterConfig, ClusterType, Config, MetricsApiConfig, TlsConfig};
+pub use engine_task::EngineReport;
+pub use state::{Counters, SharedState, StatusSnapshot};
+
+use crate::audit::AuditLog;
+use crate::engine_task::{EngineTask, PolicyUpdate};
+use crate::queue::Queue;
+use crate::reload::Reloader;
+
+/// Decisions kept for `GET /v1/decisions`.
+pub const DECISION_RING: usize = 1000;
+/// How often the exporter's histograms are maintained.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// The server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The configuration file.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The policy file.
+    #[error(transparent)]
+    Policies(#[from] reload::PolicyLoadError),
+    /// The bearer token.
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
+    /// TLS material.
+    #[error(transparent)]
+    Tls(#[from] serve::TlsError),
+    /// The cluster backend.
+    #[error(transparent)]
+    Cluster(#[from] cluster::ClusterError),
+    /// The audit log.
+    #[error(transparent)]
+    Audit(#[from] audit::AuditError),
+    /// The Prometheus exporter.
+    #[error(transparent)]
+    Exporter(#[from] ExporterError),
+    /// The listen address.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// How a server ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Alerts accepted (202) over the server's life.
+    pub alerts_accepted: u64,
+    /// The engine task's totals.
+    pub engine: EngineReport,
+}
+
+/// Sets up a [`Server`].
+pub struct ServerBuilder {
+    config: Config,
+    cluster: Option<ClusterBackend>,
+    exporter: Option<Exporter>,
+    install_exporter: bool,
+    clock: Option<Clock>,
+    authenticator: Option<Authenticator>,
+}
+
+impl std::fmt::Debug for ServerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerBuilder").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl ServerBuilder {
+    /// Use this cluster instead of the one `config.cluster` describes.
+    pub fn cluster(mut self, cluster: ClusterBackend) -> Self {
+        self.cluster = Some(cluster);
+        self
+    }
+
+    /// Render `/metrics` from this exporter (whose recorder the caller installed or scoped).
+    pub fn exporter(mut self, exporter: Exporter) -> Self {
+        self.exporter = Some(exporter);
+        self.install_exporter = false;
+        self
+    }
+
+    /// Do not install a process-wide Prometheus recorder (`/metrics` stays empty unless an
+    /// exporter is given). Tests that scope a recorder use it.
+    pub fn without_exporter(mut self) -> Self {
+        self.install_exporter = false;
+        self
+    }
+
+    /// Read "now" from this clock (default: [`tokio_clock`]).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Authenticate with this instead of `config.auth` (the demo's generated token).
+    pub fn authenticator(mut self, auth: Authenticator) -> Self {
+        self.authenticator = Some(auth);
+        self
+    }
+
+    /// Load the policies, build the cluster backend, start the engine task, the policy
+    /// watcher and the exporter upkeep. No listener yet: see [`Server::listen`], or drive
+    /// [`Server::routes`] with `warp::test`.
+    pub async fn start(self) -> Result<Server, ServerError> {
+        let config = self.config;
+        let clock = self.clock.unwrap_or_else(tokio_clock);
+        let auth = match self.authenticator {
+            Some(a) => a,
+            None => Authenticator::from_config(&config.auth)?,
+        };
+        if auth.is_open() {
+            tracing::warn!("auth: none — anyone who can reach {} can make Teflon reap pods", config.listen);
+        }
+        let (policies, hash) = reload::load(&config.policies)?;
+        let policy_status = reload::status_of(&config.policies, &policies, clock());
+        tracing::info!(file = %config.policies.display(), policies = policies.len(), "policies loaded");
+        let exporter = match (self.exporter, self.install_exporter) {
+            (Some(e), _) => Some(e),
+            (None, true) => Some(Exporter::install()?),
+            (None, false) => None,
+        };
+        let mut cluster = match self.cluster {
+            Some(c) => c,
+            None => ClusterBackend::from_config(&config.cluster, clock.clone()).await?,
+        };
+        let ring = Arc::new(DecisionRing::new(DECISION_RING));
+        let audit = AuditLog::open(config.audit_log.as_deref(), ring.clone())?;
+        let (queue, rx, depth) = Queue::new(config.queue_capacity);
+        let (executor, done_rx) =
+            executor::Executor::new(cluster.actuator.clone(), config.max_concurrent_actions, clock.clone());
+        let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(AttackSnapshot::default()));
+        let (status_tx, status_rx) = watch::channel(Arc::new(StatusSnapshot::default()));
+        let (policy_tx, policy_rx) = mpsc::unbounded_channel::<PolicyUpdate>();
+        let counters = Arc::new(Counters::default());
+        let cluster_rx = std::mem::replace(&mut cluster.events, mpsc::unbounded_channel().1);
+        let view = cluster.view.clone();
+        let engine = EngineTask {
+            engine: Engine::with_config(policies, EngineConfig::default()),
+            view: view.clone(),
+            clock: clock.clone(),
+            rx,
+            depth,
+            done_rx,
+            cluster_rx,
+            policy_rx,
+            executor,
+            audit,
+            snapshot_tx,
+            status_tx,
+            counters: counters.clone(),
+            policy_status,
+            gauges: SnapshotGauges::new(),
+            pending: HashMap::new(),
+            deferred_received: HashMap::new(),
+            last_publish: None,
+            dirty: false,
+            report: EngineReport::default(),
+        };
+        let engine = tokio::spawn(engine.run());
+        let reloader = Reloader {
+            path: config.policies.clone(),
+            mtime: std::fs::metadata(&config.policies).and_then(|m| m.modified()).ok(),
+            hash,
+            tx: policy_tx,
+            clock: clock.clone(),
+        };
+        let mut background = vec![tokio::spawn(reloader.run())];
+        if let Some(e) = exporter.clone() {
+            background.push(tokio::spawn(async move {
+                let mut every = tokio::time::interval(UPKEEP_EVERY);
+                loop {
+                    every.tick().await;
+                    e.run_upkeep();
+                }
+            }));
+        }
+        let state = SharedState {
+            config: Arc::new(config),
+            view,
+            snapshot: snapshot_rx,
+            status: status_rx,
+            decisions: ring,
+            queue,
+            auth: Arc::new(auth),
+            exporter,
+            counters,
+            accepting: Arc::new(AtomicBool::new(true)),
+            clock,
+            ids: Arc::new(state::AlertIds::new(teflon_sim::shared::system_now())),
+        };
+        Ok(Server {
+            state,
+            cluster,
+            engine: Some(engine),
+            background,
+            http: None,
+            local_addr: None,
+        })
+    }
+}
+
+/// A running server: the engine task and its helpers, and (after [`Server::listen`]) the
+/// HTTP listener.
+pub struct Server {
+    state: SharedState,
+    cluster: ClusterBackend,
+    engine: Option<JoinHandle<EngineReport>>,
+    background: Vec<JoinHandle<()>>,
+    http: Option<(JoinHandle<()>, watch::Sender<bool>)>,
+    local_addr: Option<SocketAddr>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Start setting up a server for `config`.
+    pub fn builder(config: Config) -> ServerBuilder {
+        ServerBuilder {
+            config,
+            cluster: None,
+            exporter: None,
+            install_exporter: true,
+            clock: None,
+            authenticator: None,
+        }
+    }
+
+    /// What the routes, the custom-metrics API and the autoscaler share.
+    pub fn state(&self) -> &SharedState {
+        &self.state
+    }
+
+    /// The simulated cluster, when the backend is one.
+    pub fn sim(&self) -> Option<&teflon_sim::SharedSim> {
+        self.cluster.sim.as_ref()
+    }
+
+    /// Every route (for `warp::test`, or to serve yourself).
+    pub fn routes(&self) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
+        routes::routes(self.state.clone())
+    }
+
+    /// The bound address, once listening.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addr
+    }
+
+    /// Bind `config.listen` (port 0 picks one) and serve, over TLS when `tls` is configured.
+    /// Also starts the custom-metrics API and the autoscaler when configured.
+    pub async fn listen(&mut self) -> Result<SocketAddr, ServerError> {
+        let addr = self.state.config.listen;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        let local = listener.local_addr().map_err(|source| ServerError::Bind { addr, source })?;
+        let tls = match &self.state.config.tls {
+            Some(t) => Some(tokio_rustls::TlsAcceptor::from(serve::server_config(
+                t,
+                self.state.config.auth.client_ca_file.as_deref(),
+            )?)),
+            None => None,
+        };
+        let (stop_tx, mut stop_rx) = watch::channel(false);
+        let routes = self.routes();
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let task = tokio::spawn(serve::serve(listener, tls, routes, async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        }));
+        tracing::info!(address = %local, %scheme, "listening");
+        self.http = Some((task, stop_tx));
+        self.local_addr = Some(local);
+        self.start_side_services();
+        Ok(local)
+    }
+
+    fn start_side_services(&mut self) {
+        // The custom-metrics API (`metrics_api`) and the autoscaler (`autoscale`) are wired
+        // here once their modules provide `serve` / `run`.
+    }
+
+    /// Graceful shutdown: refuse new alerts, stop the listener (open requests finish), decide
+    /// everything queued, finish or record in-flight actions, flush the audit log.
+    pub async fn shutdown(mut self) -> ShutdownReport {
+        self.state.accepting.store(false, Ordering::SeqCst);
+        if let Some((task, stop)) = self.http.take() {
+            let _ = stop.send(true);
+            let _ = task.await;
+        }
+        let drained = self.state.queue.drain();
+        let _ = drained.await;
+        let engine = match self.engine.take() {
+            Some(h) => h.await.unwrap_or_default(),
+            None => EngineReport::default(),
+        };
+        for t in self.background.drain(..) {
+            t.abort();
+        }
+        self.cluster.abort_tasks();
+        let report = ShutdownReport {
+            alerts_accepted: Counters::get(&self.state.counters.alerts_accepted),
+            engine,
+        };
+        tracing::info!(
+            accepted = report.alerts_accepted,
+            decided = report.engine.alerts,
+            audit_records = report.engine.audit_records,
+            "shut down"
+        );
+        report
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        for t in self.background.drain(..) {
+            t.abort();
+        }
+        self.cluster.abort_tasks();
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                    _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Run a server from a configuration file until `signal` resolves, then shut down gracefully.
+pub async fn run(config: Config, signal: impl std::future::Future<Output = ()>) -> Result<ShutdownReport, ServerError> {
+    let mut server = Server::builder(config).start().await?;
+    server.listen().await?;
+    signal.await;
+    Ok(server.shutdown().await)
+}
+
+/// The policies in force when the server starts, for callers that need to show them.
+pub fn load_policies(path: &std::path::Path) -> Result<PolicySet, ServerError> {
+    Ok(reload::load(path)?.0)
+}

@@ -1,0 +1,246 @@
+//! One small struct per event, each with `emit()` (Vector's `internal_events`). Emitting goes to
+//! whatever `metrics` recorder is installed (the Prometheus exporter, or a test's debugging
+//! recorder); with none installed it costs next to nothing.
+
+use std::time::Duration;
+
+use metrics::{SharedString, counter, gauge, histogram};
+use teflon_core::{ActionKind, Decision, Outcome, Priority, WorkloadRef};
+
+use crate::names::{self, label};
+
+/// An alert was accepted for decision.
+#[derive(Debug, Clone, Copy)]
+pub struct AlertReceived<'a> {
+    /// `syscall`, `k8s_audit`, `tetragon`…
+    pub source: &'a str,
+    /// Priority.
+    pub priority: Priority,
+}
+
+/// The common sources as static strings, so counting them does not allocate.
+fn source_label(source: &str) -> SharedString {
+    match source {
+        "syscall" => SharedString::const_str("syscall"),
+        "k8s_audit" => SharedString::const_str("k8s_audit"),
+        "tetragon" => SharedString::const_str("tetragon"),
+        "internal" => SharedString::const_str("internal"),
+        other => SharedString::from(other.to_owned()),
+    }
+}
+
+impl AlertReceived<'_> {
+    /// Count it.
+    pub fn emit(self) {
+        counter!(names::ALERTS_TOTAL, label::SOURCE => source_label(self.source), label::PRIORITY => self.priority.as_str())
+            .increment(1);
+    }
+}
+
+/// Why alerts (or a request) were refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RejectReason {
+    /// The body is not valid Falco/Tetragon JSON.
+    ParseError,
+    /// No valid token or client certificate.
+    Unauthorized,
+    /// The body is above the limit.
+    TooLarge,
+    /// The queue is full.
+    Overloaded,
+}
+
+impl RejectReason {
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::ParseError => "parse_error",
+            RejectReason::Unauthorized => "unauthorized",
+            RejectReason::TooLarge => "too_large",
+            RejectReason::Overloaded => "overloaded",
+        }
+    }
+}
+
+/// Alerts (or a request whose alerts could not be counted) were refused.
+#[derive(Debug, Clone, Copy)]
+pub struct AlertRejected {
+    /// Why.
+    pub reason: RejectReason,
+    /// How many alerts (1 for a request whose body was not read).
+    pub count: u64,
+}
+
+impl AlertRejected {
+    /// Count it.
+    pub fn emit(self) {
+        counter!(names::ALERTS_REJECTED_TOTAL, label::REASON => self.reason.as_str()).increment(self.count);
+    }
+}
+
+/// A decision was taken.
+#[derive(Debug, Clone, Copy)]
+pub struct DecisionTaken<'a> {
+    /// The decision.
+    pub decision: &'a Decision,
+    /// Alert received → decision (`None` for re-checked deferrals, which have no fresh alert).
+    pub latency: Option<Duration>,
+}
+
+impl DecisionTaken<'_> {
+    /// Count it and its latency.
+    pub fn emit(self) {
+        let d = self.decision;
+        let policy = d.policy.as_deref().unwrap_or(names::NO_POLICY).to_owned();
+        counter!(names::DECISIONS_TOTAL,
+            label::POLICY => policy,
+            label::VERDICT => d.verdict.as_str(),
+            label::REASON => d.reason.as_str())
+        .increment(1);
+        if let Some(latency) = self.latency {
+            histogram!(names::DECISION_LATENCY_SECONDS).record(latency.as_secs_f64());
+        }
+    }
+}
+
+/// A new infection was recorded.
+#[derive(Debug, Clone, Copy)]
+pub struct InfectionRecorded<'a> {
+    /// The infected workload.
+    pub workload: &'a WorkloadRef,
+    /// Time since the previous infection of that workload.
+    pub since_previous: Option<Duration>,
+}
+
+impl InfectionRecorded<'_> {
+    /// Count it and the interval.
+    pub fn emit(self) {
+        let ns = self.workload.namespace.clone();
+        let name = self.workload.name.clone();
+        counter!(names::INFECTIONS_TOTAL, label::NAMESPACE => ns.clone(), label::WORKLOAD => name.clone())
+            .increment(1);
+        if let Some(gap) = self.since_previous {
+            histogram!(names::TIME_TO_NEW_INFECTION_SECONDS, label::NAMESPACE => ns, label::WORKLOAD => name)
+                .record(gap.as_secs_f64());
+        }
+    }
+}
+
+/// A disruptive action was executed (whatever the outcome), with its latency.
+#[derive(Debug, Clone, Copy)]
+pub struct PodReaped<'a> {
+    /// The pod's namespace.
+    pub namespace: &'a str,
+    /// The workload name (the pod's own name for a standalone pod).
+    pub workload: &'a str,
+    /// The action.
+    pub action: ActionKind,
+    /// How it ended.
+    pub outcome: &'a Outcome,
+    /// Decision → API call done.
+    pub latency: Duration,
+}
+
+impl PodReaped<'_> {
+    /// Count it and its latency.
+    pub fn emit(self) {
+        counter!(names::REAPINGS_TOTAL,
+            label::NAMESPACE => self.namespace.to_owned(),
+            label::WORKLOAD => self.workload.to_owned(),
+            label::ACTION => self.action.as_str(),
+            label::OUTCOME => self.outcome.as_str())
+        .increment(1);
+        histogram!(names::ACTION_LATENCY_SECONDS, label::ACTION => self.action.as_str())
+            .record(self.latency.as_secs_f64());
+    }
+}
+
+/// A disruptive action failed (counted in `teflon_reapings_total{outcome="failed"}` by
+/// [`PodReaped`]; this is the same event, spelled for call sites that only know the failure).
+#[derive(Debug, Clone, Copy)]
+pub struct ReapFailed<'a> {
+    /// The pod's namespace.
+    pub namespace: &'a str,
+    /// The workload name.
+    pub workload: &'a str,
+    /// The action.
+    pub action: ActionKind,
+    /// Decision → failure.
+    pub latency: Duration,
+}
+
+impl ReapFailed<'_> {
+    /// Count it.
+    pub fn emit(self) {
+        PodReaped {
+            namespace: self.namespace,
+            workload: self.workload,
+            action: self.action,
+            outcome: &Outcome::Failed(String::new()),
+            latency: self.latency,
+        }
+        .emit();
+    }
+}
+
+/// A non-disruptive action (`block_binary`) was executed: only its latency is recorded.
+#[derive(Debug, Clone, Copy)]
+pub struct ActionExecuted {
+    /// The action.
+    pub action: ActionKind,
+    /// Decision → API call done.
+    pub latency: Duration,
+}
+
+impl ActionExecuted {
+    /// Record the latency.
+    pub fn emit(self) {
+        histogram!(names::ACTION_LATENCY_SECONDS, label::ACTION => self.action.as_str())
+            .record(self.latency.as_secs_f64());
+    }
+}
+
+/// A reaped pod's replacement became Ready.
+#[derive(Debug, Clone, Copy)]
+pub struct RecreationObserved<'a> {
+    /// The workload.
+    pub workload: &'a WorkloadRef,
+    /// Reap → replacement Ready.
+    pub took: Duration,
+}
+
+impl RecreationObserved<'_> {
+    /// Record it.
+    pub fn emit(self) {
+        histogram!(names::TIME_TO_RECREATION_SECONDS,
+            label::NAMESPACE => self.workload.namespace.clone(),
+            label::WORKLOAD => self.workload.name.clone())
+        .record(self.took.as_secs_f64());
+    }
+}
+
+/// The number of alerts waiting for the engine.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueDepth(pub usize);
+
+impl QueueDepth {
+    /// Set the gauge.
+    pub fn emit(self) {
+        gauge!(names::QUEUE_DEPTH).set(self.0 as f64);
+    }
+}
+
+/// The policy file was reloaded (or a reload was refused).
+#[derive(Debug, Clone, Copy)]
+pub struct PolicyReload {
+    /// True when the new set is in force.
+    pub success: bool,
+}
+
+impl PolicyReload {
+    /// Count it.
+    pub fn emit(self) {
+        let result = if self.success { "success" } else { "failure" };
+        counter!(names::POLICY_RELOADS_TOTAL, label::RESULT => result).increment(1);
+    }
+}

@@ -1,0 +1,74 @@
+//! Every metric name and label key, in one place (SPEC §7). The exporter, the events and the
+//! tests all use these constants; nothing else spells a metric name.
+
+/// Counter `{source, priority}`: alerts accepted for decision.
+pub const ALERTS_TOTAL: &str = "teflon_alerts_total";
+/// Counter `{reason}`: alerts (or requests) refused: `parse_error`, `unauthorized`, `too_large`, `overloaded`.
+pub const ALERTS_REJECTED_TOTAL: &str = "teflon_alerts_rejected_total";
+/// Counter `{policy, verdict, reason}`: decisions taken.
+pub const DECISIONS_TOTAL: &str = "teflon_decisions_total";
+/// Counter `{namespace, workload}`: new infections (once per pod).
+pub const INFECTIONS_TOTAL: &str = "teflon_infections_total";
+/// Counter `{namespace, workload, action, outcome}`: executed disruptive actions and how they ended.
+pub const REAPINGS_TOTAL: &str = "teflon_reapings_total";
+/// Gauge `{namespace, workload}`: pods infected and not yet reaped or gone.
+pub const INFECTED_PODS: &str = "teflon_infected_pods";
+/// Gauge `{namespace, workload}`: available / desired replicas.
+pub const WORKLOAD_AVAILABLE_RATIO: &str = "teflon_workload_available_ratio";
+/// Gauge `{namespace, workload}`: infections per minute over the sliding window.
+pub const INFECTION_RATE_PER_MINUTE: &str = "teflon_infection_rate_per_minute";
+/// Gauge `{namespace, workload}`: replicas needed ÷ current replicas.
+pub const ATTACK_PRESSURE: &str = "teflon_attack_pressure";
+/// Histogram `{namespace, workload}`: reap → replacement Ready, seconds.
+pub const TIME_TO_RECREATION_SECONDS: &str = "teflon_time_to_recreation_seconds";
+/// Histogram `{namespace, workload}`: interval between successive infections, seconds.
+pub const TIME_TO_NEW_INFECTION_SECONDS: &str = "teflon_time_to_new_infection_seconds";
+/// Histogram: alert received → decision, seconds.
+pub const DECISION_LATENCY_SECONDS: &str = "teflon_decision_latency_seconds";
+/// Histogram `{action}`: decision → API call done, seconds.
+pub const ACTION_LATENCY_SECONDS: &str = "teflon_action_latency_seconds";
+/// Gauge: alerts accepted and not yet decided.
+pub const QUEUE_DEPTH: &str = "teflon_queue_depth";
+/// Counter `{result}` (`success`, `failure`): policy file reloads.
+pub const POLICY_RELOADS_TOTAL: &str = "teflon_policy_reloads_total";
+
+/// Label keys.
+pub mod label {
+    /// Alert source (`syscall`, `k8s_audit`, `tetragon`…).
+    pub const SOURCE: &str = "source";
+    /// Alert priority (`Critical`…).
+    pub const PRIORITY: &str = "priority";
+    /// Rejection reason.
+    pub const REASON: &str = "reason";
+    /// Policy name (`none` for `no_match`).
+    pub const POLICY: &str = "policy";
+    /// `act`, `defer`, `skip`.
+    pub const VERDICT: &str = "verdict";
+    /// Namespace.
+    pub const NAMESPACE: &str = "namespace";
+    /// Workload name.
+    pub const WORKLOAD: &str = "workload";
+    /// Action kind.
+    pub const ACTION: &str = "action";
+    /// Action outcome.
+    pub const OUTCOME: &str = "outcome";
+    /// Reload result.
+    pub const RESULT: &str = "result";
+}
+
+/// The `policy` label value of a decision no policy matched.
+pub const NO_POLICY: &str = "none";
+
+/// Histogram buckets (seconds) for decision latency: microseconds to tens of milliseconds.
+pub const DECISION_LATENCY_BUCKETS: &[f64] = &[
+    0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005,
+    0.01, 0.025, 0.05, 0.1,
+];
+/// Histogram buckets (seconds) for action latency: milliseconds to seconds.
+pub const ACTION_LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// Histogram buckets (seconds) for recreation and time between infections: seconds to an hour.
+pub const RECREATION_BUCKETS: &[f64] = &[
+    1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+];

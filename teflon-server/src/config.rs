@@ -1,0 +1,498 @@
+//! The server's configuration file (SPEC §6): YAML, unknown keys refused, errors as
+//! `FILE:LINE:COL: message`. Relative paths are resolved against the file's directory.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+/// The default ingest address.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:2804";
+/// The default queue capacity (alerts waiting for the engine).
+pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
+/// The default body limit (1 MiB).
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 1_048_576;
+/// The default number of actions executed at once.
+pub const DEFAULT_MAX_CONCURRENT_ACTIONS: usize = 32;
+
+/// The configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        /// The file.
+        file: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The YAML is invalid or has unknown/mistyped keys.
+    #[error("{file}:{line}:{column}: {message}")]
+    Syntax {
+        /// The file.
+        file: String,
+        /// 1-based line (0 when unknown).
+        line: u64,
+        /// 1-based column (0 when unknown).
+        column: u64,
+        /// What is wrong.
+        message: String,
+    },
+    /// The keys are well-formed but do not make sense together.
+    #[error("{file}: {message}")]
+    Invalid {
+        /// The file.
+        file: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+}
+
+/// `Result` with [`ConfigError`].
+pub type Result<T, E = ConfigError> = std::result::Result<T, E>;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Ingest address (HTTP, or HTTPS with `tls`).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The policy file; reloaded when it changes.
+    pub policies: PathBuf,
+    /// Where the cluster view and the actions come from.
+    #[serde(default)]
+    pub cluster: ClusterConfig,
+    /// Who may POST alerts.
+    pub auth: AuthConfig,
+    /// Serve ingest over TLS.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// The custom-metrics API listener (`custom.metrics.k8s.io`).
+    #[serde(default)]
+    pub metrics_api: Option<MetricsApiConfig>,
+    /// The audit log (JSON Lines); none when absent.
+    #[serde(default)]
+    pub audit_log: Option<PathBuf>,
+    /// Alerts accepted but not yet decided, at most; beyond it POSTs get 429.
+    #[serde(default = "default_queue_capacity")]
+    pub queue_capacity: usize,
+    /// Request bodies above this get 413.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: u64,
+    /// Actions executed at once, at most (actions on one pod always run one after another).
+    #[serde(default = "default_max_concurrent_actions")]
+    pub max_concurrent_actions: usize,
+    /// Opt-in autoscaling, per workload.
+    #[serde(default)]
+    pub autoscale: Vec<AutoscaleConfig>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 2804))
+}
+fn default_queue_capacity() -> usize {
+    DEFAULT_QUEUE_CAPACITY
+}
+fn default_max_body_bytes() -> u64 {
+    DEFAULT_MAX_BODY_BYTES
+}
+fn default_max_concurrent_actions() -> usize {
+    DEFAULT_MAX_CONCURRENT_ACTIONS
+}
+fn default_recovery_secs() -> u64 {
+    15
+}
+fn default_metrics_api_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 6443))
+}
+fn default_cooldown_secs() -> u64 {
+    60
+}
+fn default_stabilization_secs() -> u64 {
+    300
+}
+
+/// `cluster.type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClusterType {
+    /// A real cluster (in-cluster config or `KUBECONFIG`).
+    #[default]
+    Kube,
+    /// The in-memory simulated cluster.
+    Sim,
+}
+
+/// `cluster:`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// `kube` or `sim`.
+    #[serde(rename = "type", default)]
+    pub kind: ClusterType,
+    /// sim: a `kubectl get … -o json` List; absent = an assumed-healthy cluster.
+    #[serde(default)]
+    pub snapshot: Option<PathBuf>,
+    /// sim: reap → replacement Ready.
+    #[serde(default = "default_recovery_secs")]
+    pub recovery_secs: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            kind: ClusterType::Kube,
+            snapshot: None,
+            recovery_secs: default_recovery_secs(),
+        }
+    }
+}
+
+/// `auth:` — at least one way to authenticate, or an explicit `none`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AuthConfig {
+    /// A file holding the bearer token (trailing whitespace ignored).
+    pub token_file: Option<PathBuf>,
+    /// An environment variable holding the bearer token.
+    pub token_env: Option<String>,
+    /// Client certificates signed by this CA authenticate (needs `tls`).
+    pub client_ca_file: Option<PathBuf>,
+    /// No authentication at all (explicit; warned about at startup).
+    pub none: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    #[serde(default)]
+    token_file: Option<PathBuf>,
+    #[serde(default)]
+    token_env: Option<String>,
+    #[serde(default)]
+    client_ca_file: Option<PathBuf>,
+    #[serde(default)]
+    none: bool,
+}
+
+impl<'de> Deserialize<'de> for AuthConfig {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct AuthVisitor;
+        impl<'de> Visitor<'de> for AuthVisitor {
+            type Value = AuthConfig;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("`none` or a map with token_file, token_env, client_ca_file or none: true")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<AuthConfig, E> {
+                if v == "none" {
+                    Ok(AuthConfig {
+                        none: true,
+                        ..AuthConfig::default()
+                    })
+                } else {
+                    Err(E::custom(format!(
+                        "unknown auth {v:?} (expected `none`, or a map with token_file, token_env or client_ca_file)"
+                    )))
+                }
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<AuthConfig, A::Error> {
+                let raw = RawAuth::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(AuthConfig {
+                    token_file: raw.token_file,
+                    token_env: raw.token_env,
+                    client_ca_file: raw.client_ca_file,
+                    none: raw.none,
+                })
+            }
+        }
+        deserializer.deserialize_any(AuthVisitor)
+    }
+}
+
+/// `tls:` — certificate and key (PEM) for the ingest listener.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Certificate chain, PEM.
+    pub cert_file: PathBuf,
+    /// Private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+}
+
+/// `metrics_api:` — the custom-metrics API listener.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsApiConfig {
+    /// Address (HTTPS).
+    #[serde(default = "default_metrics_api_listen")]
+    pub listen: SocketAddr,
+    /// Serving certificate, PEM (self-signed when absent).
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// Serving key, PEM.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// Verify client certificates (the API server's front proxy) against this CA.
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
+}
+
+/// One `autoscale:` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoscaleConfig {
+    /// Namespace.
+    pub namespace: String,
+    /// `Deployment` or `StatefulSet`.
+    pub kind: String,
+    /// Workload name.
+    pub name: String,
+    /// Never fewer.
+    pub min_replicas: u32,
+    /// Never more.
+    pub max_replicas: u32,
+    /// Minimum seconds between two changes.
+    #[serde(default = "default_cooldown_secs")]
+    pub cooldown_secs: u64,
+    /// Scale down only to the highest recommendation of this many seconds.
+    #[serde(default = "default_stabilization_secs")]
+    pub scale_down_stabilization_secs: u64,
+}
+
+impl Config {
+    /// Read and validate a configuration file.
+    pub fn load(path: &Path) -> Result<Config> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        let mut config = Config::parse(&text, &file)?;
+        if let Some(dir) = path.parent() {
+            config.resolve_paths(dir);
+        }
+        Ok(config)
+    }
+
+    /// Parse and validate configuration text; `file` names it in errors. Paths stay as written.
+    pub fn parse(text: &str, file: &str) -> Result<Config> {
+        let config: Config = serde_saphyr::from_str(text).map_err(|e| saphyr_error(file, &e))?;
+        config.validate(file)?;
+        Ok(config)
+    }
+
+    fn validate(&self, file: &str) -> Result<()> {
+        let invalid = |message: String| ConfigError::Invalid {
+            file: file.to_owned(),
+            message,
+        };
+        let a = &self.auth;
+        let configured = a.token_file.is_some() || a.token_env.is_some() || a.client_ca_file.is_some();
+        if a.none && configured {
+            return Err(invalid(
+                "auth: `none: true` together with a token or client CA; choose one".to_owned(),
+            ));
+        }
+        if !a.none && !configured {
+            return Err(invalid(
+                "auth: configure token_file, token_env or client_ca_file (or `auth: none` to run without authentication)"
+                    .to_owned(),
+            ));
+        }
+        if a.token_file.is_some() && a.token_env.is_some() {
+            return Err(invalid("auth: give token_file or token_env, not both".to_owned()));
+        }
+        if a.client_ca_file.is_some() && self.tls.is_none() {
+            return Err(invalid(
+                "auth.client_ca_file needs `tls: {cert_file, key_file}`: client certificates only exist over TLS".to_owned(),
+            ));
+        }
+        if self.queue_capacity == 0 {
+            return Err(invalid("queue_capacity must be at least 1".to_owned()));
+        }
+        if self.max_body_bytes == 0 {
+            return Err(invalid("max_body_bytes must be at least 1".to_owned()));
+        }
+        if self.max_concurrent_actions == 0 {
+            return Err(invalid("max_concurrent_actions must be at least 1".to_owned()));
+        }
+        if self.cluster.kind == ClusterType::Kube && self.cluster.snapshot.is_some() {
+            return Err(invalid("cluster.snapshot is only for `type: sim`".to_owned()));
+        }
+        if let Some(m) = &self.metrics_api
+            && m.cert_file.is_some() != m.key_file.is_some()
+        {
+            return Err(invalid("metrics_api: give both cert_file and key_file, or neither (self-signed)".to_owned()));
+        }
+        for s in &self.autoscale {
+            if !matches!(s.kind.as_str(), "Deployment" | "StatefulSet") {
+                return Err(invalid(format!(
+                    "autoscale {}/{}: kind {:?} cannot be scaled (expected Deployment or StatefulSet)",
+                    s.namespace, s.name, s.kind
+                )));
+            }
+            if s.min_replicas > s.max_replicas {
+                return Err(invalid(format!(
+                    "autoscale {}/{}: min_replicas {} is above max_replicas {}",
+                    s.namespace, s.name, s.min_replicas, s.max_replicas
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn resolve_paths(&mut self, dir: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        };
+        fix(&mut self.policies);
+        if let Some(p) = &mut self.cluster.snapshot {
+            fix(p);
+        }
+        if let Some(p) = &mut self.auth.token_file {
+            fix(p);
+        }
+        if let Some(p) = &mut self.auth.client_ca_file {
+            fix(p);
+        }
+        if let Some(t) = &mut self.tls {
+            fix(&mut t.cert_file);
+            fix(&mut t.key_file);
+        }
+        if let Some(p) = &mut self.audit_log {
+            fix(p);
+        }
+        if let Some(m) = &mut self.metrics_api {
+            for p in [&mut m.cert_file, &mut m.key_file, &mut m.client_ca_file]
+                .into_iter()
+                .flatten()
+            {
+                fix(p);
+            }
+        }
+    }
+
+    /// A configuration for `policies` with defaults everywhere else and the given auth
+    /// (the demo and tests build it in code).
+    pub fn new(policies: impl Into<PathBuf>, auth: AuthConfig) -> Config {
+        Config {
+            listen: default_listen(),
+            policies: policies.into(),
+            cluster: ClusterConfig::default(),
+            auth,
+            tls: None,
+            metrics_api: None,
+            audit_log: None,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_concurrent_actions: DEFAULT_MAX_CONCURRENT_ACTIONS,
+            autoscale: Vec::new(),
+        }
+    }
+}
+
+/// A serde-saphyr error as `FILE:LINE:COL: message` (the same rendering as policy files).
+fn saphyr_error(file: &str, e: &serde_saphyr::Error) -> ConfigError {
+    let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+    let options = serde_saphyr::render_options! { snippets: serde_saphyr::SnippetMode::Off };
+    let mut message = e.without_snippet().render_with_options(options);
+    for suffix in [format!(" at line {line}, column {column}"), format!(" at {line}:{column}")] {
+        if let Some(stripped) = message.strip_suffix(&suffix) {
+            message = stripped.to_owned();
+        }
+    }
+    ConfigError::Syntax {
+        file: file.to_owned(),
+        line,
+        column,
+        message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spec_example_parses() {
+        let text = r#"
+listen: "0.0.0.0:2804"
+policies: /etc/teflon/policies.yaml
+cluster:
+  type: kube
+auth:
+  token_file: /var/run/secrets/teflon/token
+  client_ca_file: /etc/teflon/falco-ca.pem
+tls: {cert_file: /c.pem, key_file: /k.pem}
+metrics_api: {listen: "0.0.0.0:6443"}
+audit_log: /var/lib/teflon/audit.jsonl
+queue_capacity: 10000
+max_body_bytes: 1048576
+autoscale:
+  - {namespace: shop, kind: Deployment, name: web, min_replicas: 3, max_replicas: 12, cooldown_secs: 60}
+"#;
+        let c = Config::parse(text, "teflon.yaml").unwrap();
+        assert_eq!(c.listen.port(), 2804);
+        assert_eq!(c.autoscale[0].max_replicas, 12);
+        assert_eq!(c.autoscale[0].scale_down_stabilization_secs, 300);
+        assert!(c.metrics_api.is_some());
+    }
+
+    #[test]
+    fn a_sim_cluster_with_auth_none_parses() {
+        let c = Config::parse(
+            "policies: p.yaml\nauth: none\ncluster: {type: sim, recovery_secs: 5}\n",
+            "t.yaml",
+        )
+        .unwrap();
+        assert!(c.auth.none);
+        assert_eq!(c.cluster.kind, ClusterType::Sim);
+        assert_eq!(c.cluster.recovery_secs, 5);
+        let c = Config::parse("policies: p.yaml\nauth: {none: true}\n", "t.yaml").unwrap();
+        assert!(c.auth.none);
+    }
+
+    #[test]
+    fn an_unknown_key_is_an_error_with_file_line_and_column() {
+        let err = Config::parse("policies: p.yaml\nauth: none\nqueue_capacty: 5\n", "t.yaml").unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("t.yaml:3:"), "{text}");
+        assert!(text.contains("queue_capacty"), "{text}");
+    }
+
+    #[test]
+    fn an_unknown_key_inside_auth_is_an_error() {
+        let err = Config::parse("policies: p.yaml\nauth: {tokn_file: x}\n", "t.yaml").unwrap_err();
+        assert!(err.to_string().contains("tokn_file"), "{err}");
+    }
+
+    #[test]
+    fn config_without_auth_is_an_error() {
+        let err = Config::parse("policies: p.yaml\n", "t.yaml").unwrap_err();
+        assert!(err.to_string().contains("auth"), "{err}");
+        let err = Config::parse("policies: p.yaml\nauth: {}\n", "t.yaml").unwrap_err();
+        assert!(err.to_string().contains("auth: none"), "{err}");
+    }
+
+    #[test]
+    fn a_client_ca_without_tls_is_an_error() {
+        let err = Config::parse("policies: p.yaml\nauth: {client_ca_file: ca.pem}\n", "t.yaml").unwrap_err();
+        assert!(err.to_string().contains("tls"), "{err}");
+    }
+
+    #[test]
+    fn relative_paths_are_resolved_against_the_config_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("teflon.yaml");
+        std::fs::write(&path, "policies: p.yaml\nauth: {token_file: tok}\naudit_log: /abs/a.jsonl\n").unwrap();
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c.policies, dir.path().join("p.yaml"));
+        assert_eq!(c.auth.token_file, Some(dir.path().join("tok")));
+        assert_eq!(c.audit_log, Some(PathBuf::from("/abs/a.jsonl")));
+    }
+}

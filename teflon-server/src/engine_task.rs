@@ -1,0 +1,397 @@
+//! The one task that owns the [`Engine`]: it decides queued alerts in order, hands planned
+//! actions to the executor, feeds outcomes and recreations back, re-checks deferrals on a
+//! timer and on cluster changes, writes the audit log, and publishes the attack snapshot and
+//! the status.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use teflon_core::{ActionId, ActionKind, Decision, Engine, Outcome, PolicySet, Timestamp, Verdict};
+use teflon_metrics::events::{
+    ActionExecuted, DecisionTaken, InfectionRecorded, PodReaped, QueueDepth, RecreationObserved,
+};
+use teflon_metrics::{AttackSnapshot, SnapshotGauges};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::audit::{AuditLog, AuditRecord};
+use crate::cluster::{Clock, ClusterEvent, SharedView};
+use crate::executor::{Done, Executor};
+use crate::queue::{EngineMsg, Queued};
+use crate::state::{Counters, DeferralStatus, PolicyStatus, StatusSnapshot, WorkloadStatusLine};
+
+/// How often deferrals are re-checked and the snapshot refreshed without other activity.
+pub(crate) const TICK: Duration = Duration::from_secs(1);
+/// How often expired engine state is forgotten.
+const PRUNE_EVERY: Duration = Duration::from_secs(30);
+/// The snapshot is refreshed after decisions at most this often.
+const MIN_PUBLISH_GAP: Duration = Duration::from_millis(100);
+/// How long shutdown waits for in-flight actions.
+pub(crate) const DRAIN_ACTIONS_TIMEOUT: Duration = Duration::from_secs(30);
+/// Messages taken from the queue per wake-up (one audit flush per batch).
+const BATCH: usize = 64;
+
+/// A policy file change for the engine task.
+#[derive(Debug)]
+pub(crate) enum PolicyUpdate {
+    /// A valid new set.
+    Loaded(PolicySet, PolicyStatus),
+    /// The file is invalid; the old set stays.
+    Failed(String),
+}
+
+/// What the engine task did, reported at the end.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineReport {
+    /// Alerts decided.
+    pub alerts: u64,
+    /// Decisions taken.
+    pub decisions: u64,
+    /// Audit records written.
+    pub audit_records: u64,
+    /// Actions still running when the drain timed out (recorded as failed).
+    pub abandoned_actions: u64,
+}
+
+pub(crate) struct Pending {
+    record: AuditRecord,
+    decided: Instant,
+}
+
+pub(crate) struct EngineTask {
+    pub engine: Engine,
+    pub view: SharedView,
+    pub clock: Clock,
+    pub rx: mpsc::UnboundedReceiver<EngineMsg>,
+    pub depth: Arc<AtomicUsize>,
+    pub done_rx: mpsc::UnboundedReceiver<Done>,
+    pub cluster_rx: mpsc::UnboundedReceiver<ClusterEvent>,
+    pub policy_rx: mpsc::UnboundedReceiver<PolicyUpdate>,
+    pub executor: Executor,
+    pub audit: AuditLog,
+    pub snapshot_tx: watch::Sender<Arc<AttackSnapshot>>,
+    pub status_tx: watch::Sender<Arc<StatusSnapshot>>,
+    pub counters: Arc<Counters>,
+    pub policy_status: PolicyStatus,
+    pub gauges: SnapshotGauges,
+    pub pending: HashMap<ActionId, Pending>,
+    /// seq → received_at of alerts with a pending deferral (for the resolution's audit line).
+    pub deferred_received: HashMap<u64, (Timestamp, Instant)>,
+    pub last_publish: Option<Instant>,
+    pub dirty: bool,
+    pub report: EngineReport,
+}
+
+impl EngineTask {
+    pub(crate) async fn run(mut self) -> EngineReport {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_prune = Instant::now();
+        let mut buf = Vec::with_capacity(BATCH);
+        let mut cluster_open = true;
+        let mut policy_open = true;
+        self.publish();
+        let drained: Option<oneshot::Sender<()>> = loop {
+            tokio::select! {
+                biased;
+                Some(done) = self.done_rx.recv() => {
+                    self.on_done(done);
+                    self.audit.flush();
+                }
+                ev = self.cluster_rx.recv(), if cluster_open => match ev {
+                    Some(ev) => self.on_cluster_event(ev),
+                    None => cluster_open = false,
+                },
+                upd = self.policy_rx.recv(), if policy_open => match upd {
+                    Some(upd) => self.on_policy(upd),
+                    None => policy_open = false,
+                },
+                n = self.rx.recv_many(&mut buf, BATCH) => {
+                    if n == 0 {
+                        break None;
+                    }
+                    let mut drain = None;
+                    for msg in buf.drain(..) {
+                        match msg {
+                            EngineMsg::Alerts(batch) => self.on_alerts(batch),
+                            EngineMsg::Drain(tx) => drain = Some(tx),
+                        }
+                    }
+                    self.audit.flush();
+                    self.publish_if_due();
+                    if let Some(tx) = drain {
+                        break Some(tx);
+                    }
+                }
+                _ = tick.tick() => {
+                    let now = (self.clock)();
+                    let decisions = self.engine.tick(&self.view, now);
+                    self.handle(decisions, None, now);
+                    if last_prune.elapsed() >= PRUNE_EVERY {
+                        self.engine.prune(&self.view, now);
+                        last_prune = Instant::now();
+                    }
+                    self.audit.flush();
+                    self.publish();
+                }
+            }
+        };
+        // Drain: every alert queued before the drain message has been decided. Let the
+        // in-flight actions finish (their outcomes complete the audit records), then flush.
+        self.finish_in_flight().await;
+        self.audit.sync();
+        self.publish();
+        self.report.audit_records = self.audit.lines();
+        if let Some(tx) = drained {
+            let _ = tx.send(());
+        }
+        self.report
+    }
+
+    async fn finish_in_flight(&mut self) {
+        let deadline = tokio::time::Instant::now() + DRAIN_ACTIONS_TIMEOUT;
+        while !self.pending.is_empty() {
+            match tokio::time::timeout_at(deadline, self.done_rx.recv()).await {
+                Ok(Some(done)) => self.on_done(done),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        // Actions that did not finish in time still get their record.
+        let now = (self.clock)();
+        let abandoned: Vec<ActionId> = self.pending.keys().copied().collect();
+        for id in abandoned {
+            if let Some(p) = self.pending.remove(&id) {
+                let outcome = Outcome::Failed("still running at shutdown".to_owned());
+                self.engine.record(id, &outcome, now);
+                let mut rec = p.record.with_outcome(&outcome);
+                rec.acted_at = None;
+                self.audit.append(&rec);
+                self.report.abandoned_actions += 1;
+            }
+        }
+    }
+
+    fn on_alerts(&mut self, batch: Vec<Queued>) {
+        let n = batch.len();
+        for q in batch {
+            let now = (self.clock)();
+            let span = tracing::debug_span!(
+                "alert",
+                id = q.alert.id.as_deref().unwrap_or(""),
+                rule = %q.alert.rule,
+                priority = %q.alert.priority,
+            );
+            let _enter = span.enter();
+            let decisions = self.engine.decide(q.alert, &self.view, now);
+            self.report.alerts += 1;
+            self.handle(decisions, Some((q.received_at, q.received)), now);
+        }
+        let left = self.depth.fetch_sub(n, Ordering::AcqRel).saturating_sub(n);
+        QueueDepth(left).emit();
+    }
+
+    fn on_cluster_event(&mut self, ev: ClusterEvent) {
+        let now = (self.clock)();
+        if let ClusterEvent::Recreated { workload, took } = &ev {
+            self.engine.record_recreation(workload, *took, now);
+            RecreationObserved { workload, took: *took }.emit();
+            tracing::debug!(%workload, took_secs = took.as_secs_f64(), "replacement ready");
+            self.dirty = true;
+        }
+        let decisions = self.engine.tick(&self.view, now);
+        self.handle(decisions, None, now);
+        self.audit.flush();
+        self.publish_if_due();
+    }
+
+    fn on_policy(&mut self, upd: PolicyUpdate) {
+        match upd {
+            PolicyUpdate::Loaded(set, status) => {
+                self.engine.set_policies(set);
+                self.policy_status = status;
+            }
+            PolicyUpdate::Failed(why) => self.policy_status.last_error = Some(why),
+        }
+        self.publish();
+    }
+
+    /// Audit, count and execute decisions. `alert` is the fresh alert's receipt time, when
+    /// the decisions are about one (its own decisions come after re-checked deferrals).
+    fn handle(&mut self, decisions: Vec<Decision>, alert: Option<(Timestamp, Instant)>, now: Timestamp) {
+        let fresh_seq = decisions.last().map(|d| d.seq).filter(|_| alert.is_some());
+        for d in decisions {
+            let is_fresh = Some(d.seq) == fresh_seq;
+            let receipt = if is_fresh {
+                alert
+            } else if d.verdict == Verdict::Defer {
+                self.deferred_received.get(&d.seq).copied()
+            } else {
+                self.deferred_received.remove(&d.seq)
+            };
+            if is_fresh && d.verdict == Verdict::Defer
+                && let Some(r) = receipt
+            {
+                self.deferred_received.insert(d.seq, r);
+            }
+            self.report.decisions += 1;
+            Counters::add(&self.counters.decisions, 1);
+            match d.verdict {
+                Verdict::Act => Counters::add(&self.counters.acts, 1),
+                Verdict::Defer => Counters::add(&self.counters.deferrals, 1),
+                Verdict::Skip => {}
+            }
+            let latency = receipt.filter(|_| is_fresh).map(|(_, at)| at.elapsed());
+            DecisionTaken { decision: &d, latency }.emit();
+            if let Some(inf) = &d.infection {
+                InfectionRecorded {
+                    workload: &inf.workload,
+                    since_previous: inf.since_previous,
+                }
+                .emit();
+            }
+            if d.verdict != Verdict::Skip || d.infection.is_some() {
+                self.dirty = true;
+            }
+            tracing::debug!(
+                seq = d.seq,
+                policy = d.policy.as_deref().unwrap_or("-"),
+                verdict = %d.verdict,
+                reason = %d.reason,
+                dry_run = d.dry_run,
+                "decision"
+            );
+            let record = AuditRecord {
+                decision: d.record(),
+                alert_id: d.alert.id.clone().unwrap_or_default(),
+                outcome: None,
+                outcome_message: None,
+                received_at: receipt.map(|(t, _)| t),
+                acted_at: None,
+                decision_latency_us: receipt.map(|(t, _)| {
+                    u64::try_from(now.since(t).as_micros()).unwrap_or(u64::MAX)
+                }),
+                action_latency_ms: None,
+            };
+            match d.plan {
+                Some(plan) if plan.action.kind() != ActionKind::Log => {
+                    tracing::info!(
+                        seq = d.seq,
+                        action = %plan.action.kind(),
+                        namespace = %plan.pod.namespace,
+                        pod = %plan.pod.name,
+                        policy = %plan.policy,
+                        reason = %d.reason,
+                        "acting"
+                    );
+                    self.pending.insert(
+                        plan.id,
+                        Pending {
+                            record,
+                            decided: Instant::now(),
+                        },
+                    );
+                    self.executor.submit(plan);
+                }
+                Some(plan) => {
+                    // `log`: the decision is the whole action.
+                    self.engine.record(plan.id, &Outcome::Success, now);
+                    self.append(&record);
+                }
+                None => self.append(&record),
+            }
+        }
+    }
+
+    fn append(&mut self, record: &AuditRecord) {
+        self.audit.append(record);
+        Counters::add(&self.counters.audit_records, 1);
+    }
+
+    fn on_done(&mut self, done: Done) {
+        let now = (self.clock)();
+        let Done {
+            plan,
+            outcome,
+            acted_at,
+        } = done;
+        self.engine.record(plan.id, &outcome, now);
+        let kind = plan.action.kind();
+        let Some(p) = self.pending.remove(&plan.id) else {
+            return;
+        };
+        let latency = p.decided.elapsed();
+        if kind.is_disruptive() {
+            let workload = plan.workload.as_ref().map_or(plan.pod.name.as_str(), |w| w.name.as_str());
+            PodReaped {
+                namespace: &plan.pod.namespace,
+                workload,
+                action: kind,
+                outcome: &outcome,
+                latency,
+            }
+            .emit();
+            if outcome.took_effect() {
+                Counters::add(&self.counters.reaps, 1);
+            }
+        } else {
+            ActionExecuted { action: kind, latency }.emit();
+        }
+        if matches!(outcome, Outcome::Failed(_)) {
+            Counters::add(&self.counters.failed_actions, 1);
+        }
+        let mut rec = p.record.with_outcome(&outcome);
+        rec.acted_at = Some(acted_at);
+        rec.action_latency_ms = Some(latency.as_secs_f64() * 1000.0);
+        self.append(&rec);
+        self.dirty = true;
+        self.publish_if_due();
+    }
+
+    fn publish_if_due(&mut self) {
+        if self.dirty && self.last_publish.is_none_or(|t| t.elapsed() >= MIN_PUBLISH_GAP) {
+            self.publish();
+        }
+    }
+
+    /// Refresh the attack snapshot, the gauges and the status.
+    fn publish(&mut self) {
+        self.dirty = false;
+        self.last_publish = Some(Instant::now());
+        let now = (self.clock)();
+        let workloads = self.engine.workload_stats(&self.view, now);
+        let infected_pods: BTreeSet<(String, String)> =
+            self.engine.ledger().infected_pods().into_iter().collect();
+        let snapshot = AttackSnapshot {
+            at: now,
+            window: self.engine.ledger().window(),
+            workloads,
+            infected_pods,
+        };
+        self.gauges.emit(&snapshot);
+        QueueDepth(self.depth.load(Ordering::Relaxed)).emit();
+        let status = StatusSnapshot {
+            at: now,
+            policies: self.policy_status.clone(),
+            workloads: snapshot.workloads.iter().map(WorkloadStatusLine::from).collect(),
+            deferrals: self
+                .engine
+                .deferrals()
+                .into_iter()
+                .map(|d| DeferralStatus {
+                    seq: d.seq,
+                    policy: d.policy.to_string(),
+                    namespace: d.pod.namespace,
+                    pod: d.pod.name,
+                    workload: d.workload.map(|w| w.to_string()),
+                    blocked_by: d.blocked_by.as_str(),
+                    deferred_at: d.deferred_at,
+                    expires_at: d.expires_at,
+                })
+                .collect(),
+            actions_in_flight: self.pending.len(),
+        };
+        self.snapshot_tx.send_replace(Arc::new(snapshot));
+        self.status_tx.send_replace(Arc::new(status));
+    }
+}

@@ -1,0 +1,140 @@
+//! The bounded queue between the HTTP handlers and the engine task.
+//!
+//! Admission is all-or-nothing per request: a batch is accepted only when all its alerts fit
+//! under `queue_capacity`, so a 429 never half-applies a request. The depth counts alerts
+//! accepted and not yet decided.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use teflon_core::{Alert, Timestamp};
+use tokio::sync::{mpsc, oneshot};
+
+/// An alert waiting for the engine.
+#[derive(Debug)]
+pub struct Queued {
+    /// The alert (its `id` is set: the sender's or one the server assigned).
+    pub alert: Alert,
+    /// When the server received it.
+    pub received_at: Timestamp,
+    /// The same moment on the monotonic clock, for latency.
+    pub received: Instant,
+}
+
+/// What the engine task receives.
+#[derive(Debug)]
+pub enum EngineMsg {
+    /// Alerts of one request, in order.
+    Alerts(Vec<Queued>),
+    /// Everything sent before this is queued: finish it, the in-flight actions, flush, stop.
+    Drain(oneshot::Sender<()>),
+}
+
+/// Why a batch was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushError {
+    /// Not enough room.
+    Full,
+    /// The engine is gone (shutting down).
+    Closed,
+}
+
+/// The sending side, shared by every handler.
+#[derive(Debug, Clone)]
+pub struct Queue {
+    tx: mpsc::UnboundedSender<EngineMsg>,
+    depth: Arc<AtomicUsize>,
+    capacity: usize,
+}
+
+impl Queue {
+    /// A queue of `capacity` alerts and its receiving side.
+    pub fn new(capacity: usize) -> (Queue, mpsc::UnboundedReceiver<EngineMsg>, Arc<AtomicUsize>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let depth = Arc::new(AtomicUsize::new(0));
+        (
+            Queue {
+                tx,
+                depth: depth.clone(),
+                capacity,
+            },
+            rx,
+            depth,
+        )
+    }
+
+    /// Queue a whole batch, or nothing.
+    pub fn push(&self, batch: Vec<Queued>) -> Result<(), PushError> {
+        let n = batch.len();
+        let mut cur = self.depth.load(Ordering::Relaxed);
+        loop {
+            if cur.saturating_add(n) > self.capacity {
+                return Err(PushError::Full);
+            }
+            match self
+                .depth
+                .compare_exchange_weak(cur, cur + n, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => break,
+                Err(actual) => cur = actual,
+            }
+        }
+        if self.tx.send(EngineMsg::Alerts(batch)).is_err() {
+            self.depth.fetch_sub(n, Ordering::AcqRel);
+            return Err(PushError::Closed);
+        }
+        Ok(())
+    }
+
+    /// Ask the engine task to drain; resolves when it has.
+    pub fn drain(&self) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(EngineMsg::Drain(tx));
+        rx
+    }
+
+    /// Alerts waiting.
+    pub fn depth(&self) -> usize {
+        self.depth.load(Ordering::Relaxed)
+    }
+
+    /// The most alerts that may wait.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use teflon_core::Priority;
+
+    fn q(n: usize) -> Vec<Queued> {
+        (0..n)
+            .map(|_| Queued {
+                alert: Alert::new("r", Priority::Critical, Timestamp::EPOCH),
+                received_at: Timestamp::EPOCH,
+                received: Instant::now(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_that_does_not_fit_is_refused_whole() {
+        let (queue, _rx, depth) = Queue::new(5);
+        queue.push(q(3)).unwrap();
+        assert_eq!(queue.push(q(3)), Err(PushError::Full));
+        assert_eq!(depth.load(Ordering::Relaxed), 3);
+        queue.push(q(2)).unwrap();
+        assert_eq!(queue.depth(), 5);
+    }
+
+    #[test]
+    fn a_closed_queue_gives_back_the_room() {
+        let (queue, rx, _) = Queue::new(5);
+        drop(rx);
+        assert_eq!(queue.push(q(2)), Err(PushError::Closed));
+        assert_eq!(queue.depth(), 0);
+    }
+}

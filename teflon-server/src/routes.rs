@@ -1,0 +1,297 @@
+//! The HTTP API of SPEC §6 as warp filters. Every rejection is recovered into a JSON body
+//! with a 4xx status: bad input never gets a 5xx.
+
+use std::convert::Infallible;
+use std::time::Instant;
+
+use bytes::{Buf, BufMut, BytesMut};
+use futures::{Stream, StreamExt};
+use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::StatusCode;
+use serde::Serialize;
+use teflon_metrics::events::{AlertReceived, AlertRejected, RejectReason};
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use crate::auth::VerifiedClientCert;
+use crate::ingest::{self, Format};
+use crate::queue::{PushError, Queued};
+use crate::state::{Counters, SharedState};
+
+/// Default and largest `limit` of `GET /v1/decisions`.
+pub const DEFAULT_DECISIONS_LIMIT: usize = 100;
+
+/// Every route, with rejections recovered.
+pub fn routes(state: SharedState) -> BoxedFilter<(Response,)> {
+    let falco_path = warp::path!("v1" / "alerts").or(warp::path::end()).unify();
+    let falco = warp::post().and(falco_path).and(ingest(Format::Falco, state.clone()));
+    let tetragon = warp::post()
+        .and(warp::path!("v1" / "tetragon"))
+        .and(ingest(Format::Tetragon, state.clone()));
+
+    let s = state.clone();
+    let decisions = warp::get()
+        .and(warp::path!("v1" / "decisions"))
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .map(move |q: String| decisions_reply(&s, &q));
+    let s = state.clone();
+    let status = warp::get()
+        .and(warp::path!("v1" / "status"))
+        .map(move || status_reply(&s));
+    let s = state.clone();
+    let metrics = warp::get().and(warp::path!("metrics")).map(move || {
+        let text = s.exporter.as_ref().map(|e| e.render()).unwrap_or_default();
+        let mut r = Response::new(text.into());
+        r.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        r
+    });
+    let healthz = warp::get()
+        .and(warp::path!("healthz"))
+        .map(|| json(StatusCode::OK, r#"{"status":"ok"}"#.to_owned()));
+    let s = state;
+    let readyz = warp::get().and(warp::path!("readyz")).map(move || {
+        let synced = s.view.is_synced();
+        let body = format!(r#"{{"ready":{synced},"policies_loaded":true,"cluster_synced":{synced}}}"#);
+        let code = if synced { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+        json(code, body)
+    });
+
+    falco
+        .or(tetragon)
+        .unify()
+        .or(decisions)
+        .unify()
+        .or(status)
+        .unify()
+        .or(metrics)
+        .unify()
+        .or(healthz)
+        .unify()
+        .or(readyz)
+        .unify()
+        .recover(recover)
+        .unify()
+        .boxed()
+}
+
+/// A JSON response.
+fn json(status: StatusCode, body: String) -> Response {
+    let mut r = Response::new(body.into());
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    let body = serde_json::to_string(&ErrorBody { error: message }).unwrap_or_default();
+    json(status, body)
+}
+
+fn ingest(format: Format, state: SharedState) -> BoxedFilter<(Response,)> {
+    let authorization = warp::header::value("authorization")
+        .map(Some)
+        .or(warp::any().map(|| None))
+        .unify();
+    let content_length = warp::header::value("content-length")
+        .map(|v: HeaderValue| v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()))
+        .or(warp::any().map(|| None))
+        .unify();
+    authorization
+        .and(warp::ext::optional::<VerifiedClientCert>())
+        .and(content_length)
+        .and(warp::body::stream())
+        .then(move |auth: Option<HeaderValue>, cert: Option<VerifiedClientCert>, len: Option<u64>, body| {
+            let state = state.clone();
+            async move { ingest_request(format, &state, auth, cert.is_some(), len, body).await }
+        })
+        .boxed()
+}
+
+fn reject(state: &SharedState, reason: RejectReason, count: u64) {
+    AlertRejected { reason, count }.emit();
+    Counters::add(&state.counters.alerts_rejected, count);
+}
+
+async fn ingest_request<S, B>(
+    format: Format,
+    state: &SharedState,
+    auth: Option<HeaderValue>,
+    verified_cert: bool,
+    content_length: Option<u64>,
+    body: S,
+) -> Response
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let received = Instant::now();
+    let received_at = (state.clock)();
+    if !state.accepting.load(std::sync::atomic::Ordering::Relaxed) {
+        let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "shutting down; retry on another replica");
+        r.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        return r;
+    }
+    if !state
+        .auth
+        .check(auth.as_ref().map(HeaderValue::as_bytes), verified_cert)
+    {
+        reject(state, RejectReason::Unauthorized, 1);
+        let mut r = error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized: send `Authorization: Bearer <token>` or a client certificate signed by the configured CA",
+        );
+        r.headers_mut()
+            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return r;
+    }
+    let limit = state.config.max_body_bytes;
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("request body above max_body_bytes ({limit} bytes); send smaller batches"),
+        )
+    };
+    if content_length.is_some_and(|l| l > limit) {
+        reject(state, RejectReason::TooLarge, 1);
+        return too_large();
+    }
+    let cap = usize::try_from(content_length.unwrap_or(8192).min(limit)).unwrap_or(8192);
+    let mut buf = BytesMut::with_capacity(cap);
+    let mut body = std::pin::pin!(body);
+    while let Some(chunk) = body.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                reject(state, RejectReason::ParseError, 1);
+                return error(StatusCode::BAD_REQUEST, &format!("cannot read the request body: {e}"));
+            }
+        };
+        if (buf.len() + chunk.remaining()) as u64 > limit {
+            reject(state, RejectReason::TooLarge, 1);
+            return too_large();
+        }
+        buf.put(chunk);
+    }
+    let alerts = match ingest::parse(format, &buf) {
+        Ok(a) => a,
+        Err(e) => {
+            reject(state, RejectReason::ParseError, 1);
+            tracing::debug!(error = %e, "malformed alert batch refused");
+            return json(StatusCode::BAD_REQUEST, serde_json::to_string(&e).unwrap_or_default());
+        }
+    };
+    let n = alerts.len();
+    let mut batch = Vec::with_capacity(n);
+    for mut alert in alerts {
+        if alert.id.is_none() {
+            alert.id = Some(state.ids.next());
+        }
+        batch.push(Queued {
+            alert,
+            received_at,
+            received,
+        });
+    }
+    // Count before the engine task can see them; undo nothing on refusal (not counted yet).
+    let counts: Vec<(String, teflon_core::Priority)> = batch
+        .iter()
+        .map(|q| (q.alert.source.clone(), q.alert.priority))
+        .collect();
+    match state.queue.push(batch) {
+        Ok(()) => {
+            for (source, priority) in &counts {
+                AlertReceived { source, priority: *priority }.emit();
+            }
+            Counters::add(&state.counters.alerts_accepted, n as u64);
+            json(StatusCode::ACCEPTED, format!(r#"{{"accepted":{n}}}"#))
+        }
+        Err(PushError::Full) => {
+            reject(state, RejectReason::Overloaded, n as u64);
+            let mut r = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "queue full: nothing from this request was accepted; retry later",
+            );
+            r.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            r
+        }
+        Err(PushError::Closed) => {
+            let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "shutting down; retry on another replica");
+            r.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            r
+        }
+    }
+}
+
+fn decisions_reply(state: &SharedState, query: &str) -> Response {
+    let mut limit = DEFAULT_DECISIONS_LIMIT;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if k == "limit" {
+            match v.parse::<usize>() {
+                Ok(n) => limit = n.min(state.decisions.capacity()),
+                Err(_) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        &format!("limit must be a non-negative integer, got {v:?}"),
+                    );
+                }
+            }
+        }
+    }
+    json(StatusCode::OK, state.decisions.latest_json(limit))
+}
+
+#[derive(Serialize)]
+struct StatusBody<'a> {
+    #[serde(flatten)]
+    status: &'a crate::state::StatusSnapshot,
+    queue_depth: usize,
+    queue_capacity: usize,
+    cluster_synced: bool,
+    alerts_accepted: u64,
+    alerts_rejected: u64,
+    decisions: u64,
+    reaps: u64,
+}
+
+fn status_reply(state: &SharedState) -> Response {
+    let snap = state.status_snapshot();
+    let c = &state.counters;
+    let body = StatusBody {
+        status: &snap,
+        queue_depth: state.queue.depth(),
+        queue_capacity: state.queue.capacity(),
+        cluster_synced: state.view.is_synced(),
+        alerts_accepted: Counters::get(&c.alerts_accepted),
+        alerts_rejected: Counters::get(&c.alerts_rejected),
+        decisions: Counters::get(&c.decisions),
+        reaps: Counters::get(&c.reaps),
+    };
+    match serde_json::to_string(&body) {
+        Ok(b) => json(StatusCode::OK, b),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+async fn recover(err: Rejection) -> Result<Response, Infallible> {
+    let (code, msg) = if err.is_not_found() {
+        (StatusCode::NOT_FOUND, "not found".to_owned())
+    } else if err.find::<warp::reject::MethodNotAllowed>().is_some() {
+        (StatusCode::METHOD_NOT_ALLOWED, "method not allowed".to_owned())
+    } else if err.find::<warp::reject::PayloadTooLarge>().is_some() {
+        (StatusCode::PAYLOAD_TOO_LARGE, "request body too large".to_owned())
+    } else {
+        (StatusCode::BAD_REQUEST, format!("bad request: {err:?}"))
+    };
+    Ok(error(code, &msg).into_response())
+}
