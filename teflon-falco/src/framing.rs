@@ -58,6 +58,24 @@ fn parse_frame<T: DeserializeOwned>(
     }
 }
 
+/// Index of the first `\n`. Scans 32-byte blocks without an early exit inside a block, which
+/// the compiler vectorises; a plain `position` goes byte by byte and showed in the batch bench.
+fn find_newline(bytes: &[u8]) -> Option<usize> {
+    let mut blocks = bytes.chunks_exact(32);
+    let mut offset = 0;
+    for block in &mut blocks {
+        if block.iter().fold(false, |seen, b| seen | (*b == b'\n')) {
+            return block.iter().position(|b| *b == b'\n').map(|i| offset + i);
+        }
+        offset += 32;
+    }
+    blocks
+        .remainder()
+        .iter()
+        .position(|b| *b == b'\n')
+        .map(|i| offset + i)
+}
+
 /// Bracket depth of a multi-line item, outside strings. JSON strings never span lines, so
 /// string state is reset at each line end (a broken line cannot swallow the rest).
 #[derive(Debug, Default)]
@@ -195,10 +213,7 @@ impl<T: DeserializeOwned> Iterator for SliceItems<'_, T> {
                 continue;
             }
             let rest = self.buf.get(self.pos..).unwrap_or_default();
-            let len = rest
-                .iter()
-                .position(|b| *b == b'\n')
-                .map_or(rest.len(), |i| i + 1);
+            let len = find_newline(rest).map_or(rest.len(), |i| i + 1);
             let line_start = self.pos;
             let line = rest.get(..len).unwrap_or_default();
             self.line += 1;
@@ -374,6 +389,19 @@ mod tests {
         assert_eq!(items.len(), 2, "{items:?}");
         assert!(items[0].is_err());
         assert!(items[1].is_ok());
+    }
+
+    #[test]
+    fn newlines_are_found_in_every_position() {
+        for len in 0..100 {
+            let mut bytes = vec![b'x'; len];
+            assert_eq!(find_newline(&bytes), None);
+            for at in 0..len {
+                bytes[at] = b'\n';
+                assert_eq!(find_newline(&bytes), Some(at), "len {len} at {at}");
+                bytes[at] = b'x';
+            }
+        }
     }
 
     #[test]

@@ -457,3 +457,18 @@ fn mixed_falco_and_tetragon_lines_are_each_read_in_their_format() {
     assert_eq!(events[1].rule, "Terminal shell in container");
     assert_eq!(any::parse_batch(input.as_bytes()).unwrap().len(), 3);
 }
+
+#[test]
+fn tetragon_alerts_written_as_falco_json_read_back_the_same() {
+    for text in [TESTDATA, DOCS, BOOK] {
+        for event in parse_batch(text.as_bytes()).unwrap() {
+            let a = alert(event);
+            let json = teflon_falco::to_falco_json(&a);
+            assert_eq!(
+                teflon_falco::parse_alert(json.as_bytes()).unwrap(),
+                a,
+                "{json}"
+            );
+        }
+    }
+}
