@@ -1,0 +1,945 @@
+//! Every manifest of `deploy/manifests/` and every object of each rendered overlay of
+//! `deploy/kustomize/` deserializes into its k8s-openapi type (with no field k8s-openapi does
+//! not know, which catches typos the API server would silently drop), RBAC is least privilege,
+//! the Deployment is hardened, and the ConfigMap holds a valid server config and policy set.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// One YAML document and where it came from.
+#[derive(Debug, Clone)]
+struct Doc {
+    origin: String,
+    value: Value,
+}
+
+impl Doc {
+    fn api_version(&self) -> &str {
+        self.value["apiVersion"].as_str().unwrap_or("")
+    }
+
+    fn kind(&self) -> &str {
+        self.value["kind"].as_str().unwrap_or("")
+    }
+
+    fn name(&self) -> &str {
+        self.value["metadata"]["name"].as_str().unwrap_or("")
+    }
+
+    fn typed<T: DeserializeOwned>(&self) -> T {
+        serde_json::from_value(self.value.clone())
+            .unwrap_or_else(|e| panic!("{} ({}/{}): {e}", self.origin, self.kind(), self.name()))
+    }
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn parse_docs(origin: &str, text: &str) -> Vec<Doc> {
+    let values: Vec<Value> = serde_saphyr::from_str_multiple(text)
+        .unwrap_or_else(|e| panic!("{origin}: not valid YAML: {e}"));
+    values
+        .into_iter()
+        .filter(|v| !v.is_null())
+        .map(|value| Doc {
+            origin: origin.to_owned(),
+            value,
+        })
+        .collect()
+}
+
+/// The files of `deploy/manifests/` (not its kustomization.yaml), as documents.
+fn manifest_docs() -> Vec<Doc> {
+    let dir = repo_root().join("deploy/manifests");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.expect("readable directory entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .filter(|p| p.file_name().is_some_and(|n| n != "kustomization.yaml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no manifests in {}", dir.display());
+    files
+        .iter()
+        .flat_map(|path| {
+            let text = std::fs::read_to_string(path).expect("readable manifest");
+            parse_docs(&format!("deploy/manifests/{}", file_name(path)), &text)
+        })
+        .collect()
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The kubectl to render overlays with: `$KUBECTL`, else `kubectl` on PATH.
+fn kubectl() -> Option<String> {
+    let bin = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_owned());
+    let works = Command::new(&bin)
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    works.then_some(bin)
+}
+
+/// `kubectl kustomize deploy/kustomize/<dir>`, or `None` (with the reason printed) when there is
+/// no kubectl outside CI. In CI (env `CI` set) a missing kubectl is a failure.
+fn render(dir: &str) -> Option<Vec<Doc>> {
+    let Some(bin) = kubectl() else {
+        let why = "kubectl is not on PATH (nor in $KUBECTL): cannot render the kustomize overlays; \
+                   install Debian's `kubernetes-client` package";
+        if std::env::var_os("CI").is_some() {
+            panic!("{why} (CI is set, so this is a failure)");
+        }
+        eprintln!("skipping {dir}: {why}");
+        return None;
+    };
+    let path = repo_root().join("deploy/kustomize").join(dir);
+    let out = Command::new(&bin)
+        .arg("kustomize")
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|e| panic!("running {bin} kustomize {}: {e}", path.display()));
+    assert!(
+        out.status.success(),
+        "{bin} kustomize deploy/kustomize/{dir} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("kubectl prints UTF-8");
+    let docs = parse_docs(&format!("kustomize/{dir}"), &text);
+    assert!(!docs.is_empty(), "kustomize/{dir} rendered nothing");
+    Some(docs)
+}
+
+const OVERLAYS: [&str; 3] = ["base", "overlays/production", "overlays/demo"];
+
+/// Keys present in `original` but lost by the typed round trip: fields k8s-openapi (hence the
+/// API server) does not know.
+fn unknown_fields(original: &Value, round_trip: &Value, path: &str, out: &mut Vec<String>) {
+    match (original, round_trip) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (key, value) in a {
+                let here = format!("{path}.{key}");
+                match b.get(key) {
+                    Some(other) => unknown_fields(value, other, &here, out),
+                    None if value.is_null() => {}
+                    None => out.push(here),
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                unknown_fields(x, y, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn round_trip<T: DeserializeOwned + Serialize>(doc: &Doc) -> Result<(), String> {
+    let typed: T = serde_json::from_value(doc.value.clone())
+        .map_err(|e| format!("{} {}/{}: {e}", doc.origin, doc.kind(), doc.name()))?;
+    let back = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
+    let mut unknown = Vec::new();
+    unknown_fields(&doc.value, &back, "", &mut unknown);
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} {}/{}: fields unknown to Kubernetes: {}",
+            doc.origin,
+            doc.kind(),
+            doc.name(),
+            unknown.join(", ")
+        ))
+    }
+}
+
+/// Deserialize a document into the k8s-openapi type its apiVersion and kind name.
+fn check_object(doc: &Doc) -> Result<(), String> {
+    if doc.name().is_empty() {
+        return Err(format!(
+            "{}: {} without metadata.name",
+            doc.origin,
+            doc.kind()
+        ));
+    }
+    match (doc.api_version(), doc.kind()) {
+        ("v1", "Namespace") => round_trip::<Namespace>(doc),
+        ("v1", "ServiceAccount") => round_trip::<ServiceAccount>(doc),
+        ("v1", "Secret") => round_trip::<Secret>(doc),
+        ("v1", "ConfigMap") => round_trip::<ConfigMap>(doc),
+        ("v1", "Service") => round_trip::<Service>(doc),
+        ("apps/v1", "Deployment") => round_trip::<Deployment>(doc),
+        ("policy/v1", "PodDisruptionBudget") => round_trip::<PodDisruptionBudget>(doc),
+        ("networking.k8s.io/v1", "NetworkPolicy") => round_trip::<NetworkPolicy>(doc),
+        ("rbac.authorization.k8s.io/v1", "ClusterRole") => round_trip::<ClusterRole>(doc),
+        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {
+            round_trip::<ClusterRoleBinding>(doc)
+        }
+        ("rbac.authorization.k8s.io/v1", "Role") => round_trip::<Role>(doc),
+        ("rbac.authorization.k8s.io/v1", "RoleBinding") => round_trip::<RoleBinding>(doc),
+        ("apiregistration.k8s.io/v1", "APIService") => round_trip::<APIService>(doc),
+        ("autoscaling/v2", "HorizontalPodAutoscaler") => round_trip::<HorizontalPodAutoscaler>(doc),
+        (api, kind) => Err(format!(
+            "{}: no k8s-openapi type wired for {api}/{kind} ({}); add it to check_object",
+            doc.origin,
+            doc.name()
+        )),
+    }
+}
+
+fn check_all(docs: &[Doc]) {
+    let errors: Vec<String> = docs.iter().filter_map(|d| check_object(d).err()).collect();
+    assert!(errors.is_empty(), "invalid objects:\n{}", errors.join("\n"));
+}
+
+fn find<'a>(docs: &'a [Doc], kind: &str, name: &str) -> Option<&'a Doc> {
+    docs.iter().find(|d| d.kind() == kind && d.name() == name)
+}
+
+fn all_of<T: DeserializeOwned>(docs: &[Doc], kind: &str) -> Vec<(String, T)> {
+    docs.iter()
+        .filter(|d| d.kind() == kind)
+        .map(|d| (format!("{} {}", d.origin, d.name()), d.typed()))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Objects
+
+#[test]
+fn every_manifest_deserializes_into_its_kubernetes_type() {
+    let docs = manifest_docs();
+    check_all(&docs);
+    for kind in [
+        "Namespace",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "Secret",
+        "ConfigMap",
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+    ] {
+        assert!(
+            docs.iter().any(|d| d.kind() == kind),
+            "no {kind} in deploy/manifests"
+        );
+    }
+}
+
+#[test]
+fn every_object_of_every_rendered_overlay_deserializes_into_its_kubernetes_type() {
+    for overlay in OVERLAYS {
+        let Some(docs) = render(overlay) else { return };
+        check_all(&docs);
+        assert!(
+            find(&docs, "Deployment", "teflon").is_some(),
+            "{overlay}: no Deployment"
+        );
+    }
+}
+
+#[test]
+fn unknown_fields_are_caught_by_the_round_trip() {
+    let docs = parse_docs(
+        "inline",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {selectr: {a: b}}\n",
+    );
+    let err = check_object(&docs[0]).expect_err("a misspelt field must be reported");
+    assert!(err.contains(".spec.selectr"), "{err}");
+}
+
+/// The manifests, then each overlay kubectl can render.
+fn every_set() -> Vec<(String, Vec<Doc>)> {
+    let mut sets = vec![("deploy/manifests".to_owned(), manifest_docs())];
+    for overlay in OVERLAYS {
+        if let Some(docs) = render(overlay) {
+            sets.push((overlay.to_owned(), docs));
+        }
+    }
+    sets
+}
+
+// ---------------------------------------------------------------------------------------------
+// RBAC
+
+fn rules_of(docs: &[Doc]) -> Vec<(String, PolicyRule)> {
+    let mut rules = Vec::new();
+    for (name, role) in all_of::<ClusterRole>(docs, "ClusterRole") {
+        rules.extend(
+            role.rules
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| (name.clone(), r)),
+        );
+    }
+    for (name, role) in all_of::<Role>(docs, "Role") {
+        rules.extend(
+            role.rules
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| (name.clone(), r)),
+        );
+    }
+    rules
+}
+
+#[test]
+fn rbac_has_no_wildcards_and_no_dangerous_grants() {
+    for (set, docs) in every_set() {
+        let rules = rules_of(&docs);
+        assert!(!rules.is_empty(), "{set}: no RBAC rules");
+        for (role, rule) in rules {
+            let lists = [
+                ("apiGroups", rule.api_groups.clone().unwrap_or_default()),
+                ("resources", rule.resources.clone().unwrap_or_default()),
+                ("verbs", rule.verbs.clone()),
+                (
+                    "resourceNames",
+                    rule.resource_names.clone().unwrap_or_default(),
+                ),
+                (
+                    "nonResourceURLs",
+                    rule.non_resource_urls.clone().unwrap_or_default(),
+                ),
+            ];
+            for (field, values) in lists {
+                assert!(
+                    values.iter().all(|v| !v.contains('*')),
+                    "{set}: {role} has a wildcard in {field}: {values:?}"
+                );
+            }
+            for verb in ["escalate", "bind", "impersonate"] {
+                assert!(
+                    !rule.verbs.iter().any(|v| v == verb),
+                    "{set}: {role} grants {verb}"
+                );
+            }
+            let resources = rule.resources.unwrap_or_default();
+            assert!(
+                !resources.iter().any(|r| r == "secrets"),
+                "{set}: {role} grants access to secrets"
+            );
+        }
+    }
+}
+
+/// (apiGroup, resource, verb, resourceName) for each ClusterRole rule.
+fn grants(docs: &[Doc]) -> BTreeSet<(String, String, String, String)> {
+    let mut out = BTreeSet::new();
+    for (_, role) in all_of::<ClusterRole>(docs, "ClusterRole") {
+        for rule in role.rules.unwrap_or_default() {
+            let names = rule
+                .resource_names
+                .clone()
+                .unwrap_or_else(|| vec![String::new()]);
+            for group in rule.api_groups.clone().unwrap_or_default() {
+                for resource in rule.resources.clone().unwrap_or_default() {
+                    for verb in &rule.verbs {
+                        for name in &names {
+                            out.insert((
+                                group.clone(),
+                                resource.clone(),
+                                verb.clone(),
+                                name.clone(),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn cluster_role_grants_exactly_what_the_k8s_adapter_declares() {
+    let path = repo_root().join("deploy/rbac.yaml");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        eprintln!(
+            "skipping: {} does not exist yet (the k8s adapter's RBAC)",
+            path.display()
+        );
+        return;
+    };
+    let adapter = grants(&parse_docs("deploy/rbac.yaml", &text));
+    let ours = grants(&manifest_docs());
+    let missing: Vec<_> = adapter.difference(&ours).collect();
+    let extra: Vec<_> = ours.difference(&adapter).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "deploy/manifests/rbac.yaml drifted from deploy/rbac.yaml:\n missing: {missing:?}\n extra: {extra:?}"
+    );
+}
+
+#[test]
+fn lease_permissions_are_a_namespaced_role_on_one_lease() {
+    let docs = manifest_docs();
+    let cluster_wide = grants(&docs);
+    assert!(
+        !cluster_wide
+            .iter()
+            .any(|(group, ..)| group == "coordination.k8s.io"),
+        "Leases must not be granted cluster-wide"
+    );
+    let role: Role = find(&docs, "Role", "teflon-leader-election")
+        .expect("the lease Role")
+        .typed();
+    assert_eq!(role.metadata.namespace.as_deref(), Some("teflon"));
+    let rules = role.rules.unwrap_or_default();
+    for rule in &rules {
+        assert_eq!(
+            rule.api_groups.as_deref(),
+            Some(&["coordination.k8s.io".to_owned()][..])
+        );
+        assert_eq!(rule.resources.as_deref(), Some(&["leases".to_owned()][..]));
+    }
+    let verbs: BTreeSet<&str> = rules
+        .iter()
+        .flat_map(|r| r.verbs.iter().map(String::as_str))
+        .collect();
+    assert_eq!(verbs, BTreeSet::from(["create", "get", "update"]));
+    let binding: RoleBinding = find(&docs, "RoleBinding", "teflon-leader-election")
+        .expect("its RoleBinding")
+        .typed();
+    assert_eq!(binding.role_ref.name, "teflon-leader-election");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deployment
+
+fn assert_hardened(set: &str, deployment: &Deployment) {
+    let pod = deployment.spec.template.spec.as_ref().expect("pod spec");
+    let psc = pod.security_context.as_ref().expect("pod securityContext");
+    assert_eq!(psc.run_as_non_root, Some(true), "{set}: pod runAsNonRoot");
+    assert_eq!(psc.run_as_user, Some(65532), "{set}: pod runAsUser");
+    assert_eq!(
+        psc.seccomp_profile.as_ref().map(|s| s.type_.as_str()),
+        Some("RuntimeDefault"),
+        "{set}: pod seccompProfile"
+    );
+    assert_ne!(pod.host_network, Some(true), "{set}: hostNetwork");
+    assert_ne!(pod.host_pid, Some(true), "{set}: hostPID");
+    assert_ne!(pod.host_ipc, Some(true), "{set}: hostIPC");
+    assert_eq!(
+        pod.service_account_name.as_deref(),
+        Some("teflon"),
+        "{set}: serviceAccountName"
+    );
+    let volumes = pod.volumes.clone().unwrap_or_default();
+    assert!(
+        volumes.iter().all(|v| v.host_path.is_none()),
+        "{set}: hostPath volume"
+    );
+    assert!(
+        volumes
+            .iter()
+            .any(|v| v.name == "audit" && v.empty_dir.is_some()),
+        "{set}: the audit log needs an emptyDir (the root filesystem is read-only)"
+    );
+    for container in &pod.containers {
+        let c = &container.name;
+        let sc = container
+            .security_context
+            .as_ref()
+            .expect("container securityContext");
+        assert_eq!(sc.run_as_non_root, Some(true), "{set}/{c}: runAsNonRoot");
+        assert_eq!(sc.run_as_user, Some(65532), "{set}/{c}: runAsUser");
+        assert_eq!(
+            sc.read_only_root_filesystem,
+            Some(true),
+            "{set}/{c}: readOnlyRootFilesystem"
+        );
+        assert_eq!(
+            sc.allow_privilege_escalation,
+            Some(false),
+            "{set}/{c}: allowPrivilegeEscalation"
+        );
+        assert_ne!(sc.privileged, Some(true), "{set}/{c}: privileged");
+        let caps = sc.capabilities.as_ref().expect("capabilities");
+        assert_eq!(
+            caps.drop.as_deref(),
+            Some(&["ALL".to_owned()][..]),
+            "{set}/{c}: drop ALL"
+        );
+        assert!(
+            caps.add.as_ref().is_none_or(Vec::is_empty),
+            "{set}/{c}: added capabilities"
+        );
+
+        let resources = container.resources.as_ref().expect("resources");
+        for (what, map) in [
+            ("requests", &resources.requests),
+            ("limits", &resources.limits),
+        ] {
+            let map = map
+                .as_ref()
+                .unwrap_or_else(|| panic!("{set}/{c}: no {what}"));
+            for key in ["cpu", "memory"] {
+                assert!(map.contains_key(key), "{set}/{c}: no {what}.{key}");
+            }
+        }
+
+        for (what, probe, path) in [
+            ("liveness", &container.liveness_probe, "/healthz"),
+            ("readiness", &container.readiness_probe, "/readyz"),
+        ] {
+            let get = probe
+                .as_ref()
+                .and_then(|p| p.http_get.as_ref())
+                .unwrap_or_else(|| panic!("{set}/{c}: no {what} httpGet probe"));
+            assert_eq!(get.path.as_deref(), Some(path), "{set}/{c}: {what} path");
+        }
+
+        let ports: BTreeSet<i32> = container
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| p.container_port)
+            .collect();
+        assert_eq!(
+            ports,
+            BTreeSet::from([2804, 6443]),
+            "{set}/{c}: container ports"
+        );
+    }
+}
+
+#[test]
+fn deployment_is_hardened_in_every_set() {
+    for (set, docs) in every_set() {
+        let deployment: Deployment = find(&docs, "Deployment", "teflon")
+            .expect("Deployment teflon")
+            .typed();
+        assert_hardened(&set, &deployment);
+        let replicas = deployment.spec.replicas;
+        let expected = if set.ends_with("demo") { 1 } else { 2 };
+        assert_eq!(replicas, Some(expected), "{set}: replicas");
+    }
+}
+
+#[test]
+fn services_and_the_pdb_select_the_deployments_pods_and_name_its_ports() {
+    for (set, docs) in every_set() {
+        let deployment: Deployment = find(&docs, "Deployment", "teflon")
+            .expect("Deployment")
+            .typed();
+        let template = deployment.spec.template;
+        let labels = template.metadata.and_then(|m| m.labels).unwrap_or_default();
+        let pod = template.spec.expect("pod spec");
+        let port_names: BTreeSet<String> = pod
+            .containers
+            .iter()
+            .flat_map(|c| c.ports.iter().flatten().filter_map(|p| p.name.clone()))
+            .collect();
+        let services = all_of::<Service>(&docs, "Service");
+        assert!(
+            services.len() >= 2,
+            "{set}: ingest and metrics-API Services"
+        );
+        for (name, service) in services {
+            let spec = service.spec.expect("service spec");
+            let selector = spec.selector.unwrap_or_default();
+            assert!(!selector.is_empty(), "{set}: {name} selects nothing");
+            for (k, v) in &selector {
+                assert_eq!(labels.get(k), Some(v), "{set}: {name} selector {k}={v}");
+            }
+            for port in spec.ports.unwrap_or_default() {
+                match port.target_port {
+                    Some(IntOrString::String(target)) => {
+                        assert!(
+                            port_names.contains(&target),
+                            "{set}: {name} targets port {target}"
+                        )
+                    }
+                    other => panic!("{set}: {name}: target a named container port, not {other:?}"),
+                }
+            }
+        }
+        let pdb: PodDisruptionBudget = find(&docs, "PodDisruptionBudget", "teflon")
+            .expect("PDB")
+            .typed();
+        let selector = pdb
+            .spec
+            .and_then(|s| s.selector)
+            .and_then(|s| s.match_labels);
+        for (k, v) in selector.expect("PDB matchLabels") {
+            assert_eq!(labels.get(&k), Some(&v), "{set}: PDB selector {k}={v}");
+        }
+    }
+}
+
+#[test]
+fn network_policy_admits_ingest_only_from_falco_and_falcosidekick() {
+    let docs = manifest_docs();
+    let policy: NetworkPolicy = find(&docs, "NetworkPolicy", "teflon")
+        .expect("NetworkPolicy")
+        .typed();
+    let spec = policy.spec.expect("spec");
+    assert_eq!(
+        spec.policy_types.as_deref(),
+        Some(&["Ingress".to_owned()][..])
+    );
+    let rules = spec.ingress.expect("ingress rules");
+    let port_of = |rule: &k8s_openapi::api::networking::v1::NetworkPolicyIngressRule| -> Vec<i32> {
+        rule.ports
+            .iter()
+            .flatten()
+            .filter_map(|p| match &p.port {
+                Some(IntOrString::Int(n)) => Some(*n),
+                _ => None,
+            })
+            .collect()
+    };
+    let ingest: Vec<_> = rules
+        .iter()
+        .filter(|r| port_of(r).contains(&2804))
+        .collect();
+    assert_eq!(ingest.len(), 1, "one rule for the ingest port");
+    let peers = ingest[0]
+        .from
+        .as_ref()
+        .expect("ingest must name its sources");
+    assert_eq!(peers.len(), 1);
+    let peer = &peers[0];
+    let ns = peer
+        .namespace_selector
+        .as_ref()
+        .and_then(|s| s.match_labels.as_ref())
+        .expect("ns");
+    assert_eq!(
+        ns.get("kubernetes.io/metadata.name").map(String::as_str),
+        Some("falco")
+    );
+    let pods = peer
+        .pod_selector
+        .as_ref()
+        .and_then(|s| s.match_expressions.as_ref())
+        .expect("pods");
+    assert_eq!(pods.len(), 1);
+    assert_eq!(pods[0].key, "app.kubernetes.io/name");
+    assert_eq!(pods[0].operator, "In");
+    assert_eq!(
+        pods[0].values.as_deref(),
+        Some(&["falco".to_owned(), "falcosidekick".to_owned()][..])
+    );
+    let metrics_api: Vec<_> = rules
+        .iter()
+        .filter(|r| port_of(r).contains(&6443))
+        .collect();
+    assert_eq!(metrics_api.len(), 1, "one rule for the metrics API port");
+    assert!(
+        metrics_api[0].from.is_none(),
+        "the API server may come from outside the pod network"
+    );
+
+    for (set, docs) in every_set() {
+        let policy: NetworkPolicy = find(&docs, "NetworkPolicy", "teflon")
+            .expect("policy")
+            .typed();
+        for rule in policy.spec.and_then(|s| s.ingress).unwrap_or_default() {
+            if port_of(&rule).contains(&2804) || rule.ports.is_none() {
+                assert!(
+                    rule.from.as_ref().is_some_and(|f| !f.is_empty()),
+                    "{set}: the ingest port is open to every source"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn api_services_point_at_the_metrics_api_service_and_the_hpa_uses_attack_pressure() {
+    for (set, docs) in every_set() {
+        for (name, api) in all_of::<APIService>(&docs, "APIService") {
+            let service = api
+                .spec
+                .and_then(|s| s.service)
+                .expect("APIService spec.service");
+            let target = docs
+                .iter()
+                .find(|d| {
+                    d.kind() == "Service"
+                        && d.name() == service.name.as_deref().unwrap_or("")
+                        && d.value["metadata"]["namespace"].as_str() == service.namespace.as_deref()
+                })
+                .unwrap_or_else(|| panic!("{set}: {name} points at a Service that is not here"));
+            let port = service.port.unwrap_or(443);
+            let svc: Service = target.typed();
+            assert!(
+                svc.spec
+                    .and_then(|s| s.ports)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|p| p.port == port),
+                "{set}: {name}: Service has no port {port}"
+            );
+        }
+        for (name, hpa) in all_of::<HorizontalPodAutoscaler>(&docs, "HorizontalPodAutoscaler") {
+            let metrics = hpa.spec.metrics.unwrap_or_default();
+            assert!(
+                metrics.iter().any(|m| m
+                    .object
+                    .as_ref()
+                    .is_some_and(|o| o.metric.name == "teflon_attack_pressure")),
+                "{set}: {name} does not scale on teflon_attack_pressure"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The ConfigMap: server config (SPEC §6) and policies (SPEC §3)
+
+/// The SPEC §6 config file, strictly: an unknown key is an error here as in the server.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct ServerConfig {
+    listen: Option<String>,
+    policies: String,
+    cluster: Option<ClusterConfig>,
+    auth: AuthConfig,
+    tls: Option<TlsConfig>,
+    metrics_api: Option<MetricsApiConfig>,
+    audit_log: Option<String>,
+    queue_capacity: Option<u64>,
+    max_body_bytes: Option<u64>,
+    autoscale: Option<Vec<AutoscaleConfig>>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[allow(dead_code)]
+enum ClusterConfig {
+    Kube,
+    Sim {
+        snapshot: Option<String>,
+        recovery_secs: Option<u64>,
+    },
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthConfig {
+    token_file: Option<String>,
+    token_env: Option<String>,
+    client_ca_file: Option<String>,
+    none: Option<bool>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsConfig {
+    cert_file: String,
+    key_file: String,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricsApiConfig {
+    listen: Option<String>,
+    cert_file: Option<String>,
+    key_file: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct AutoscaleConfig {
+    namespace: String,
+    kind: String,
+    name: String,
+    min_replicas: u32,
+    max_replicas: u32,
+    cooldown_secs: Option<u64>,
+}
+
+fn config_data(set: &str, docs: &[Doc], key: &str) -> String {
+    let cm: ConfigMap = find(docs, "ConfigMap", "teflon-config")
+        .expect("ConfigMap teflon-config")
+        .typed();
+    cm.data
+        .and_then(|mut d| d.remove(key))
+        .unwrap_or_else(|| panic!("{set}: teflon-config has no {key}"))
+}
+
+/// The directory each volume is mounted at, by volume source.
+fn mounts(deployment: &Deployment) -> Vec<(String, String)> {
+    let pod = deployment.spec.template.spec.clone().expect("pod spec");
+    let container = &pod.containers[0];
+    let volumes = pod.volumes.unwrap_or_default();
+    container
+        .volume_mounts
+        .iter()
+        .flatten()
+        .map(|m| {
+            let volume = volumes
+                .iter()
+                .find(|v| v.name == m.name)
+                .expect("mounted volume exists");
+            let source = if let Some(cm) = &volume.config_map {
+                format!("configmap:{}", cm.name)
+            } else if let Some(secret) = &volume.secret {
+                format!("secret:{}", secret.secret_name.clone().unwrap_or_default())
+            } else if volume.empty_dir.is_some() {
+                "emptydir".to_owned()
+            } else {
+                "other".to_owned()
+            };
+            (source, m.mount_path.clone())
+        })
+        .collect()
+}
+
+fn assert_under(set: &str, what: &str, file: &str, mounts: &[(String, String)], source: &str) {
+    let dir = Path::new(file)
+        .parent()
+        .and_then(Path::to_str)
+        .unwrap_or("");
+    assert!(
+        mounts.iter().any(|(s, path)| s == source && path == dir),
+        "{set}: {what} {file} is not in a mount of {source} (mounts: {mounts:?})"
+    );
+}
+
+#[test]
+fn server_config_is_the_spec_shape_and_its_files_are_mounted() {
+    for (set, docs) in every_set() {
+        let text = config_data(&set, &docs, "config.yaml");
+        let config: ServerConfig =
+            serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{set}: config.yaml: {e}"));
+        let deployment: Deployment = find(&docs, "Deployment", "teflon")
+            .expect("Deployment")
+            .typed();
+        let mounts = mounts(&deployment);
+
+        assert_eq!(
+            config.listen.as_deref(),
+            Some("0.0.0.0:2804"),
+            "{set}: listen"
+        );
+        assert_under(
+            &set,
+            "policies",
+            &config.policies,
+            &mounts,
+            "configmap:teflon-config",
+        );
+        assert_eq!(
+            config.policies.rsplit('/').next(),
+            Some("policies.yaml"),
+            "{set}: policies must be the ConfigMap key policies.yaml"
+        );
+        let auth = &config.auth;
+        assert_ne!(
+            auth.none,
+            Some(true),
+            "{set}: shipped without authentication"
+        );
+        assert!(
+            auth.token_env.is_none(),
+            "{set}: the token comes from the Secret file"
+        );
+        let token = auth.token_file.as_deref().expect("token_file");
+        assert_under(
+            &set,
+            "token_file",
+            token,
+            &mounts,
+            "secret:teflon-ingest-token",
+        );
+        assert!(
+            token.ends_with("/token"),
+            "{set}: the Secret key is `token`"
+        );
+        if let Some(ca) = &auth.client_ca_file {
+            assert!(config.tls.is_some(), "{set}: mTLS needs tls");
+            assert_under(&set, "client_ca_file", ca, &mounts, "secret:teflon-tls");
+        }
+        if let Some(tls) = &config.tls {
+            assert_under(
+                &set,
+                "tls.cert_file",
+                &tls.cert_file,
+                &mounts,
+                "secret:teflon-tls",
+            );
+            assert_under(
+                &set,
+                "tls.key_file",
+                &tls.key_file,
+                &mounts,
+                "secret:teflon-tls",
+            );
+        }
+        let metrics_api = config.metrics_api.as_ref().expect("metrics_api");
+        assert_eq!(
+            metrics_api.listen.as_deref(),
+            Some("0.0.0.0:6443"),
+            "{set}: metrics_api"
+        );
+        for file in [&metrics_api.cert_file, &metrics_api.key_file]
+            .into_iter()
+            .flatten()
+        {
+            assert_under(&set, "metrics_api file", file, &mounts, "secret:teflon-tls");
+        }
+        let audit = config.audit_log.as_deref().expect("audit_log");
+        assert_under(&set, "audit_log", audit, &mounts, "emptydir");
+
+        let is_sim = matches!(config.cluster, Some(ClusterConfig::Sim { .. }));
+        assert_eq!(is_sim, set.ends_with("demo"), "{set}: cluster.type");
+        if set.ends_with("production") {
+            assert!(auth.client_ca_file.is_some(), "production: mTLS from Falco");
+            let scale = config.autoscale.as_ref().expect("production: autoscale");
+            assert!(scale.iter().all(|s| s.min_replicas <= s.max_replicas));
+        }
+    }
+}
+
+#[test]
+fn starter_policies_parse_with_the_engines_parser() {
+    for (set, docs) in every_set() {
+        let text = config_data(&set, &docs, "policies.yaml");
+        let policies = teflon_core::PolicySet::parse(&text, "policies.yaml")
+            .unwrap_or_else(|e| panic!("{set}: policies.yaml: {e}"));
+        let names: Vec<&str> = policies
+            .policies()
+            .iter()
+            .map(|p| p.name.as_ref())
+            .collect();
+        for expected in [
+            "reap-terminal-shells",
+            "reap-drop-and-execute",
+            "quarantine-miners",
+        ] {
+            assert!(
+                names.contains(&expected),
+                "{set}: starter set lacks {expected}: {names:?}"
+            );
+        }
+    }
+}
