@@ -241,7 +241,9 @@ impl Fields {
 
     /// The value of `key` as a non-empty string, or `None`.
     pub fn get_str(&self, key: &str) -> Option<&str> {
-        self.get(key).and_then(FieldValue::as_str).filter(|s| !s.is_empty())
+        self.get(key)
+            .and_then(FieldValue::as_str)
+            .filter(|s| !s.is_empty())
     }
 
     /// The value of `key` as it arrived, including `null` / `"<NA>"`.
@@ -284,7 +286,10 @@ impl<'de> Deserialize<'de> for Fields {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a map of output fields")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Fields, A::Error> {
                 let mut fields = Fields::with_capacity(map.size_hint().unwrap_or(16));
                 while let Some((k, v)) = map.next_entry::<String, FieldValue>()? {
                     fields.insert(k, v);
@@ -484,7 +489,12 @@ mod tests {
     #[test]
     fn priorities_order_from_emergency_down_to_debug() {
         for pair in Priority::ALL.windows(2) {
-            assert!(pair[0] > pair[1], "{:?} should outrank {:?}", pair[0], pair[1]);
+            assert!(
+                pair[0] > pair[1],
+                "{:?} should outrank {:?}",
+                pair[0],
+                pair[1]
+            );
         }
     }
 
@@ -493,7 +503,10 @@ mod tests {
         assert_eq!("CRITICAL".parse::<Priority>(), Ok(Priority::Critical));
         assert_eq!("warning".parse::<Priority>(), Ok(Priority::Warning));
         assert_eq!("Info".parse::<Priority>(), Ok(Priority::Informational));
-        assert_eq!("informational".parse::<Priority>(), Ok(Priority::Informational));
+        assert_eq!(
+            "informational".parse::<Priority>(),
+            Ok(Priority::Informational)
+        );
     }
 
     #[test]
@@ -535,7 +548,10 @@ mod tests {
         assert_eq!(f.raw("f"), Some(&FieldValue::Null));
         assert_eq!(
             f.raw("g"),
-            Some(&FieldValue::List(vec![FieldValue::I64(1), FieldValue::Str("y".into())]))
+            Some(&FieldValue::List(vec![
+                FieldValue::I64(1),
+                FieldValue::Str("y".into())
+            ]))
         );
     }
 }

@@ -51,6 +51,24 @@ pub trait Scaler {
         workload: &WorkloadRef,
         replicas: u32,
     ) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// `workload`'s desired replicas as the write side sees them (the `scale` subresource's
+    /// `spec.replicas`), when it can read them; `Ok(None)` lets the caller fall back to its
+    /// cluster view. The default reads nothing.
+    fn current_replicas(
+        &self,
+        workload: &WorkloadRef,
+    ) -> impl Future<Output = Result<Option<u32>, String>> + Send {
+        let _ = workload;
+        std::future::ready(Ok(None))
+    }
+
+    /// Tell the world about a change that was applied (a Kubernetes Event, …). Best effort:
+    /// the default does nothing, and a failure must not undo the change.
+    fn announce(&self, decision: &ScaleDecision) -> impl Future<Output = ()> + Send {
+        let _ = decision;
+        std::future::ready(())
+    }
 }
 
 /// Autoscaling state for one workload.
@@ -79,7 +97,10 @@ impl Autoscaler {
     /// The replica count the attack calls for, within bounds (ignores cooldown and stabilization).
     pub fn recommendation(&self, stats: Option<&WorkloadStats>) -> u32 {
         let needed = stats.map_or(0, |s| s.replicas_needed);
-        needed.clamp(self.spec.min_replicas, self.spec.max_replicas.max(self.spec.min_replicas))
+        needed.clamp(
+            self.spec.min_replicas,
+            self.spec.max_replicas.max(self.spec.min_replicas),
+        )
     }
 
     /// Decide at `now` whether to change `current` replicas. `stats` is the ledger's view of the
@@ -91,6 +112,14 @@ impl Autoscaler {
         now: Timestamp,
     ) -> Option<ScaleDecision> {
         let raw = self.recommendation(stats);
+        if self.recommendations.is_empty() && self.last_change.is_none() {
+            // A (re)started autoscaler has no history: count the current replicas (within
+            // bounds) as a recommendation, so it does not scale down before the
+            // stabilization window has seen the workload.
+            let max = self.spec.max_replicas.max(self.spec.min_replicas);
+            self.recommendations
+                .push_back((now, current.clamp(self.spec.min_replicas, max)));
+        }
         self.recommendations.push_back((now, raw));
         let horizon = now.minus(self.spec.scale_down_stabilization);
         while self
@@ -106,7 +135,11 @@ impl Autoscaler {
             .map(|(_, r)| *r)
             .max()
             .unwrap_or(raw);
-        let target = if raw >= current { raw } else { stabilized.min(current) };
+        let target = if raw >= current {
+            raw
+        } else {
+            stabilized.min(current)
+        };
         if target == current {
             return None;
         }
@@ -207,6 +240,20 @@ mod tests {
         assert!(a.evaluate(Some(&stats(1)), 8, t(299)).is_none());
         let d = a.evaluate(Some(&stats(1)), 8, t(301)).unwrap();
         assert_eq!((d.from, d.to), (8, 3));
+    }
+
+    #[test]
+    fn a_fresh_autoscaler_waits_the_stabilization_window_before_scaling_down() {
+        let mut a = Autoscaler::new(spec());
+        assert!(a.evaluate(None, 10, t(0)).is_none());
+        assert!(a.evaluate(None, 10, t(299)).is_none());
+        assert_eq!(a.evaluate(None, 10, t(301)).unwrap().to, 3);
+    }
+
+    #[test]
+    fn replicas_above_max_are_brought_back_at_once() {
+        let mut a = Autoscaler::new(spec());
+        assert_eq!(a.evaluate(None, 20, t(0)).unwrap().to, 12);
     }
 
     #[test]

@@ -235,14 +235,18 @@ mod static_cluster {
         workload: Option<WorkloadRef>,
     }
 
-    /// A hand-built cluster for unit tests: workloads with desired replicas, pods, PDBs.
+    /// A hand-built cluster for unit tests and benches: workloads with desired replicas, pods, PDBs.
     ///
-    /// Availability is counted from the pods' readiness, as the real adapters do.
+    /// Availability is counted from the pods' readiness, as the real adapters do; lookups
+    /// borrow, so benches measure the engine rather than this double.
     #[derive(Debug, Clone, Default)]
     pub struct StaticCluster {
-        pods: BTreeMap<(String, String), StaticPod>,
+        /// namespace → pod name → pod.
+        pods: BTreeMap<String, BTreeMap<String, StaticPod>>,
         desired: BTreeMap<WorkloadRef, u32>,
-        pdbs: BTreeMap<(String, String), i32>,
+        ready: BTreeMap<WorkloadRef, u32>,
+        /// namespace → pod name → disruptionsAllowed.
+        pdbs: BTreeMap<String, BTreeMap<String, i32>>,
     }
 
     impl StaticCluster {
@@ -266,24 +270,18 @@ mod static_cluster {
             ready: u32,
         ) -> Self {
             let w = WorkloadRef::new(kind, namespace, name);
+            self.desired.insert(w.clone(), desired);
             for i in 0..ready {
-                self.pods.insert(
-                    (namespace.to_owned(), format!("{name}-{i}")),
-                    StaticPod {
-                        uid: format!("uid-{name}-{i}"),
-                        ready: true,
-                        workload: Some(w.clone()),
-                    },
-                );
+                self.add_pod(&w, &format!("{name}-{i}"), &format!("uid-{name}-{i}"), true);
             }
-            self.desired.insert(w, desired);
             self
         }
 
         /// A standalone pod (no controller owner).
         pub fn standalone(mut self, namespace: &str, name: &str) -> Self {
-            self.pods.insert(
-                (namespace.to_owned(), name.to_owned()),
+            self.put(
+                namespace,
+                name,
                 StaticPod {
                     uid: format!("uid-{name}"),
                     ready: true,
@@ -295,26 +293,56 @@ mod static_cluster {
 
         /// A PodDisruptionBudget covering `pod` with `disruptionsAllowed = allowed`.
         pub fn pdb(mut self, namespace: &str, pod: &str, allowed: i32) -> Self {
-            self.pdbs.insert((namespace.to_owned(), pod.to_owned()), allowed);
+            self.set_pdb(namespace, pod, allowed);
             self
+        }
+
+        fn put(&mut self, namespace: &str, name: &str, pod: StaticPod) {
+            self.remove_pod(namespace, name);
+            if pod.ready
+                && let Some(w) = &pod.workload
+            {
+                *self.ready.entry(w.clone()).or_default() += 1;
+            }
+            self.pods
+                .entry(namespace.to_owned())
+                .or_default()
+                .insert(name.to_owned(), pod);
         }
 
         /// Mark a pod Ready or not.
         pub fn set_ready(&mut self, namespace: &str, pod: &str, ready: bool) {
-            if let Some(p) = self.pods.get_mut(&(namespace.to_owned(), pod.to_owned())) {
-                p.ready = ready;
+            let Some(p) = self.pods.get_mut(namespace).and_then(|m| m.get_mut(pod)) else {
+                return;
+            };
+            if p.ready != ready
+                && let Some(w) = &p.workload
+            {
+                let n = self.ready.entry(w.clone()).or_default();
+                *n = if ready { *n + 1 } else { n.saturating_sub(1) };
             }
+            p.ready = ready;
         }
 
         /// Remove a pod.
         pub fn remove_pod(&mut self, namespace: &str, pod: &str) {
-            self.pods.remove(&(namespace.to_owned(), pod.to_owned()));
+            let Some(old) = self.pods.get_mut(namespace).and_then(|m| m.remove(pod)) else {
+                return;
+            };
+            if old.ready
+                && let Some(w) = &old.workload
+                && let Some(n) = self.ready.get_mut(w)
+            {
+                *n = n.saturating_sub(1);
+            }
         }
 
         /// Add a pod to a workload (a replacement).
         pub fn add_pod(&mut self, workload: &WorkloadRef, pod: &str, uid: &str, ready: bool) {
-            self.pods.insert(
-                (workload.namespace.clone(), pod.to_owned()),
+            self.desired.entry(workload.clone()).or_insert(0);
+            self.put(
+                &workload.namespace,
+                pod,
                 StaticPod {
                     uid: uid.to_owned(),
                     ready,
@@ -325,43 +353,40 @@ mod static_cluster {
 
         /// Set a PDB's `disruptionsAllowed` for a pod.
         pub fn set_pdb(&mut self, namespace: &str, pod: &str, allowed: i32) {
-            self.pdbs.insert((namespace.to_owned(), pod.to_owned()), allowed);
+            self.pdbs
+                .entry(namespace.to_owned())
+                .or_default()
+                .insert(pod.to_owned(), allowed);
         }
     }
 
     impl ClusterView for StaticCluster {
         fn pod(&self, namespace: &str, name: &str) -> Option<PodInfo> {
-            self.pods
-                .get(&(namespace.to_owned(), name.to_owned()))
-                .map(|p| PodInfo {
-                    uid: Some(p.uid.clone()),
-                    ready: p.ready,
-                    workload: p.workload.clone(),
-                })
+            self.pods.get(namespace)?.get(name).map(|p| PodInfo {
+                uid: Some(p.uid.clone()),
+                ready: p.ready,
+                workload: p.workload.clone(),
+            })
         }
 
         fn workload(&self, workload: &WorkloadRef) -> Option<WorkloadStatus> {
             let desired = *self.desired.get(workload)?;
-            let available = self
-                .pods
-                .values()
-                .filter(|p| p.ready && p.workload.as_ref() == Some(workload))
-                .count();
             Some(WorkloadStatus {
                 desired,
-                available: u32::try_from(available).unwrap_or(u32::MAX),
+                available: self.ready.get(workload).copied().unwrap_or(0),
             })
         }
 
         fn disruptions_allowed(&self, namespace: &str, pod: &str) -> Option<i32> {
-            self.pdbs.get(&(namespace.to_owned(), pod.to_owned())).copied()
+            self.pdbs.get(namespace)?.get(pod).copied()
         }
 
         fn pods_in(&self, namespace: &str) -> Vec<PodSummary> {
             self.pods
-                .iter()
-                .filter(|((ns, _), _)| ns == namespace)
-                .map(|((_, name), p)| PodSummary {
+                .get(namespace)
+                .into_iter()
+                .flatten()
+                .map(|(name, p)| PodSummary {
                     name: name.clone(),
                     uid: Some(p.uid.clone()),
                     labels: p

@@ -133,7 +133,12 @@ fn pod_key(namespace: &str, pod: &str) -> String {
 }
 
 /// The pod as the view has it, unless it is a different pod than the alert meant (UID mismatch).
-fn lookup_pod(view: &impl ClusterView, namespace: &str, name: &str, uid: Option<&str>) -> Option<PodInfo> {
+fn lookup_pod(
+    view: &impl ClusterView,
+    namespace: &str,
+    name: &str,
+    uid: Option<&str>,
+) -> Option<PodInfo> {
     let pod = view.pod(namespace, name)?;
     match (uid, pod.uid.as_deref()) {
         (Some(want), Some(have)) if want != have => None,
@@ -265,7 +270,11 @@ impl Engine {
             return;
         }
         let ledger_w = f.workload.clone().unwrap_or_else(|| {
-            WorkloadRef::new(WorkloadKind::Other("Pod".to_owned()), &f.pod.namespace, &f.pod.name)
+            WorkloadRef::new(
+                WorkloadKind::Other("Pod".to_owned()),
+                &f.pod.namespace,
+                &f.pod.name,
+            )
         });
         if outcome.took_effect() {
             self.ledger
@@ -322,7 +331,11 @@ impl Engine {
             }
         }
         self.workload_actions.retain(|_, q| !q.is_empty());
-        while self.cluster_actions.front().is_some_and(|(t, _)| *t < horizon) {
+        while self
+            .cluster_actions
+            .front()
+            .is_some_and(|(t, _)| *t < horizon)
+        {
             self.cluster_actions.pop_front();
         }
         let workloads: Vec<WorkloadRef> = self.reaping.keys().cloned().collect();
@@ -334,7 +347,11 @@ impl Engine {
     }
 
     /// The ledger's numbers for every workload under attack (after pruning gone pods).
-    pub fn workload_stats(&mut self, view: &impl ClusterView, now: Timestamp) -> Vec<WorkloadStats> {
+    pub fn workload_stats(
+        &mut self,
+        view: &impl ClusterView,
+        now: Timestamp,
+    ) -> Vec<WorkloadStats> {
         self.ledger.prune(view, now);
         self.ledger.stats(view, now)
     }
@@ -421,9 +438,9 @@ impl Engine {
     }
 
     fn has_deferral(&self, key_ns: &str, key_pod: &str, policy: &str) -> bool {
-        self.deferrals
-            .iter()
-            .any(|d| d.pod.namespace == key_ns && d.pod.name == key_pod && &*d.policy.name == policy)
+        self.deferrals.iter().any(|d| {
+            d.pod.namespace == key_ns && d.pod.name == key_pod && &*d.policy.name == policy
+        })
     }
 
     fn decide_policy(
@@ -473,6 +490,7 @@ impl Engine {
 
         let ns = target.namespace.as_str();
         let name = target.pod.as_str();
+        let key = pod_key(ns, name);
         let pod = lookup_pod(view, ns, name, target.uid.as_deref());
         if let Some(info) = &pod {
             d.workload = info.workload.clone();
@@ -480,6 +498,7 @@ impl Engine {
                 let lw = ledger_workload(ns, name, info);
                 d.infection = self.ledger.infect(
                     &lw,
+                    &key,
                     name,
                     info.uid.as_deref(),
                     policy.guard.min_available,
@@ -492,7 +511,6 @@ impl Engine {
             return skip(d, Reason::Protected);
         }
 
-        let key = pod_key(ns, name);
         let current_uid = pod
             .as_ref()
             .and_then(|p| p.uid.as_deref())
@@ -501,13 +519,22 @@ impl Engine {
             return skip(d, Reason::Duplicate);
         }
         let window = self.policies.defaults().dedup_window;
-        let per_pod = self.dedup.entry(key.clone()).or_default();
-        if let Some(last) = per_pod.get(&policy.name)
-            && now.since(*last) < window
-        {
-            return skip(d, Reason::Duplicate);
+        match self.dedup.get_mut(key.as_str()) {
+            Some(per_pod) => {
+                if let Some(last) = per_pod.get_mut(&policy.name) {
+                    if now.since(*last) < window {
+                        return skip(d, Reason::Duplicate);
+                    }
+                    *last = now;
+                } else {
+                    per_pod.insert(policy.name.clone(), now);
+                }
+            }
+            None => {
+                let per_pod = HashMap::from([(policy.name.clone(), now)]);
+                self.dedup.insert(key.clone(), per_pod);
+            }
         }
-        per_pod.insert(policy.name.clone(), now);
 
         let Some(info) = pod else {
             return skip(d, Reason::PodNotFound);
@@ -518,7 +545,15 @@ impl Engine {
             uid: info.uid.clone().or_else(|| target.uid.clone()),
         };
         if !kind.is_disruptive() {
-            return self.act(d, policy, Some(pod_target), info.workload, binary, now, Reason::Matched);
+            return self.act(
+                d,
+                policy,
+                Some(pod_target),
+                info.workload,
+                binary,
+                now,
+                Reason::Matched,
+            );
         }
 
         match self.guards(policy, &pod_target, &info, view, now) {
@@ -613,7 +648,11 @@ impl Engine {
             return false;
         };
         let since = now.minus(defaults.cluster_window);
-        let used = self.cluster_actions.iter().filter(|(t, _)| *t > since).count();
+        let used = self
+            .cluster_actions
+            .iter()
+            .filter(|(t, _)| *t > since)
+            .count();
         used >= max as usize
     }
 
@@ -666,10 +705,11 @@ impl Engine {
                 },
             );
             if let Some(w) = &workload {
-                self.reaping
-                    .entry(w.clone())
-                    .or_default()
-                    .push((pod.name.clone(), pod.uid.clone(), id));
+                self.reaping.entry(w.clone()).or_default().push((
+                    pod.name.clone(),
+                    pod.uid.clone(),
+                    id,
+                ));
                 self.workload_actions
                     .entry(w.clone())
                     .or_default()
@@ -702,7 +742,12 @@ impl Engine {
     }
 
     /// Re-check one deferral; `Some` when it resolved.
-    fn recheck(&mut self, d: &mut Deferral, view: &impl ClusterView, now: Timestamp) -> Option<Decision> {
+    fn recheck(
+        &mut self,
+        d: &mut Deferral,
+        view: &impl ClusterView,
+        now: Timestamp,
+    ) -> Option<Decision> {
         let decision = |verdict: Verdict, reason: Reason, d: &Deferral| Decision {
             seq: d.seq,
             alert: d.alert.clone(),
@@ -720,7 +765,8 @@ impl Engine {
         if self.is_reaped(&key, d.pod.uid.as_deref()) {
             return Some(decision(Verdict::Skip, Reason::Duplicate, d));
         }
-        let Some(info) = lookup_pod(view, &d.pod.namespace, &d.pod.name, d.pod.uid.as_deref()) else {
+        let Some(info) = lookup_pod(view, &d.pod.namespace, &d.pod.name, d.pod.uid.as_deref())
+        else {
             return Some(decision(Verdict::Skip, Reason::PodNotFound, d));
         };
         let expired = now >= d.expires_at();

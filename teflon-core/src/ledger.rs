@@ -86,8 +86,9 @@ pub struct Ledger {
     window: Duration,
     retention: Duration,
     workloads: BTreeMap<WorkloadRef, WorkloadLedger>,
-    /// `ns/pod#uid` of every pod ever infected (within retention): infections count once per pod.
-    seen: HashMap<String, Timestamp>,
+    /// `ns/pod` → (UID, when) of every pod ever infected (within retention): infections count
+    /// once per pod; a pod with the same name and another UID (StatefulSet) is a new pod.
+    seen: HashMap<String, (Option<String>, Timestamp)>,
 }
 
 impl Ledger {
@@ -107,19 +108,25 @@ impl Ledger {
     }
 
     /// Record that `pod` of `workload` is infected. `None` when this pod was already counted.
+    /// `pod_key` is `namespace/pod`.
+    #[allow(clippy::too_many_arguments)]
     pub fn infect(
         &mut self,
         workload: &WorkloadRef,
+        pod_key: &str,
         pod: &str,
         uid: Option<&str>,
         min_available: MinAvailable,
         now: Timestamp,
     ) -> Option<Infection> {
-        let key = format!("{}/{pod}#{}", workload.namespace, uid.unwrap_or(""));
-        if self.seen.contains_key(&key) {
-            return None;
+        match self.seen.get_mut(pod_key) {
+            Some((seen_uid, _)) if seen_uid.as_deref() == uid => return None,
+            Some(slot) => *slot = (uid.map(str::to_owned), now),
+            None => {
+                self.seen
+                    .insert(pod_key.to_owned(), (uid.map(str::to_owned), now));
+            }
         }
-        self.seen.insert(key, now);
         let w = self
             .workloads
             .entry(workload.clone())
@@ -185,16 +192,17 @@ impl Ledger {
     pub fn prune(&mut self, view: &impl ClusterView, now: Timestamp) {
         let window = self.window;
         for (wref, w) in &mut self.workloads {
-            w.infected.retain(|pod, uid| match view.pod(&wref.namespace, pod) {
-                None => false,
-                Some(p) => uid.is_none() || p.uid.is_none() || p.uid == *uid,
-            });
+            w.infected
+                .retain(|pod, uid| match view.pod(&wref.namespace, pod) {
+                    None => false,
+                    Some(p) => uid.is_none() || p.uid.is_none() || p.uid == *uid,
+                });
             w.expire(now, window);
         }
         let horizon = now.minus(self.retention);
         self.workloads
             .retain(|_, w| !w.infected.is_empty() || w.last_activity >= horizon);
-        self.seen.retain(|_, t| *t >= horizon);
+        self.seen.retain(|_, (_, t)| *t >= horizon);
     }
 
     /// Stats for every workload the ledger knows, sorted by workload.
@@ -225,7 +233,11 @@ impl Ledger {
         now: Timestamp,
     ) -> WorkloadStats {
         let since = now.minus(self.window);
-        let in_window = w.recent.iter().filter(|t| **t >= since && **t <= now).count();
+        let in_window = w
+            .recent
+            .iter()
+            .filter(|t| **t >= since && **t <= now)
+            .count();
         let window_secs = self.window.as_secs_f64().max(1.0);
         let rate_per_sec = in_window as f64 / window_secs;
         let recent_ttr: Vec<Duration> = w
@@ -279,8 +291,28 @@ mod tests {
     fn the_same_pod_is_counted_once() {
         let mut l = Ledger::new(Duration::from_secs(60), Duration::from_secs(3600));
         let t = Timestamp::from_secs(100);
-        assert!(l.infect(&web(), "web-0", Some("u0"), MinAvailable::Count(1), t).is_some());
-        assert!(l.infect(&web(), "web-0", Some("u0"), MinAvailable::Count(1), t).is_none());
+        assert!(
+            l.infect(
+                &web(),
+                "shop/web-0",
+                "web-0",
+                Some("u0"),
+                MinAvailable::Count(1),
+                t
+            )
+            .is_some()
+        );
+        assert!(
+            l.infect(
+                &web(),
+                "shop/web-0",
+                "web-0",
+                Some("u0"),
+                MinAvailable::Count(1),
+                t
+            )
+            .is_none()
+        );
         let view = StaticCluster::new().deployment("shop", "web", 3, 3);
         assert_eq!(l.stats(&view, t)[0].infections_total, 1);
     }
@@ -288,9 +320,23 @@ mod tests {
     #[test]
     fn time_between_infections_is_reported() {
         let mut l = Ledger::new(Duration::from_secs(60), Duration::from_secs(3600));
-        l.infect(&web(), "web-0", None, MinAvailable::Count(1), Timestamp::from_secs(100));
+        l.infect(
+            &web(),
+            "shop/web-0",
+            "web-0",
+            None,
+            MinAvailable::Count(1),
+            Timestamp::from_secs(100),
+        );
         let i = l
-            .infect(&web(), "web-1", None, MinAvailable::Count(1), Timestamp::from_secs(107))
+            .infect(
+                &web(),
+                "shop/web-1",
+                "web-1",
+                None,
+                MinAvailable::Count(1),
+                Timestamp::from_secs(107),
+            )
             .unwrap();
         assert_eq!(i.since_previous, Some(Duration::from_secs(7)));
     }
@@ -302,6 +348,7 @@ mod tests {
         for i in 0..6 {
             l.infect(
                 &web(),
+                &format!("shop/web-{i}"),
                 &format!("web-{i}"),
                 None,
                 MinAvailable::Count(2),
@@ -320,7 +367,14 @@ mod tests {
     #[test]
     fn rate_falls_back_to_zero_when_the_window_passes() {
         let mut l = Ledger::new(Duration::from_secs(60), Duration::from_secs(3600));
-        l.infect(&web(), "web-0", None, MinAvailable::Count(1), Timestamp::from_secs(100));
+        l.infect(
+            &web(),
+            "shop/web-0",
+            "web-0",
+            None,
+            MinAvailable::Count(1),
+            Timestamp::from_secs(100),
+        );
         let view = StaticCluster::new().deployment("shop", "web", 3, 3);
         let s = &l.stats(&view, Timestamp::from_secs(1000))[0];
         assert_eq!(s.infection_rate_per_minute, 0.0);
@@ -330,19 +384,42 @@ mod tests {
     #[test]
     fn percent_min_available_resolves_against_desired() {
         let mut l = Ledger::new(Duration::from_secs(60), Duration::from_secs(3600));
-        l.infect(&web(), "web-0", None, MinAvailable::Percent(50), Timestamp::from_secs(100));
+        l.infect(
+            &web(),
+            "shop/web-0",
+            "web-0",
+            None,
+            MinAvailable::Percent(50),
+            Timestamp::from_secs(100),
+        );
         let view = StaticCluster::new().deployment("shop", "web", 5, 5);
-        assert_eq!(l.stats(&view, Timestamp::from_secs(100))[0].min_available, 3);
+        assert_eq!(
+            l.stats(&view, Timestamp::from_secs(100))[0].min_available,
+            3
+        );
     }
 
     #[test]
     fn gone_infected_pods_are_pruned() {
         let mut l = Ledger::new(Duration::from_secs(60), Duration::from_secs(3600));
         let mut view = StaticCluster::new().deployment("shop", "web", 3, 3);
-        l.infect(&web(), "web-0", Some("uid-web-0"), MinAvailable::Count(1), Timestamp::from_secs(100));
-        assert_eq!(l.stats(&view, Timestamp::from_secs(100))[0].infected_pods, 1);
+        l.infect(
+            &web(),
+            "shop/web-0",
+            "web-0",
+            Some("uid-web-0"),
+            MinAvailable::Count(1),
+            Timestamp::from_secs(100),
+        );
+        assert_eq!(
+            l.stats(&view, Timestamp::from_secs(100))[0].infected_pods,
+            1
+        );
         view.remove_pod("shop", "web-0");
         l.prune(&view, Timestamp::from_secs(101));
-        assert_eq!(l.stats(&view, Timestamp::from_secs(101))[0].infected_pods, 0);
+        assert_eq!(
+            l.stats(&view, Timestamp::from_secs(101))[0].infected_pods,
+            0
+        );
     }
 }

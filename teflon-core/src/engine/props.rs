@@ -58,7 +58,8 @@ fn run(desired: u32, min_available: u32, defer: bool, ops: &[Op]) -> Run {
         for d in ds {
             out.records.push(format!("{:?}", d.record()));
             if let Some(plan) = d.plan {
-                out.acted_uids.push(plan.pod.uid.clone().unwrap_or_default());
+                out.acted_uids
+                    .push(plan.pod.uid.clone().unwrap_or_default());
                 pending.push_back(plan);
             }
         }
@@ -85,7 +86,10 @@ fn run(desired: u32, min_available: u32, defer: bool, ops: &[Op]) -> Run {
                 if let Some(plan) = pending.pop_front() {
                     let outcome = if *fail {
                         Outcome::Failed("injected".into())
-                    } else if pods.iter().any(|(n, u)| *n == plan.pod.name && Some(u) == plan.pod.uid.as_ref()) {
+                    } else if pods
+                        .iter()
+                        .any(|(n, u)| *n == plan.pod.name && Some(u) == plan.pod.uid.as_ref())
+                    {
                         view.remove_pod("shop", &plan.pod.name);
                         pods.retain(|(n, _)| *n != plan.pod.name);
                         removed += 1;
@@ -118,9 +122,14 @@ fn run(desired: u32, min_available: u32, defer: bool, ops: &[Op]) -> Run {
         // The worst case: every pending action executes now.
         let pending_ready = pending
             .iter()
-            .filter(|p| pods.iter().any(|(n, u)| *n == p.pod.name && Some(u) == p.pod.uid.as_ref()))
+            .filter(|p| {
+                pods.iter()
+                    .any(|(n, u)| *n == p.pod.name && Some(u) == p.pod.uid.as_ref())
+            })
             .count() as u32;
-        out.min_ready_seen = out.min_ready_seen.min(ready(&view).saturating_sub(pending_ready));
+        out.min_ready_seen = out
+            .min_ready_seen
+            .min(ready(&view).saturating_sub(pending_ready));
     }
     out
 }

@@ -37,9 +37,15 @@ fn deployment(name: &str) -> WorkloadRef {
 #[test]
 fn alert_matching_no_policy_is_skipped_as_no_match() {
     let mut e = Engine::new(delete_policy("", ""));
-    let a = Alert::test().rule("Something else").pod("shop", "web-0").build();
+    let a = Alert::test()
+        .rule("Something else")
+        .pod("shop", "web-0")
+        .build();
     let d = only(e.decide(a, &web(3, 3), t(0)));
-    assert_eq!((d.verdict, d.reason, d.policy), (Verdict::Skip, Reason::NoMatch, None));
+    assert_eq!(
+        (d.verdict, d.reason, d.policy),
+        (Verdict::Skip, Reason::NoMatch, None)
+    );
 }
 
 #[test]
@@ -51,7 +57,9 @@ fn delete_without_a_pod_target_is_skipped_as_no_target() {
 
 #[test]
 fn log_without_a_pod_target_still_acts() {
-    let mut e = Engine::new(policies("version: 1\npolicies:\n  - name: audit\n    action: {type: log}\n"));
+    let mut e = Engine::new(policies(
+        "version: 1\npolicies:\n  - name: audit\n    action: {type: log}\n",
+    ));
     let d = only(e.decide(Alert::test().build(), &web(3, 3), t(0)));
     assert_eq!((d.verdict, d.reason), (Verdict::Act, Reason::Matched));
     assert!(d.infection.is_none());
@@ -81,7 +89,12 @@ fn healthy_deployment_pod_is_deleted_with_its_uid_precondition() {
     assert_eq!(d.workload, Some(deployment("web")));
     let plan = d.plan.unwrap();
     assert_eq!(plan.pod.uid.as_deref(), Some("uid-web-0"));
-    assert_eq!(plan.action, Action::Delete { grace_period_secs: Some(0) });
+    assert_eq!(
+        plan.action,
+        Action::Delete {
+            grace_period_secs: Some(0)
+        }
+    );
 }
 
 #[test]
@@ -99,9 +112,18 @@ fn same_pod_and_policy_within_the_dedup_window_is_a_duplicate_and_after_it_is_no
         "version: 1\ndefaults: {dedup_window_secs: 60}\npolicies:\n  - name: audit\n    action: {type: log}\n",
     ));
     let view = web(3, 3);
-    assert_eq!(only(e.decide(shell("shop", "web-0", 0), &view, t(0))).reason, Reason::Matched);
-    assert_eq!(only(e.decide(shell("shop", "web-0", 59), &view, t(59))).reason, Reason::Duplicate);
-    assert_eq!(only(e.decide(shell("shop", "web-0", 61), &view, t(61))).reason, Reason::Matched);
+    assert_eq!(
+        only(e.decide(shell("shop", "web-0", 0), &view, t(0))).reason,
+        Reason::Matched
+    );
+    assert_eq!(
+        only(e.decide(shell("shop", "web-0", 59), &view, t(59))).reason,
+        Reason::Duplicate
+    );
+    assert_eq!(
+        only(e.decide(shell("shop", "web-0", 61), &view, t(61))).reason,
+        Reason::Matched
+    );
 }
 
 #[test]
@@ -127,7 +149,10 @@ fn pod_unknown_to_the_cluster_is_skipped_as_pod_not_found() {
 #[test]
 fn alert_uid_that_differs_from_the_cluster_pod_is_pod_not_found() {
     let mut e = Engine::new(delete_policy("", ""));
-    let a = Alert::test().pod("shop", "web-0").uid("some-older-pod").build();
+    let a = Alert::test()
+        .pod("shop", "web-0")
+        .uid("some-older-pod")
+        .build();
     let d = only(e.decide(a, &web(3, 3), t(0)));
     assert_eq!(d.reason, Reason::PodNotFound);
 }
@@ -137,7 +162,10 @@ fn standalone_pod_is_skipped_by_default() {
     let mut e = Engine::new(delete_policy("", ""));
     let view = StaticCluster::new().standalone("shop", "debug");
     let d = only(e.decide(shell("shop", "debug", 0), &view, t(0)));
-    assert_eq!((d.verdict, d.reason), (Verdict::Skip, Reason::StandalonePod));
+    assert_eq!(
+        (d.verdict, d.reason),
+        (Verdict::Skip, Reason::StandalonePod)
+    );
 }
 
 #[test]
@@ -151,21 +179,39 @@ fn standalone_pod_is_reaped_without_availability_step_when_allowed() {
 
 #[test]
 fn workload_max_actions_per_window_rate_limits() {
-    let mut e = Engine::new(delete_policy("max_actions: 1, window_secs: 60, min_available: 0", ""));
+    let mut e = Engine::new(delete_policy(
+        "max_actions: 1, window_secs: 60, min_available: 0",
+        "",
+    ));
     let view = web(5, 5);
-    assert_eq!(only(e.decide(shell("shop", "web-0", 0), &view, t(0))).reason, Reason::Matched);
+    assert_eq!(
+        only(e.decide(shell("shop", "web-0", 0), &view, t(0))).reason,
+        Reason::Matched
+    );
     let d = only(e.decide(shell("shop", "web-1", 30), &view, t(30)));
     assert_eq!((d.verdict, d.reason), (Verdict::Skip, Reason::RateLimited));
-    assert_eq!(only(e.decide(shell("shop", "web-2", 61), &view, t(61))).reason, Reason::Matched);
+    assert_eq!(
+        only(e.decide(shell("shop", "web-2", 61), &view, t(61))).reason,
+        Reason::Matched
+    );
 }
 
 #[test]
 fn cluster_budget_caps_disruptive_actions_across_workloads() {
-    let mut e = Engine::new(delete_policy("min_available: 0", "cluster_max_actions: 1, cluster_window_secs: 60"));
+    let mut e = Engine::new(delete_policy(
+        "min_available: 0",
+        "cluster_max_actions: 1, cluster_window_secs: 60",
+    ));
     let view = web(3, 3).deployment("shop", "api", 3, 3);
-    assert_eq!(only(e.decide(shell("shop", "web-0", 0), &view, t(0))).reason, Reason::Matched);
+    assert_eq!(
+        only(e.decide(shell("shop", "web-0", 0), &view, t(0))).reason,
+        Reason::Matched
+    );
     let d = only(e.decide(shell("shop", "api-0", 1), &view, t(1)));
-    assert_eq!((d.verdict, d.reason), (Verdict::Skip, Reason::ClusterBudget));
+    assert_eq!(
+        (d.verdict, d.reason),
+        (Verdict::Skip, Reason::ClusterBudget)
+    );
 }
 
 #[test]
@@ -173,7 +219,10 @@ fn pdb_with_no_disruptions_allowed_defers() {
     let mut e = Engine::new(delete_policy("min_available: 0", ""));
     let view = web(3, 3).pdb("shop", "web-0", 0);
     let d = only(e.decide(shell("shop", "web-0", 0), &view, t(0)));
-    assert_eq!((d.verdict, d.reason), (Verdict::Defer, Reason::DisruptionBudget));
+    assert_eq!(
+        (d.verdict, d.reason),
+        (Verdict::Defer, Reason::DisruptionBudget)
+    );
     assert!(d.plan.is_none());
 }
 
@@ -182,21 +231,30 @@ fn pdb_block_is_skipped_when_defer_is_off() {
     let mut e = Engine::new(delete_policy("min_available: 0, defer: false", ""));
     let view = web(3, 3).pdb("shop", "web-0", 0);
     let d = only(e.decide(shell("shop", "web-0", 0), &view, t(0)));
-    assert_eq!((d.verdict, d.reason), (Verdict::Skip, Reason::DisruptionBudget));
+    assert_eq!(
+        (d.verdict, d.reason),
+        (Verdict::Skip, Reason::DisruptionBudget)
+    );
 }
 
 #[test]
 fn acting_below_min_available_defers() {
     let mut e = Engine::new(delete_policy("min_available: 3", ""));
     let d = only(e.decide(shell("shop", "web-0", 0), &web(3, 3), t(0)));
-    assert_eq!((d.verdict, d.reason), (Verdict::Defer, Reason::BelowMinAvailable));
+    assert_eq!(
+        (d.verdict, d.reason),
+        (Verdict::Defer, Reason::BelowMinAvailable)
+    );
 }
 
 #[test]
 fn below_min_available_is_skipped_when_defer_is_off() {
     let mut e = Engine::new(delete_policy("min_available: 3, defer: false", ""));
     let d = only(e.decide(shell("shop", "web-0", 0), &web(3, 3), t(0)));
-    assert_eq!((d.verdict, d.reason), (Verdict::Skip, Reason::BelowMinAvailable));
+    assert_eq!(
+        (d.verdict, d.reason),
+        (Verdict::Skip, Reason::BelowMinAvailable)
+    );
 }
 
 #[test]
@@ -212,10 +270,19 @@ fn unready_pod_does_not_count_against_availability() {
 #[test]
 fn percent_min_available_is_of_desired_replicas_rounded_up() {
     // 50% of 4 = 2: with 4 Ready, two reaps pass; the third would leave 1.
-    let mut e = Engine::new(delete_policy("min_available: \"50%\", defer: false", "dedup_window_secs: 0"));
+    let mut e = Engine::new(delete_policy(
+        "min_available: \"50%\", defer: false",
+        "dedup_window_secs: 0",
+    ));
     let view = web(4, 4);
-    assert_eq!(only(e.decide(shell("shop", "web-0", 0), &view, t(0))).reason, Reason::Matched);
-    assert_eq!(only(e.decide(shell("shop", "web-1", 0), &view, t(0))).reason, Reason::Matched);
+    assert_eq!(
+        only(e.decide(shell("shop", "web-0", 0), &view, t(0))).reason,
+        Reason::Matched
+    );
+    assert_eq!(
+        only(e.decide(shell("shop", "web-1", 0), &view, t(0))).reason,
+        Reason::Matched
+    );
     assert_eq!(
         only(e.decide(shell("shop", "web-2", 0), &view, t(0))).reason,
         Reason::BelowMinAvailable
@@ -230,7 +297,10 @@ fn pods_already_being_reaped_count_against_availability_until_the_view_catches_u
     assert_eq!(first.reason, Reason::Matched);
     // The view still shows web-0 Ready: web-1 must wait.
     let second = only(e.decide(shell("shop", "web-1", 1), &view, t(1)));
-    assert_eq!((second.verdict, second.reason), (Verdict::Defer, Reason::BelowMinAvailable));
+    assert_eq!(
+        (second.verdict, second.reason),
+        (Verdict::Defer, Reason::BelowMinAvailable)
+    );
     // web-0 is gone; its replacement is not Ready yet: still 2 available, still waiting.
     view.remove_pod("shop", "web-0");
     e.record(first.plan.unwrap().id, &Outcome::Success, t(2));
@@ -238,7 +308,10 @@ fn pods_already_being_reaped_count_against_availability_until_the_view_catches_u
     // The replacement becomes Ready: the deferred action goes.
     view.add_pod(&deployment("web"), "web-x1", "uid-x1", true);
     let d = only(e.tick(&view, t(17)));
-    assert_eq!((d.seq, d.verdict, d.reason), (1, Verdict::Act, Reason::DeferredReady));
+    assert_eq!(
+        (d.seq, d.verdict, d.reason),
+        (1, Verdict::Act, Reason::DeferredReady)
+    );
     assert_eq!(d.plan.unwrap().pod.name, "web-1");
 }
 
@@ -250,7 +323,10 @@ fn deferral_expires_after_max_defer_secs() {
     assert!(e.tick(&view, t(299)).is_empty());
     assert_eq!(e.next_deadline(), Some(t(300)));
     let d = only(e.tick(&view, t(300)));
-    assert_eq!((d.seq, d.verdict, d.reason), (0, Verdict::Skip, Reason::DeferExpired));
+    assert_eq!(
+        (d.seq, d.verdict, d.reason),
+        (0, Verdict::Skip, Reason::DeferExpired)
+    );
     assert!(e.deferrals().is_empty());
 }
 
@@ -277,7 +353,10 @@ fn deferral_whose_pod_was_reaped_by_another_policy_resolves_as_duplicate() {
     let d = only(ds);
     assert_eq!((d.seq, d.reason), (1, Reason::Matched));
     let resolved = only(e.tick(&view, t(2)));
-    assert_eq!((resolved.seq, resolved.verdict, resolved.reason), (0, Verdict::Skip, Reason::Duplicate));
+    assert_eq!(
+        (resolved.seq, resolved.verdict, resolved.reason),
+        (0, Verdict::Skip, Reason::Duplicate)
+    );
 }
 
 #[test]
@@ -285,8 +364,14 @@ fn deferrals_are_rechecked_oldest_first_before_a_newer_alert() {
     let mut e = Engine::new(delete_policy("min_available: 2", ""));
     let mut view = web(3, 2);
     // 2 Ready of 3: nothing can go.
-    assert_eq!(only(e.decide(shell("shop", "web-0", 0), &view, t(0))).verdict, Verdict::Defer);
-    assert_eq!(only(e.decide(shell("shop", "web-1", 1), &view, t(1))).verdict, Verdict::Defer);
+    assert_eq!(
+        only(e.decide(shell("shop", "web-0", 0), &view, t(0))).verdict,
+        Verdict::Defer
+    );
+    assert_eq!(
+        only(e.decide(shell("shop", "web-1", 1), &view, t(1))).verdict,
+        Verdict::Defer
+    );
     // A third Ready pod appears; one reap may go: the oldest deferral (web-0) wins.
     view.add_pod(&deployment("web"), "web-2", "uid-web-2", true);
     let ds = e.decide(Alert::test().rule("Unrelated").build(), &view, t(10));
@@ -304,7 +389,10 @@ fn deferral_stays_deferred_while_a_rate_limit_blocks_it() {
     let mut view = web(3, 2);
     let a = Alert::test().rule("Careful").pod("shop", "web-0").build();
     let d = only(e.decide(a, &view, t(0)));
-    assert_eq!((d.verdict, d.reason), (Verdict::Defer, Reason::BelowMinAvailable));
+    assert_eq!(
+        (d.verdict, d.reason),
+        (Verdict::Defer, Reason::BelowMinAvailable)
+    );
     // Another policy reaps web-1: that uses the workload's one action per 100 s.
     let b = Alert::test().rule("Urgent").pod("shop", "web-1").build();
     assert_eq!(only(e.decide(b, &view, t(1))).reason, Reason::Matched);
@@ -332,7 +420,10 @@ fn dry_run_gives_the_same_verdicts_without_executing_or_reaping() {
     let mut e = Engine::new(policies(yaml));
     let view = web(3, 3);
     let d = only(e.decide(shell("shop", "web-0", 0), &view, t(0)));
-    assert_eq!((d.verdict, d.reason, d.dry_run), (Verdict::Act, Reason::Matched, true));
+    assert_eq!(
+        (d.verdict, d.reason, d.dry_run),
+        (Verdict::Act, Reason::Matched, true)
+    );
     assert!(d.plan.is_none());
     assert!(d.infection.is_some(), "dry run still counts the infection");
     // Not reaped: a later alert on the same pod acts again (in dry run).
@@ -356,10 +447,17 @@ fn infection_is_counted_once_per_pod_and_not_for_log_policies() {
     let yaml = "version: 1\ndefaults: {dedup_window_secs: 0}\npolicies:\n  - name: watch\n    match: {rules: [\"Watch\"]}\n    action: {type: log}\n  - name: reap\n    action: {type: delete}\n    guard: {min_available: 3}\n";
     let mut e = Engine::new(policies(yaml));
     let view = web(3, 3);
-    let d = only(e.decide(Alert::test().rule("Watch").pod("shop", "web-0").build(), &view, t(0)));
+    let d = only(e.decide(
+        Alert::test().rule("Watch").pod("shop", "web-0").build(),
+        &view,
+        t(0),
+    ));
     assert!(d.infection.is_none());
     let d = only(e.decide(shell("shop", "web-0", 1), &view, t(1)));
-    assert_eq!(d.infection.as_ref().map(|i| i.workload.clone()), Some(deployment("web")));
+    assert_eq!(
+        d.infection.as_ref().map(|i| i.workload.clone()),
+        Some(deployment("web"))
+    );
     let d = only(e.decide(shell("shop", "web-0", 2), &view, t(2)));
     assert!(d.infection.is_none(), "same pod again");
     let stats = e.workload_stats(&view, t(2));
@@ -380,7 +478,10 @@ fn reaped_pod_is_no_longer_infected() {
 
 #[test]
 fn failed_action_is_not_a_reap_and_refunds_the_rate_limit() {
-    let mut e = Engine::new(delete_policy("min_available: 0, max_actions: 1", "dedup_window_secs: 0"));
+    let mut e = Engine::new(delete_policy(
+        "min_available: 0, max_actions: 1",
+        "dedup_window_secs: 0",
+    ));
     let view = web(3, 3);
     let d = only(e.decide(shell("shop", "web-0", 0), &view, t(0)));
     e.record(d.plan.unwrap().id, &Outcome::Failed("500".into()), t(0));
@@ -398,7 +499,10 @@ fn eviction_refused_by_a_pdb_is_retried_as_a_deferral() {
     assert_eq!(e.deferrals().len(), 1);
     assert!(e.tick(&view, t(1)).is_empty(), "waits pdb_retry_after");
     let d = only(e.tick(&view, t(6)));
-    assert_eq!((d.seq, d.verdict, d.reason), (0, Verdict::Act, Reason::DeferredReady));
+    assert_eq!(
+        (d.seq, d.verdict, d.reason),
+        (0, Verdict::Act, Reason::DeferredReady)
+    );
 }
 
 #[test]
@@ -406,7 +510,10 @@ fn block_binary_resolves_the_binary_from_exepath_then_name() {
     let yaml = "version: 1\npolicies:\n  - name: block\n    action: {type: block_binary}\n";
     let mut e = Engine::new(policies(yaml));
     let view = web(3, 3);
-    let a = Alert::test().pod("shop", "web-0").field("proc.name", "xmrig").build();
+    let a = Alert::test()
+        .pod("shop", "web-0")
+        .field("proc.name", "xmrig")
+        .build();
     let d = only(e.decide(a, &view, t(0)));
     assert_eq!(d.reason, Reason::Matched);
     assert_eq!(d.plan.unwrap().binary.as_deref(), Some("xmrig"));
@@ -415,7 +522,14 @@ fn block_binary_resolves_the_binary_from_exepath_then_name() {
         .field("proc.exepath", "/tmp/xmrig")
         .field("proc.name", "xmrig")
         .build();
-    assert_eq!(only(e.decide(a, &view, t(0))).plan.unwrap().binary.as_deref(), Some("/tmp/xmrig"));
+    assert_eq!(
+        only(e.decide(a, &view, t(0)))
+            .plan
+            .unwrap()
+            .binary
+            .as_deref(),
+        Some("/tmp/xmrig")
+    );
     let a = Alert::test().pod("shop", "web-2").build();
     assert_eq!(only(e.decide(a, &view, t(0))).reason, Reason::NoTarget);
 }
@@ -424,7 +538,10 @@ fn block_binary_resolves_the_binary_from_exepath_then_name() {
 fn block_binary_is_not_subject_to_availability_guards() {
     let yaml = "version: 1\npolicies:\n  - name: block\n    action: {type: block_binary}\n    guard: {min_available: 10}\n";
     let mut e = Engine::new(policies(yaml));
-    let a = Alert::test().pod("shop", "web-0").field("proc.exepath", "/bin/nc").build();
+    let a = Alert::test()
+        .pod("shop", "web-0")
+        .field("proc.exepath", "/bin/nc")
+        .build();
     assert_eq!(only(e.decide(a, &web(3, 3), t(0))).verdict, Verdict::Act);
 }
 
@@ -438,13 +555,19 @@ fn rule_globs_and_priorities_select_the_policy() {
         .priority(Priority::Critical)
         .pod("shop", "web-0")
         .build();
-    assert_eq!(only(e.decide(a, &view, t(0))).policy.as_deref(), Some("high"));
+    assert_eq!(
+        only(e.decide(a, &view, t(0))).policy.as_deref(),
+        Some("high")
+    );
     let a = Alert::test()
         .rule("Drop and execute new binary in container")
         .priority(Priority::Warning)
         .pod("shop", "web-1")
         .build();
-    assert_eq!(only(e.decide(a, &view, t(0))).policy.as_deref(), Some("low"));
+    assert_eq!(
+        only(e.decide(a, &view, t(0))).policy.as_deref(),
+        Some("low")
+    );
 }
 
 #[test]
@@ -452,14 +575,28 @@ fn hot_reload_keeps_state_and_uses_new_policies() {
     let mut e = Engine::new(delete_policy("min_available: 0", "dedup_window_secs: 0"));
     let view = web(3, 3);
     only(e.decide(shell("shop", "web-0", 0), &view, t(0)));
-    e.set_policies(policies("version: 1\npolicies:\n  - name: audit\n    action: {type: log}\n"));
-    assert_eq!(only(e.decide(shell("shop", "web-0", 1), &view, t(1))).reason, Reason::Duplicate);
-    assert_eq!(only(e.decide(shell("shop", "web-1", 1), &view, t(1))).policy.as_deref(), Some("audit"));
+    e.set_policies(policies(
+        "version: 1\npolicies:\n  - name: audit\n    action: {type: log}\n",
+    ));
+    assert_eq!(
+        only(e.decide(shell("shop", "web-0", 1), &view, t(1))).reason,
+        Reason::Duplicate
+    );
+    assert_eq!(
+        only(e.decide(shell("shop", "web-1", 1), &view, t(1)))
+            .policy
+            .as_deref(),
+        Some("audit")
+    );
 }
 
 #[test]
 fn every_reason_code_has_a_distinct_snake_case_name() {
     let names: std::collections::HashSet<&str> = Reason::ALL.iter().map(|r| r.as_str()).collect();
     assert_eq!(names.len(), Reason::ALL.len());
-    assert!(names.iter().all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_')));
+    assert!(
+        names
+            .iter()
+            .all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+    );
 }

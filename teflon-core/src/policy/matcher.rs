@@ -109,7 +109,10 @@ impl PriorityCmp {
             } else {
                 (PriorityCmp::Eq, s)
             };
-        let p: Priority = rest.trim().parse().map_err(|e: crate::alert::PriorityError| e.to_string())?;
+        let p: Priority = rest
+            .trim()
+            .parse()
+            .map_err(|e: crate::alert::PriorityError| e.to_string())?;
         Ok(ctor(p))
     }
 
@@ -183,7 +186,8 @@ impl Literal {
             FieldValue::I64(n) => self.int == Some(i128::from(*n)),
             FieldValue::U64(n) => self.int == Some(i128::from(*n)),
             FieldValue::F64(x) => {
-                self.float == Some(*x) || (x.fract() == 0.0 && self.int.is_some_and(|i| i as f64 == *x))
+                self.float == Some(*x)
+                    || (x.fract() == 0.0 && self.int.is_some_and(|i| i as f64 == *x))
             }
             FieldValue::Bool(b) => self.boolean == Some(*b),
             FieldValue::List(items) => items.iter().any(|i| self.matches(i)),
@@ -274,7 +278,9 @@ impl TagSet {
     /// True when `id` is in the set.
     pub fn contains(&self, id: u32) -> bool {
         let w = (id / 64) as usize;
-        self.words.get(w).is_some_and(|bits| bits & (1 << (id % 64)) != 0)
+        self.words
+            .get(w)
+            .is_some_and(|bits| bits & (1 << (id % 64)) != 0)
     }
 }
 
@@ -299,7 +305,7 @@ impl Matcher {
         {
             return false;
         }
-        if !self.sources.is_empty() && !self.sources.iter().any(|s| *s == alert.source) {
+        if !self.sources.is_empty() && !self.sources.contains(&alert.source) {
             return false;
         }
         if !self.tags_all.iter().all(|&t| tags.contains(t)) {
@@ -455,8 +461,14 @@ mod tests {
         assert!(ge.holds(Priority::Critical));
         assert!(ge.holds(Priority::Warning));
         assert!(!ge.holds(Priority::Notice));
-        assert_eq!(PriorityCmp::parse("critical").unwrap(), PriorityCmp::Eq(Priority::Critical));
-        assert_eq!(PriorityCmp::parse("<Error").unwrap(), PriorityCmp::Lt(Priority::Error));
+        assert_eq!(
+            PriorityCmp::parse("critical").unwrap(),
+            PriorityCmp::Eq(Priority::Critical)
+        );
+        assert_eq!(
+            PriorityCmp::parse("<Error").unwrap(),
+            PriorityCmp::Lt(Priority::Error)
+        );
         assert!(PriorityCmp::parse(">=Critcal").is_err());
     }
 
@@ -469,7 +481,10 @@ mod tests {
         b.add(3, "Terminal*").unwrap();
         let idx = b.build().unwrap();
         assert_eq!(idx.candidates("Terminal shell in container"), vec![0, 2, 3]);
-        assert_eq!(idx.candidates("Drop and execute new binary in container"), vec![1, 2]);
+        assert_eq!(
+            idx.candidates("Drop and execute new binary in container"),
+            vec![1, 2]
+        );
         assert_eq!(idx.candidates("Other"), vec![2]);
     }
 

@@ -97,7 +97,8 @@ pub struct Defaults {
 }
 
 /// The namespaces protected when a file does not say.
-pub const DEFAULT_PROTECTED_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
+pub const DEFAULT_PROTECTED_NAMESPACES: [&str; 3] =
+    ["kube-system", "kube-public", "kube-node-lease"];
 
 impl Default for Defaults {
     fn default() -> Self {
@@ -179,8 +180,15 @@ impl Policy {
                     StandalonePods::Skip => "skip",
                     StandalonePods::Act => "act",
                 },
-                g.max_actions.map_or("unlimited".to_owned(), |n| format!("{n}/{}s", g.window.as_secs())),
-                if g.defer { format!("{}s", g.max_defer.as_secs()) } else { "no".to_owned() }
+                g.max_actions.map_or("unlimited".to_owned(), |n| format!(
+                    "{n}/{}s",
+                    g.window.as_secs()
+                )),
+                if g.defer {
+                    format!("{}s", g.max_defer.as_secs())
+                } else {
+                    "no".to_owned()
+                }
             );
         }
         if self.continue_matching {
@@ -191,7 +199,7 @@ impl Policy {
 }
 
 /// A validated, compiled policy file.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PolicySet {
     defaults: Defaults,
     policies: Vec<Arc<Policy>>,
@@ -199,22 +207,11 @@ pub struct PolicySet {
     tags: TagInterner,
 }
 
-impl Default for PolicySet {
-    fn default() -> Self {
-        PolicySet {
-            defaults: Defaults::default(),
-            policies: Vec::new(),
-            index: RuleIndex::default(),
-            tags: TagInterner::default(),
-        }
-    }
-}
-
 impl PolicySet {
     /// Parse and compile a policy file (YAML, or JSON which is YAML too). `file` names it in errors.
     pub fn parse(source: &str, file: &str) -> Result<PolicySet, PolicyErrors> {
-        let raw: PolicyFileV1 =
-            serde_saphyr::from_str(source).map_err(|e| PolicyErrors(vec![saphyr_error(file, &e)]))?;
+        let raw: PolicyFileV1 = serde_saphyr::from_str(source)
+            .map_err(|e| PolicyErrors(vec![saphyr_error(file, &e)]))?;
         compile(raw, file)
     }
 
@@ -280,7 +277,10 @@ fn saphyr_error(file: &str, e: &serde_saphyr::Error) -> PolicyError {
     let options = serde_saphyr::render_options! { snippets: serde_saphyr::SnippetMode::Off };
     let mut message = e.without_snippet().render_with_options(options);
     // The plain rendering ends with its own "at line L, column C"; we lead with FILE:L:C instead.
-    for suffix in [format!(" at line {line}, column {column}"), format!(" at {line}:{column}")] {
+    for suffix in [
+        format!(" at line {line}, column {column}"),
+        format!(" at {line}:{column}"),
+    ] {
         if let Some(stripped) = message.strip_suffix(&suffix) {
             message = stripped.to_owned();
         }
@@ -353,7 +353,10 @@ impl Compiler<'_> {
     fn action(&mut self, raw: &RawAction, policy: &str) -> Action {
         let kind = raw.kind.value;
         let misplaced = |key: &str, allowed: &str| {
-            format!("`{key}` applies to {allowed} actions only, not `{}`", kind.as_str())
+            format!(
+                "`{key}` applies to {allowed} actions only, not `{}`",
+                kind.as_str()
+            )
         };
         if let Some(g) = &raw.grace_period_secs
             && !matches!(kind, ActionKind::Delete | ActionKind::Evict)
@@ -384,7 +387,11 @@ impl Compiler<'_> {
                 grace_period_secs: grace,
             },
             ActionKind::Quarantine => {
-                let labels = raw.labels.as_ref().map(|l| l.value.clone()).unwrap_or_default();
+                let labels = raw
+                    .labels
+                    .as_ref()
+                    .map(|l| l.value.clone())
+                    .unwrap_or_default();
                 if let Some(l) = &raw.labels {
                     for (k, v) in &l.value {
                         if let Err(e) = validate_label(k, v) {
@@ -446,18 +453,27 @@ impl Compiler<'_> {
                     ("not", v) => match literals(v) {
                         Some(l) => Some(FieldCond::NoneOf(l)),
                         None => {
-                            self.err(raw, format!("field {key:?}: `not` takes a value or a list of values"));
+                            self.err(
+                                raw,
+                                format!("field {key:?}: `not` takes a value or a list of values"),
+                            );
                             None
                         }
                     },
                     (other, _) => {
-                        self.err(raw, format!("field {key:?}: unknown condition `{other}` ({hint})"));
+                        self.err(
+                            raw,
+                            format!("field {key:?}: unknown condition `{other}` ({hint})"),
+                        );
                         None
                     }
                 }
             }
             Value::Null => {
-                self.err(raw, format!("field {key:?}: null is not a condition (use {{exists: false}})"));
+                self.err(
+                    raw,
+                    format!("field {key:?}: null is not a condition (use {{exists: false}})"),
+                );
                 None
             }
             v => match literals(v) {
@@ -515,7 +531,9 @@ fn parse_min_available(raw: &RawMinAvailable) -> Result<MinAvailable, String> {
             if let Some(pct) = t.strip_suffix('%') {
                 match pct.trim().parse::<u16>() {
                     Ok(p) if p <= 100 => Ok(MinAvailable::Percent(p as u8)),
-                    Ok(_) => Err(format!("min_available {s:?}: a percentage must be between 0% and 100%")),
+                    Ok(_) => Err(format!(
+                        "min_available {s:?}: a percentage must be between 0% and 100%"
+                    )),
                     Err(_) => Err(format!("min_available {s:?}: {hint}")),
                 }
             } else {
@@ -529,9 +547,13 @@ fn parse_min_available(raw: &RawMinAvailable) -> Result<MinAvailable, String> {
 
 fn validate_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 63 {
-        return Err(format!("policy name {name:?} must be 1 to 63 characters of [a-z0-9-]"));
+        return Err(format!(
+            "policy name {name:?} must be 1 to 63 characters of [a-z0-9-]"
+        ));
     }
-    if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         || name.starts_with('-')
         || name.ends_with('-')
     {
@@ -545,7 +567,8 @@ fn validate_name(name: &str) -> Result<(), String> {
 fn is_label_token(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         && s.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric)
         && s.as_bytes().last().is_some_and(u8::is_ascii_alphanumeric)
 }
@@ -556,20 +579,28 @@ fn validate_label(key: &str, value: &str) -> Result<(), String> {
             let prefix_ok = !prefix.is_empty()
                 && prefix.len() <= 253
                 && prefix.split('.').all(|p| {
-                    !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    !p.is_empty()
+                        && p.bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
                 });
             if !prefix_ok {
-                return Err(format!("label key {key:?}: invalid prefix (a DNS subdomain, e.g. example.com/)"));
+                return Err(format!(
+                    "label key {key:?}: invalid prefix (a DNS subdomain, e.g. example.com/)"
+                ));
             }
             name
         }
         None => key,
     };
     if !is_label_token(name) {
-        return Err(format!("label key {key:?} is not a valid Kubernetes label name"));
+        return Err(format!(
+            "label key {key:?} is not a valid Kubernetes label name"
+        ));
     }
     if !value.is_empty() && !is_label_token(value) {
-        return Err(format!("label value {value:?} (for {key:?}) is not a valid Kubernetes label value"));
+        return Err(format!(
+            "label value {value:?} (for {key:?}) is not a valid Kubernetes label value"
+        ));
     }
     Ok(())
 }
@@ -582,21 +613,30 @@ fn compile(raw: PolicyFileV1, file: &str) -> Result<PolicySet, PolicyErrors> {
     if raw.version.value != 1 {
         c.err(
             &raw.version,
-            format!("unsupported policy file version {} (this Teflon reads version: 1)", raw.version.value),
+            format!(
+                "unsupported policy file version {} (this Teflon reads version: 1)",
+                raw.version.value
+            ),
         );
     }
     let builtin = Defaults::default();
     let d = &raw.defaults;
     let protected = match &d.protected_namespaces {
-        Some(list) => c.globs(list, "protected_namespaces").unwrap_or_else(GlobList::empty),
+        Some(list) => c
+            .globs(list, "protected_namespaces")
+            .unwrap_or_else(GlobList::empty),
         None => builtin.protected_namespaces.clone(),
     };
     let guard = c.guard(&builtin.guard, d.guard.as_ref());
     let defaults = Defaults {
-        dedup_window: d.dedup_window_secs.map_or(builtin.dedup_window, Duration::from_secs),
+        dedup_window: d
+            .dedup_window_secs
+            .map_or(builtin.dedup_window, Duration::from_secs),
         protected_namespaces: protected,
         cluster_max_actions: d.cluster_max_actions.unwrap_or(builtin.cluster_max_actions),
-        cluster_window: d.cluster_window_secs.map_or(builtin.cluster_window, Duration::from_secs),
+        cluster_window: d
+            .cluster_window_secs
+            .map_or(builtin.cluster_window, Duration::from_secs),
         guard,
     };
 

@@ -67,7 +67,12 @@ fn spec_example_compiles_with_every_key() {
     assert_eq!(set.len(), 1);
     let p = &set.policies()[0];
     assert_eq!(&*p.name, "reap-shells");
-    assert_eq!(p.action, Action::Delete { grace_period_secs: Some(0) });
+    assert_eq!(
+        p.action,
+        Action::Delete {
+            grace_period_secs: Some(0)
+        }
+    );
     assert_eq!(p.guard.min_available, MinAvailable::Percent(50));
     assert_eq!(p.guard.max_defer, Duration::from_secs(300));
     assert_eq!(set.defaults().cluster_max_actions, Some(20));
@@ -161,7 +166,9 @@ fn typo_in_priority_names_file_line_and_column() {
     let errs = errors_of(src);
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert!(
-        errs[0].starts_with("policies.yaml:5:17: unknown priority \"Critcal\" (expected one of Emergency"),
+        errs[0].starts_with(
+            "policies.yaml:5:17: unknown priority \"Critcal\" (expected one of Emergency"
+        ),
         "{}",
         errs[0]
     );
@@ -174,7 +181,11 @@ fn unknown_key_names_file_line_and_column_and_the_expected_keys() {
     assert_eq!(errs.len(), 1);
     assert!(errs[0].starts_with("policies.yaml:5:7: "), "{}", errs[0]);
     assert!(errs[0].contains("priorty"), "{}", errs[0]);
-    assert!(errs[0].contains("priority"), "should list the expected keys: {}", errs[0]);
+    assert!(
+        errs[0].contains("priority"),
+        "should list the expected keys: {}",
+        errs[0]
+    );
 }
 
 #[test]
@@ -182,7 +193,11 @@ fn bad_glob_names_file_line_and_column() {
     let src = "version: 1\npolicies:\n  - name: p\n    match:\n      rules: [\"Terminal [shell\"]\n    action: {type: delete}\n";
     let errs = errors_of(src);
     assert_eq!(errs.len(), 1);
-    assert!(errs[0].starts_with("policies.yaml:5:15: rules: invalid glob \"Terminal [shell\""), "{}", errs[0]);
+    assert!(
+        errs[0].starts_with("policies.yaml:5:15: rules: invalid glob \"Terminal [shell\""),
+        "{}",
+        errs[0]
+    );
 }
 
 #[test]
@@ -190,7 +205,13 @@ fn duplicate_name_points_at_the_second_and_mentions_the_first() {
     let src = "version: 1\npolicies:\n  - name: p\n    action: {type: log}\n  - name: p\n    action: {type: log}\n";
     let errs = errors_of(src);
     assert_eq!(errs.len(), 1);
-    assert!(errs[0].starts_with("policies.yaml:5:11: duplicate policy name \"p\" (first defined on line 3)"), "{}", errs[0]);
+    assert!(
+        errs[0].starts_with(
+            "policies.yaml:5:11: duplicate policy name \"p\" (first defined on line 3)"
+        ),
+        "{}",
+        errs[0]
+    );
 }
 
 #[test]
@@ -215,13 +236,21 @@ fn unknown_action_type_lists_the_valid_ones() {
 fn action_keys_for_another_action_are_rejected() {
     let src = "version: 1\npolicies:\n  - name: p\n    action: {type: log, grace_period_secs: 5}\n";
     let errs = errors_of(src);
-    assert!(errs[0].contains("`grace_period_secs` applies to delete and evict"), "{}", errs[0]);
+    assert!(
+        errs[0].contains("`grace_period_secs` applies to delete and evict"),
+        "{}",
+        errs[0]
+    );
 }
 
 #[test]
 fn wrong_version_is_rejected() {
     let errs = errors_of("version: 2\npolicies: []\n");
-    assert!(errs[0].starts_with("policies.yaml:1:10: unsupported policy file version 2"), "{}", errs[0]);
+    assert!(
+        errs[0].starts_with("policies.yaml:1:10: unsupported policy file version 2"),
+        "{}",
+        errs[0]
+    );
 }
 
 #[test]
@@ -251,10 +280,14 @@ fn policy_guard_overrides_defaults_key_by_key() {
 
 #[test]
 fn quarantine_defaults_to_network_isolation_and_validates_labels() {
-    let src = "version: 1\npolicies:\n  - name: q\n    action: {type: quarantine, labels: {team: sec}}\n";
+    let src =
+        "version: 1\npolicies:\n  - name: q\n    action: {type: quarantine, labels: {team: sec}}\n";
     let set = PolicySet::parse(src, "p").unwrap();
     match &set.policies()[0].action {
-        Action::Quarantine { labels, network_isolate } => {
+        Action::Quarantine {
+            labels,
+            network_isolate,
+        } => {
             assert!(*network_isolate);
             assert_eq!(labels.get("team").map(String::as_str), Some("sec"));
         }
@@ -278,7 +311,11 @@ fn percent_min_available_rounds_up() {
 fn bad_field_condition_is_explained() {
     let src = "version: 1\npolicies:\n  - name: p\n    match:\n      fields:\n        proc.name: {regex: \"x\"}\n    action: {type: log}\n";
     let errs = errors_of(src);
-    assert!(errs[0].starts_with("policies.yaml:6:20: field \"proc.name\": unknown condition `regex`"), "{}", errs[0]);
+    assert!(
+        errs[0].starts_with("policies.yaml:6:20: field \"proc.name\": unknown condition `regex`"),
+        "{}",
+        errs[0]
+    );
 }
 
 #[test]
