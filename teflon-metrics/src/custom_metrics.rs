@@ -31,6 +31,40 @@ pub const INFECTED_PODS: &str = "teflon_infected_pods";
 /// 1 when the pod is infected, else 0 (pods).
 pub const POD_INFECTED: &str = "teflon_pod_infected";
 
+/// Counter `{namespace, workload, direction}`: replica changes made by Teflon's autoscaler
+/// (`direction` is `up` or `down`). Kept beside the values the autoscaler follows; the
+/// exporter describes it with the others.
+pub const AUTOSCALE_CHANGES_TOTAL: &str = "teflon_autoscale_changes_total";
+
+/// The autoscaler changed a workload's replicas.
+#[derive(Debug, Clone, Copy)]
+pub struct AutoscaleChanged<'a> {
+    /// The workload.
+    pub workload: &'a WorkloadRef,
+    /// Replicas before.
+    pub from: u32,
+    /// Replicas after.
+    pub to: u32,
+}
+
+impl AutoscaleChanged<'_> {
+    /// `up` or `down`.
+    pub fn direction(&self) -> &'static str {
+        if self.to >= self.from { "up" } else { "down" }
+    }
+
+    /// Count it.
+    pub fn emit(self) {
+        metrics::counter!(
+            AUTOSCALE_CHANGES_TOTAL,
+            crate::names::label::NAMESPACE => self.workload.namespace.clone(),
+            crate::names::label::WORKLOAD => self.workload.name.clone(),
+            "direction" => self.direction()
+        )
+        .increment(1);
+    }
+}
+
 /// A served version of the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ApiVersion {

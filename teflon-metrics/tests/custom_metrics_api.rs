@@ -238,7 +238,7 @@ fn v1beta1_pod_metrics_use_metric_name_instead_of_metric() {
     );
     let f = fixture(V1BETA1_PODS);
     // selfLink was removed from Kubernetes in 1.20; "/__internal" was a 2018 adapter's bug.
-    assert_same_shape(&ours, &f, "", &["metadata.selfLink"], &[]);
+    assert_same_shape(&ours, &f, "", &[".metadata.selfLink"], &[]);
     assert_eq!(ours["kind"], f["kind"]);
     assert_eq!(ours["apiVersion"], "custom.metrics.k8s.io/v1beta1");
     let item = &items(&ours)[1];
@@ -262,8 +262,8 @@ fn v1beta2_object_metrics_have_the_shape_of_a_real_adapter() {
         &ours,
         &f,
         "",
-        &["items[].metric.selector"],
-        &["items[].windowSeconds"],
+        &[".items[].metric.selector"],
+        &[".items[].windowSeconds"],
     );
     let item = &items(&ours)[0];
     assert_eq!(

@@ -291,6 +291,7 @@ impl EngineTask {
                             decided: Instant::now(),
                         },
                     );
+                    Counters::add(&self.counters.actions, 1);
                     self.executor.submit(plan);
                 }
                 Some(plan) => {

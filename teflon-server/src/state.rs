@@ -29,6 +29,8 @@ pub struct Counters {
     pub acts: AtomicU64,
     /// Decisions with verdict `defer`.
     pub deferrals: AtomicU64,
+    /// Actions handed to the actuator (not `log`, not dry runs).
+    pub actions: AtomicU64,
     /// Disruptive actions that took effect (`success` or `gone`).
     pub reaps: AtomicU64,
     /// Actions that failed.
