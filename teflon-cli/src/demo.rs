@@ -52,7 +52,11 @@ policies:
 "#;
 
 /// The simulated workloads: (namespace, Deployment, replicas).
-const WORKLOADS: [(&str, &str, u32); 3] = [("shop", "web", 6), ("shop", "api", 4), ("payments", "worker", 3)];
+const WORKLOADS: [(&str, &str, u32); 3] = [
+    ("shop", "web", 6),
+    ("shop", "api", 4),
+    ("payments", "worker", 3),
+];
 
 /// `teflon demo`.
 #[derive(Debug, Args)]
@@ -102,14 +106,20 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let seed = args.seed.unwrap_or_else(|| rand::rng().random());
     let token: String = {
         let mut rng = rand::rng();
-        (0..32).map(|_| format!("{:x}", rng.random_range(0..16u8))).collect()
+        (0..32)
+            .map(|_| format!("{:x}", rng.random_range(0..16u8)))
+            .collect()
     };
 
     let dir = std::env::temp_dir().join(format!("teflon-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let policy_file = dir.join("policies.yaml");
-    std::fs::write(&policy_file, DEMO_POLICIES).with_context(|| format!("cannot write {}", policy_file.display()))?;
-    let audit_log = args.audit_log.clone().unwrap_or_else(|| dir.join("audit.jsonl"));
+    std::fs::write(&policy_file, DEMO_POLICIES)
+        .with_context(|| format!("cannot write {}", policy_file.display()))?;
+    let audit_log = args
+        .audit_log
+        .clone()
+        .unwrap_or_else(|| dir.join("audit.jsonl"));
 
     let mut config = Config::new(&policy_file, teflon_server::AuthConfig::default());
     config.listen = args.listen;
@@ -131,7 +141,10 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         .await
         .context("cannot start the server")?;
     let addr = server.listen().await.with_context(|| {
-        format!("cannot listen on {} (already in use? try `--listen 127.0.0.1:0`)", args.listen)
+        format!(
+            "cannot listen on {} (already in use? try `--listen 127.0.0.1:0`)",
+            args.listen
+        )
     })?;
     let base = format!("http://{addr}");
     let names: Vec<String> = teflon_server::load_policies(&policy_file)?
@@ -141,7 +154,10 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         .collect();
 
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "Teflon demo: the Teflon server on a simulated cluster under attack.");
+    let _ = writeln!(
+        out,
+        "Teflon demo: the Teflon server on a simulated cluster under attack."
+    );
     let _ = writeln!(
         out,
         "  cluster   {}",
@@ -151,15 +167,26 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let _ = writeln!(out, "  policies  {} (embedded; file: {})", names.join(", "), policy_file.display());
+    let _ = writeln!(
+        out,
+        "  policies  {} (embedded; file: {})",
+        names.join(", "),
+        policy_file.display()
+    );
     let _ = writeln!(
         out,
         "  attack    {} attackers, each infecting a random Ready pod every ~{}s; replacements Ready {}s after a reap; {} harmless alerts/s; seed {seed}",
         args.attackers, args.infect_every_secs, args.recovery_secs, args.noise_per_sec
     );
-    let _ = writeln!(out, "  ingest    POST {base}/v1/alerts   (Authorization: Bearer {token})");
+    let _ = writeln!(
+        out,
+        "  ingest    POST {base}/v1/alerts   (Authorization: Bearer {token})"
+    );
     let _ = writeln!(out, "  metrics   {base}/metrics");
-    let _ = writeln!(out, "  status    {base}/v1/status   decisions: {base}/v1/decisions?limit=10");
+    let _ = writeln!(
+        out,
+        "  status    {base}/v1/status   decisions: {base}/v1/decisions?limit=10"
+    );
     let _ = writeln!(out, "  audit log {}", audit_log.display());
     let _ = writeln!(
         out,
@@ -243,7 +270,10 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
                 c.workload(&w).map_or((0, 0), |s| (s.desired, s.available))
             });
             let pressure = snap.workload(&w).map_or(0.0, |s| s.attack_pressure);
-            cols.push(format!("{:<22}", format!("{available}/{desired} ready  ×{pressure:.2}")));
+            cols.push(format!(
+                "{:<22}",
+                format!("{available}/{desired} ready  ×{pressure:.2}")
+            ));
         }
         let line = format!(
             "{:>4}s {:>8} {:>7} {:>6} {:>8} {:>8} | {}",
@@ -317,18 +347,27 @@ async fn attack_loop(
     let mut stream = attackers.start(sim.now());
     let mut client = Client::new(addr, token);
     while !stop.load(Ordering::Relaxed) {
-        let Some(next) = stream.next_time() else { return };
+        let Some(next) = stream.next_time() else {
+            return;
+        };
         let wait = next.since(sim.now());
         if !wait.is_zero() {
             tokio::time::sleep(wait.min(Duration::from_millis(200))).await;
             continue;
         }
-        let Some(attack) = sim.with(|c| stream.fire_next(c)) else { return };
-        let Some(mut alert) = attack.alert else { continue };
+        let Some(attack) = sim.with(|c| stream.fire_next(c)) else {
+            return;
+        };
+        let Some(mut alert) = attack.alert else {
+            continue;
+        };
         if rng.random_range(0..6u32) == 0 {
             alert.rule = "Detect crypto miners using the Stratum protocol".to_owned();
             alert.priority = Priority::Critical;
-            alert.output = format!("Possible miner running (command=xmrig -o stratum+tcp://pool:3333 {})", pod_hint(&alert));
+            alert.output = format!(
+                "Possible miner running (command=xmrig -o stratum+tcp://pool:3333 {})",
+                pod_hint(&alert)
+            );
             alert.tags = vec!["container".into(), "mitre_impact".into(), "T1496".into()];
         }
         let body = teflon_falco::to_falco_json(&alert);
@@ -407,8 +446,14 @@ async fn noise_loop(
 
 fn noise_alert(ns: &str, pod: &str, at: Timestamp) -> Alert {
     let mut a = Alert::new("Packet socket created in container", Priority::Notice, at);
-    a.output = format!("Network packet socket was created in a container (k8s.ns={ns} k8s.pod={pod} proc.name=tcpdump)");
-    a.tags = vec!["container".into(), "network".into(), "mitre_discovery".into()];
+    a.output = format!(
+        "Network packet socket was created in a container (k8s.ns={ns} k8s.pod={pod} proc.name=tcpdump)"
+    );
+    a.tags = vec![
+        "container".into(),
+        "network".into(),
+        "mitre_discovery".into(),
+    ];
     let mut fields = Fields::new();
     fields.insert("k8s.ns.name", ns);
     fields.insert("k8s.pod.name", pod);
@@ -428,7 +473,11 @@ struct Client {
 
 impl Client {
     fn new(addr: SocketAddr, token: String) -> Self {
-        Client { addr, token, conn: None }
+        Client {
+            addr,
+            token,
+            conn: None,
+        }
     }
 
     /// POST `body` to `path`; the response status.
@@ -502,6 +551,14 @@ mod tests {
     fn the_embedded_demo_policies_are_valid() {
         let set = teflon_core::PolicySet::parse(DEMO_POLICIES, "demo.yaml").unwrap();
         let names: Vec<&str> = set.policies().iter().map(|p| &*p.name).collect();
-        assert_eq!(names, ["evict-payments", "quarantine-miners", "reap-shells", "log-the-rest"]);
+        assert_eq!(
+            names,
+            [
+                "evict-payments",
+                "quarantine-miners",
+                "reap-shells",
+                "log-the-rest"
+            ]
+        );
     }
 }

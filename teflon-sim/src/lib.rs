@@ -26,3 +26,6 @@ pub use error::SimError;
 pub use replay::{ReplayStep, Replayer};
 pub use shared::SharedSim;
 pub use simulate::{Scenario, SimulationReport};
+
+#[cfg(test)]
+mod tests;
