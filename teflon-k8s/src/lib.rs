@@ -17,6 +17,7 @@ mod block_binary;
 mod delete;
 mod events;
 mod evict;
+pub mod lease;
 mod names;
 mod quarantine;
 pub mod recreation;
