@@ -1,0 +1,508 @@
+//! Against a real API server: runs only when `TEST_KUBECONFIG` names a kubeconfig file.
+//!
+//! The cluster needs an API server and kube-controller-manager (ReplicaSet controller); a
+//! kubelet and a scheduler are not needed: the test marks pods Ready itself through the
+//! `pods/status` subresource. It works in its own namespace, `teflon-test-<random>`, and
+//! deletes it at the end, whatever happened. The kubeconfig's user needs to create and delete
+//! namespaces and, in them, Deployments, PodDisruptionBudgets, pods (and `pods/status`),
+//! NetworkPolicies and Events.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    Container, Namespace, Pod, PodCondition, PodSpec, PodStatus, PodTemplateSpec,
+};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use rand::Rng;
+use serde_json::json;
+use teflon_core::{
+    Action, ActionId, Actuator, Alert, ClusterView, Outcome, PlannedAction, PodTarget, Priority,
+    WorkloadKind, WorkloadRef,
+};
+use teflon_k8s::{KubeActuator, KubeClusterView, QUARANTINED_LABEL, RecreationHandle, ViewConfig};
+
+type TestResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+async fn client_from_env() -> Option<Client> {
+    let Some(path) = std::env::var_os("TEST_KUBECONFIG") else {
+        eprintln!(
+            "skipping real-cluster test: TEST_KUBECONFIG is not set (set it to a kubeconfig path to run against a real API server)"
+        );
+        return None;
+    };
+    let kubeconfig = Kubeconfig::read_from(&path).unwrap_or_else(|e| {
+        panic!(
+            "TEST_KUBECONFIG={}: cannot read kubeconfig: {e}",
+            path.to_string_lossy()
+        )
+    });
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "TEST_KUBECONFIG={}: unusable kubeconfig: {e}",
+                path.to_string_lossy()
+            )
+        });
+    Some(Client::try_from(config).unwrap_or_else(|e| panic!("cannot build a client: {e}")))
+}
+
+/// Poll `check` every 200 ms until it yields `Some`, or fail after `secs` seconds saying `what`.
+async fn wait_for<T, F, Fut>(what: &str, secs: u64, mut check: F) -> TestResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = TestResult<Option<T>>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await? {
+            return Ok(v);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!("timed out after {secs}s waiting for {what}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn web_deployment(replicas: i32) -> Deployment {
+    let app = labels(&[("app", "web")]);
+    Deployment {
+        metadata: ObjectMeta {
+            name: Some("web".to_owned()),
+            ..ObjectMeta::default()
+        },
+        spec: DeploymentSpec {
+            replicas: Some(replicas),
+            selector: LabelSelector {
+                match_labels: Some(app.clone()),
+                match_expressions: None,
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(app),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![Container {
+                        name: "web".to_owned(),
+                        image: Some("registry.k8s.io/pause:3.10".to_owned()),
+                        ..Container::default()
+                    }],
+                    termination_grace_period_seconds: Some(0),
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        },
+        status: None,
+    }
+}
+
+/// Live (not terminating) pods of Deployment web, i.e. still selected by `app=web`.
+async fn web_pods(pods: &Api<Pod>) -> TestResult<Vec<Pod>> {
+    let list = pods.list(&ListParams::default().labels("app=web")).await?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .collect())
+}
+
+/// What a kubelet would report for a started, ready pod.
+async fn mark_ready(pods: &Api<Pod>, name: &str) -> TestResult {
+    let now = Time(Timestamp::now());
+    let status = PodStatus {
+        phase: Some("Running".to_owned()),
+        conditions: Some(vec![PodCondition {
+            type_: "Ready".to_owned(),
+            status: "True".to_owned(),
+            last_transition_time: Some(now),
+            ..PodCondition::default()
+        }]),
+        ..PodStatus::default()
+    };
+    pods.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": status })),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Mark every live web pod Ready until `n` are; returns their names.
+async fn ready_web_pods(pods: &Api<Pod>, n: usize) -> TestResult<Vec<String>> {
+    wait_for(
+        &format!("{n} web pods from the ReplicaSet controller (needs kube-controller-manager)"),
+        90,
+        || async {
+            let live = web_pods(pods).await?;
+            if live.len() < n {
+                return Ok(None);
+            }
+            let mut names = Vec::new();
+            for p in &live {
+                let name = p.metadata.name.clone().unwrap_or_default();
+                let ready = p
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+                if !ready {
+                    mark_ready(pods, &name).await?;
+                }
+                names.push(name);
+            }
+            names.sort();
+            Ok(Some(names))
+        },
+    )
+    .await
+}
+
+fn alert(ns: &str, pod: &str) -> Arc<Alert> {
+    Arc::new(
+        Alert::test()
+            .priority(Priority::Critical)
+            .pod(ns, pod)
+            .output("real-cluster test alert")
+            .build(),
+    )
+}
+
+fn plan(ns: &str, pod: &Pod, action: Action, id: u64) -> PlannedAction {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    PlannedAction {
+        id: ActionId(id),
+        pod: PodTarget {
+            namespace: ns.to_owned(),
+            name: name.clone(),
+            uid: pod.metadata.uid.clone(),
+        },
+        workload: Some(WorkloadRef::new(WorkloadKind::Deployment, ns, "web")),
+        action,
+        policy: Arc::from("real-cluster-test"),
+        binary: Some("/usr/bin/nc".to_owned()),
+        alert: alert(ns, &name),
+    }
+}
+
+async fn scenario(client: Client, ns: &str) -> TestResult {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), ns);
+    let web = WorkloadRef::new(WorkloadKind::Deployment, ns, "web");
+
+    deployments
+        .create(&PostParams::default(), &web_deployment(3))
+        .await?;
+    let names = ready_web_pods(&pods, 3).await?;
+    eprintln!("3 web pods created by the ReplicaSet controller and marked Ready: {names:?}");
+
+    // The view: watches limited to our namespace, synced after every initial list.
+    let view = KubeClusterView::start(
+        client.clone(),
+        &ViewConfig {
+            namespaces: vec![ns.to_owned()],
+        },
+    );
+    tokio::time::timeout(Duration::from_secs(30), view.wait_synced()).await?;
+    assert!(view.is_synced());
+    wait_for("the view to see 3 available of 3", 30, || async {
+        Ok(view
+            .workload(&web)
+            .filter(|s| s.desired == 3 && s.available == 3)
+            .map(|_| ()))
+    })
+    .await?;
+    let info = view.pod(ns, &names[0]).ok_or("the view knows the pod")?;
+    assert_eq!(info.workload.as_ref(), Some(&web));
+    assert!(info.ready);
+    assert_eq!(view.disruptions_allowed(ns, &names[0]), None, "no PDB yet");
+
+    let (recreation, mut recreations) = RecreationHandle::spawn(view.clone());
+    let actuator = KubeActuator::new(client.clone())
+        .with_reporting_instance("teflon-real-cluster-test")
+        .with_recreation(recreation);
+
+    // delete: a wrong UID precondition never deletes the pod of that name.
+    let victim = pods.get(&names[0]).await?;
+    let mut wrong = plan(
+        ns,
+        &victim,
+        Action::Delete {
+            grace_period_secs: Some(0),
+        },
+        1,
+    );
+    wrong.pod.uid = Some("00000000-0000-0000-0000-000000000000".to_owned());
+    assert_eq!(actuator.execute(&wrong).await, Outcome::Gone);
+    assert_eq!(
+        pods.get(&names[0]).await?.metadata.uid,
+        victim.metadata.uid,
+        "still there"
+    );
+
+    // delete with the right UID, then again: the second finds it gone.
+    let delete = plan(
+        ns,
+        &victim,
+        Action::Delete {
+            grace_period_secs: Some(0),
+        },
+        2,
+    );
+    assert_eq!(actuator.execute(&delete).await, Outcome::Success);
+    wait_for("the deleted pod to disappear", 30, || async {
+        Ok(pods
+            .get_opt(&names[0])
+            .await?
+            .filter(|p| p.metadata.uid == victim.metadata.uid)
+            .is_none()
+            .then_some(()))
+    })
+    .await?;
+    assert_eq!(actuator.execute(&delete).await, Outcome::Gone);
+
+    // The replacement: the ReplicaSet creates it, we make it Ready, the tracker reports it.
+    ready_web_pods(&pods, 3).await?;
+    let measured = tokio::time::timeout(Duration::from_secs(30), recreations.recv())
+        .await?
+        .ok_or("recreation channel closed")?;
+    assert_eq!(measured.workload, web);
+    eprintln!("time to recreation after delete: {:?}", measured.duration);
+    wait_for("the view to see 3 available again", 30, || async {
+        Ok(view.workload(&web).filter(|s| s.available == 3).map(|_| ()))
+    })
+    .await?;
+
+    // evict with no PDB: succeeds.
+    let names = ready_web_pods(&pods, 3).await?;
+    let evictee = pods.get(&names[0]).await?;
+    let evict = plan(
+        ns,
+        &evictee,
+        Action::Evict {
+            grace_period_secs: Some(0),
+        },
+        3,
+    );
+    assert_eq!(actuator.execute(&evict).await, Outcome::Success);
+    ready_web_pods(&pods, 3).await?;
+    let measured = tokio::time::timeout(Duration::from_secs(30), recreations.recv())
+        .await?
+        .ok_or("recreation channel closed")?;
+    assert_eq!(measured.workload, web);
+    eprintln!("time to recreation after evict: {:?}", measured.duration);
+
+    // evict with a PDB that allows no disruption: refused, the pod stays.
+    let pdb = PodDisruptionBudget {
+        metadata: ObjectMeta {
+            name: Some("web-pdb".to_owned()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(0)),
+            selector: Some(LabelSelector {
+                match_labels: Some(labels(&[("app", "web")])),
+                match_expressions: None,
+            }),
+            ..PodDisruptionBudgetSpec::default()
+        }),
+        status: None,
+    };
+    pdbs.create(&PostParams::default(), &pdb).await?;
+    let names = ready_web_pods(&pods, 3).await?;
+    wait_for("the view to see the PDB", 30, || async {
+        Ok(view
+            .disruptions_allowed(ns, &names[0])
+            .filter(|n| *n < 1)
+            .map(|_| ()))
+    })
+    .await?;
+    let protected = pods.get(&names[0]).await?;
+    let evict = plan(
+        ns,
+        &protected,
+        Action::Evict {
+            grace_period_secs: Some(0),
+        },
+        4,
+    );
+    assert_eq!(actuator.execute(&evict).await, Outcome::DisruptionBudget);
+    let still = pods.get(&names[0]).await?;
+    assert_eq!(still.metadata.uid, protected.metadata.uid);
+    assert!(
+        still.metadata.deletion_timestamp.is_none(),
+        "a refused eviction deletes nothing"
+    );
+
+    // quarantine: labels off (the ReplicaSet lets go and replaces it), NetworkPolicy on.
+    let suspect = pods.get(&names[1]).await?;
+    let suspect_name = names[1].clone();
+    let quarantine = plan(
+        ns,
+        &suspect,
+        Action::Quarantine {
+            labels: labels(&[("forensics", "hold")]),
+            network_isolate: true,
+        },
+        5,
+    );
+    assert_eq!(actuator.execute(&quarantine).await, Outcome::Success);
+    let q = pods.get(&suspect_name).await?;
+    assert_eq!(
+        q.metadata.uid, suspect.metadata.uid,
+        "the evidence keeps running"
+    );
+    let ql = q.metadata.labels.clone().unwrap_or_default();
+    assert!(
+        !ql.contains_key("app") && !ql.contains_key("pod-template-hash"),
+        "{ql:?}"
+    );
+    assert_eq!(
+        ql.get(QUARANTINED_LABEL).map(String::as_str),
+        Some("real-cluster-test")
+    );
+    assert_eq!(ql.get("forensics").map(String::as_str), Some("hold"));
+    assert!(
+        q.metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key("teflon.io/alert")
+    );
+    let netpols: Api<NetworkPolicy> = Api::namespaced(client.clone(), ns);
+    let np = netpols
+        .get(&teflon_k8s::network_policy_name(&suspect_name))
+        .await?;
+    let np_spec = np.spec.ok_or("NetworkPolicy spec")?;
+    assert_eq!(
+        np_spec.policy_types,
+        Some(vec!["Ingress".to_owned(), "Egress".to_owned()])
+    );
+    assert!(
+        np_spec.ingress.unwrap_or_default().is_empty()
+            && np_spec.egress.unwrap_or_default().is_empty()
+    );
+    let selected: Vec<Pod> = pods
+        .list(&ListParams::default().labels(&format!("teflon.io/quarantined-pod={suspect_name}")))
+        .await?
+        .items;
+    assert_eq!(
+        selected.len(),
+        1,
+        "the NetworkPolicy selects the quarantined pod alone"
+    );
+
+    // The replacement comes back; the view counts 3 available without the quarantined pod.
+    ready_web_pods(&pods, 3).await?;
+    let measured = tokio::time::timeout(Duration::from_secs(30), recreations.recv())
+        .await?
+        .ok_or("recreation channel closed")?;
+    assert_eq!(measured.workload, web);
+    wait_for(
+        "the view to count 3 available besides the quarantined pod",
+        30,
+        || async { Ok(view.workload(&web).filter(|s| s.available == 3).map(|_| ())) },
+    )
+    .await?;
+    assert_eq!(view.pod(ns, &suspect_name).and_then(|p| p.workload), None);
+
+    // block_binary: Success with Tetragon's CRD installed, a clear failure without it.
+    let names = ready_web_pods(&pods, 3).await?;
+    let target = pods.get(&names[0]).await?;
+    let block = plan(
+        ns,
+        &target,
+        Action::BlockBinary {
+            binary_fields: vec!["proc.exepath".to_owned()],
+        },
+        6,
+    );
+    match actuator.execute(&block).await {
+        Outcome::Success => eprintln!("block_binary: TracingPolicyNamespaced applied"),
+        Outcome::Failed(why) if why.contains("Tetragon") => eprintln!("block_binary: {why}"),
+        other => return Err(format!("block_binary: unexpected {other:?}").into()),
+    }
+
+    // Events were recorded by Teflon.
+    let events: Api<Event> = Api::namespaced(client.clone(), ns);
+    let ours: Vec<Event> = events
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|e| e.reporting_controller.as_deref() == Some("teflon.io/teflon"))
+        .collect();
+    for action in ["delete", "evict", "quarantine", "block_binary"] {
+        assert!(
+            ours.iter().any(|e| e.action.as_deref() == Some(action)),
+            "an Event for {action}"
+        );
+    }
+
+    // scale: through the scale subresource.
+    let after = teflon_k8s::scale(&client, &web, 4).await?;
+    assert_eq!(after.desired, 4);
+    assert_eq!(teflon_k8s::get_scale(&client, &web).await?.desired, 4);
+    ready_web_pods(&pods, 4).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_evict_quarantine_and_recreation_against_a_real_api_server() {
+    let Some(client) = client_from_env().await else {
+        return;
+    };
+    let ns = format!("teflon-test-{:08x}", rand::rng().random::<u32>());
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let namespace = Namespace {
+        metadata: ObjectMeta {
+            name: Some(ns.clone()),
+            labels: Some(labels(&[(
+                "app.kubernetes.io/created-by",
+                "teflon-k8s-tests",
+            )])),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    namespaces
+        .create(&PostParams::default(), &namespace)
+        .await
+        .unwrap_or_else(|e| panic!("cannot create namespace {ns}: {e}"));
+    eprintln!("working in namespace {ns}");
+    let outcome = AssertUnwindSafe(scenario(client.clone(), &ns))
+        .catch_unwind()
+        .await;
+    if let Err(e) = namespaces.delete(&ns, &DeleteParams::default()).await {
+        eprintln!("could not delete namespace {ns}: {e} (delete it by hand)");
+    }
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => panic!("real-cluster scenario failed: {e}"),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
