@@ -1,5 +1,5 @@
-//! Policy hot reload: the file is polled (mtime and a content hash, every 2 s: portable and
-//! cheap); a valid new set replaces the old one in the engine, an invalid one is logged and
+//! Policy hot reload: the file is polled every 2 s and its content hash compared (portable,
+//! cheap, and immune to coarse mtimes); a valid new set replaces the old one in the engine, an invalid one is logged and
 //! counted and the old set stays.
 
 use std::collections::hash_map::DefaultHasher;
@@ -81,11 +81,8 @@ impl std::fmt::Debug for Reloader {
 impl Reloader {
     /// Check the file once; send an update when its content changed.
     pub(crate) fn check(&mut self) {
-        let mtime = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
-        if mtime.is_some() && mtime == self.mtime {
-            return;
-        }
-        self.mtime = mtime;
+        // The content hash decides: an mtime can stay the same across two quick writes.
+        self.mtime = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
         let text = match std::fs::read_to_string(&self.path) {
             Ok(t) => t,
             Err(e) => {

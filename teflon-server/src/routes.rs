@@ -25,22 +25,22 @@ pub const DEFAULT_DECISIONS_LIMIT: usize = 100;
 /// Every route, with rejections recovered.
 pub fn routes(state: SharedState) -> BoxedFilter<(Response,)> {
     let falco_path = warp::path!("v1" / "alerts").or(warp::path::end()).unify();
-    let falco = warp::post().and(falco_path).and(ingest(Format::Falco, state.clone()));
-    let tetragon = warp::post()
-        .and(warp::path!("v1" / "tetragon"))
+    let falco = falco_path.and(warp::post()).and(ingest(Format::Falco, state.clone()));
+    let tetragon = warp::path!("v1" / "tetragon")
+        .and(warp::post())
         .and(ingest(Format::Tetragon, state.clone()));
 
     let s = state.clone();
-    let decisions = warp::get()
-        .and(warp::path!("v1" / "decisions"))
+    let decisions = warp::path!("v1" / "decisions")
+        .and(warp::get())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .map(move |q: String| decisions_reply(&s, &q));
     let s = state.clone();
-    let status = warp::get()
-        .and(warp::path!("v1" / "status"))
+    let status = warp::path!("v1" / "status")
+        .and(warp::get())
         .map(move || status_reply(&s));
     let s = state.clone();
-    let metrics = warp::get().and(warp::path!("metrics")).map(move || {
+    let metrics = warp::path!("metrics").and(warp::get()).map(move || {
         let text = s.exporter.as_ref().map(|e| e.render()).unwrap_or_default();
         let mut r = Response::new(text.into());
         r.headers_mut().insert(
@@ -49,11 +49,11 @@ pub fn routes(state: SharedState) -> BoxedFilter<(Response,)> {
         );
         r
     });
-    let healthz = warp::get()
-        .and(warp::path!("healthz"))
+    let healthz = warp::path!("healthz")
+        .and(warp::get())
         .map(|| json(StatusCode::OK, r#"{"status":"ok"}"#.to_owned()));
     let s = state;
-    let readyz = warp::get().and(warp::path!("readyz")).map(move || {
+    let readyz = warp::path!("readyz").and(warp::get()).map(move || {
         let synced = s.view.is_synced();
         let body = format!(r#"{{"ready":{synced},"policies_loaded":true,"cluster_synced":{synced}}}"#);
         let code = if synced { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

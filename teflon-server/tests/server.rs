@@ -1,0 +1,612 @@
+//! The server through its routes (`warp::test`), a real listener (TLS and client
+//! certificates), graceful shutdown, hot reload and the metrics it emits.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use teflon_core::{Actuator, ClusterView, Outcome, PlannedAction, StaticCluster};
+use teflon_server::{AuthConfig, Authenticator, ClusterBackend, Config, Server, ShutdownReport};
+
+const TOKEN: &str = "t0ken-for-tests";
+
+const POLICIES: &str = r#"version: 1
+policies:
+  - name: reap-shells
+    match: {rules: ["Terminal shell in container"]}
+    action: {type: delete}
+    guard: {min_available: 1}
+  - name: log-the-rest
+    match: {}
+    action: {type: log}
+"#;
+
+/// Falco's documented alert (fixture 01), about pod `default/web-<i>` of the test cluster.
+fn alert(i: usize) -> String {
+    include_str!("fixtures/falco/01-terminal-shell-k8s-pod-syscall.json")
+        .trim()
+        .replace('\n', "")
+        .replace("\"kubecon\"", &format!("\"web-{i}\""))
+}
+
+fn lines(n: usize) -> String {
+    (0..n).map(|i| alert(i % 6) + "\n").collect()
+}
+
+/// Records every action; optionally takes its time.
+#[derive(Clone, Default)]
+struct Recorder {
+    calls: Arc<Mutex<Vec<String>>>,
+    delay: Option<Duration>,
+}
+
+impl Actuator for Recorder {
+    fn execute(&self, action: &PlannedAction) -> impl Future<Output = Outcome> + Send {
+        let calls = self.calls.clone();
+        let delay = self.delay;
+        let what = format!("{} {}/{}", action.action.kind(), action.pod.namespace, action.pod.name);
+        async move {
+            if let Some(d) = delay {
+                tokio::time::sleep(d).await;
+            }
+            calls.lock().unwrap().push(what);
+            Outcome::Success
+        }
+    }
+}
+
+/// A view that reports itself not synced yet.
+struct Unsynced(StaticCluster);
+
+impl ClusterView for Unsynced {
+    fn pod(&self, namespace: &str, name: &str) -> Option<teflon_core::PodInfo> {
+        self.0.pod(namespace, name)
+    }
+    fn workload(&self, w: &teflon_core::WorkloadRef) -> Option<teflon_core::WorkloadStatus> {
+        ClusterView::workload(&self.0, w)
+    }
+    fn disruptions_allowed(&self, namespace: &str, pod: &str) -> Option<i32> {
+        self.0.disruptions_allowed(namespace, pod)
+    }
+    fn is_synced(&self) -> bool {
+        false
+    }
+}
+
+struct Harness {
+    server: Server,
+    dir: tempfile::TempDir,
+    actions: Arc<Mutex<Vec<String>>>,
+}
+
+impl Harness {
+    fn policy_file(&self) -> PathBuf {
+        self.dir.path().join("policies.yaml")
+    }
+
+    async fn post(&self, path: &str, auth: Option<&str>, body: &str) -> (u16, serde_json::Value) {
+        let mut req = warp::test::request().method("POST").path(path).body(body);
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let res = req.reply(&self.server.routes()).await;
+        let json = serde_json::from_slice(res.body()).unwrap_or(serde_json::Value::Null);
+        (res.status().as_u16(), json)
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let res = warp::test::request().method("GET").path(path).reply(&self.server.routes()).await;
+        (res.status().as_u16(), String::from_utf8_lossy(res.body()).into_owned())
+    }
+
+    async fn shutdown(self) -> (ShutdownReport, Vec<serde_json::Value>, Vec<String>, tempfile::TempDir) {
+        let report = self.server.shutdown().await;
+        let lines = audit_lines(&self.dir.path().join("audit.jsonl"));
+        let actions = self.actions.lock().unwrap().clone();
+        (report, lines, actions, self.dir)
+    }
+}
+
+fn audit_lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+struct Options {
+    queue_capacity: usize,
+    max_body_bytes: u64,
+    delay: Option<Duration>,
+    synced: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            queue_capacity: 1000,
+            max_body_bytes: 1_048_576,
+            delay: None,
+            synced: true,
+        }
+    }
+}
+
+async fn harness(opts: Options) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policies.yaml"), POLICIES).unwrap();
+    let mut config = Config::new(
+        dir.path().join("policies.yaml"),
+        AuthConfig {
+            token_env: Some("UNUSED".into()),
+            ..AuthConfig::default()
+        },
+    );
+    config.audit_log = Some(dir.path().join("audit.jsonl"));
+    config.queue_capacity = opts.queue_capacity;
+    config.max_body_bytes = opts.max_body_bytes;
+    let cluster = StaticCluster::new().deployment("default", "web", 6, 6);
+    let view: teflon_server::SharedView = if opts.synced {
+        Arc::new(cluster)
+    } else {
+        Arc::new(Unsynced(cluster))
+    };
+    let recorder = Recorder {
+        delay: opts.delay,
+        ..Recorder::default()
+    };
+    let actions = recorder.calls.clone();
+    let (backend, _events) = ClusterBackend::custom(view, Arc::new(recorder));
+    let server = Server::builder(config)
+        .cluster(backend)
+        .authenticator(Authenticator::with_token(TOKEN))
+        .without_exporter()
+        .start()
+        .await
+        .unwrap();
+    Harness { server, dir, actions }
+}
+
+const BEARER: &str = "Bearer t0ken-for-tests";
+
+#[tokio::test(start_paused = true)]
+async fn an_alert_with_the_right_token_is_accepted_decided_acted_on_and_audited() {
+    let h = harness(Options::default()).await;
+    let (code, body) = h.post("/v1/alerts", Some(BEARER), &alert(0)).await;
+    assert_eq!(code, 202);
+    assert_eq!(body, serde_json::json!({"accepted": 1}));
+    let (report, lines, actions, _dir) = h.shutdown().await;
+    assert_eq!(report.alerts_accepted, 1);
+    assert_eq!(report.engine.alerts, 1);
+    assert_eq!(actions, ["delete default/web-0"]);
+    assert_eq!(lines.len(), 1);
+    let l = &lines[0];
+    assert_eq!(l["seq"], 0);
+    assert_eq!(l["rule"], "Terminal shell in container");
+    assert_eq!(l["policy"], "reap-shells");
+    assert_eq!(l["verdict"], "act");
+    assert_eq!(l["reason"], "matched");
+    assert_eq!(l["outcome"], "success");
+    assert_eq!(l["target"], serde_json::json!({"namespace": "default", "pod": "web-0"}));
+    assert!(l["alert_id"].as_str().is_some_and(|s| !s.is_empty()));
+    assert!(l["received_at"].is_string() && l["acted_at"].is_string());
+}
+
+#[tokio::test(start_paused = true)]
+async fn post_slash_arrays_and_json_lines_are_all_accepted() {
+    let h = harness(Options::default()).await;
+    let (code, body) = h.post("/", Some(BEARER), &alert(1)).await;
+    assert_eq!((code, body["accepted"].as_u64()), (202, Some(1)));
+    let array = format!("[{},{}]", alert(2), alert(3));
+    let (code, body) = h.post("/v1/alerts", Some(BEARER), &array).await;
+    assert_eq!((code, body["accepted"].as_u64()), (202, Some(2)));
+    let (code, body) = h.post("/v1/alerts", Some(BEARER), &lines(3)).await;
+    assert_eq!((code, body["accepted"].as_u64()), (202, Some(3)));
+    let (report, lines, _, _dir) = h.shutdown().await;
+    assert_eq!(report.alerts_accepted, 6);
+    assert!(lines.len() >= 6);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_missing_or_wrong_token_gets_401_and_changes_nothing() {
+    let h = harness(Options::default()).await;
+    let (code, body) = h.post("/v1/alerts", None, &alert(0)).await;
+    assert_eq!(code, 401);
+    assert!(body["error"].as_str().unwrap().contains("unauthorized"));
+    let (code, _) = h.post("/v1/alerts", Some("Bearer wrong"), &alert(0)).await;
+    assert_eq!(code, 401);
+    let (code, _) = h.post("/v1/tetragon", Some("Basic dDBrZW4="), "{}").await;
+    assert_eq!(code, 401);
+    let (report, lines, actions, _dir) = h.shutdown().await;
+    assert_eq!(report.alerts_accepted, 0);
+    assert!(lines.is_empty());
+    assert!(actions.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_malformed_batch_is_refused_whole_with_line_and_column_and_changes_nothing() {
+    let h = harness(Options::default()).await;
+    let body = format!("{}\n{{\"rule\": oops}}\n{}\n", alert(0), alert(1));
+    let (code, err) = h.post("/v1/alerts", Some(BEARER), &body).await;
+    assert_eq!(code, 400);
+    assert_eq!(err["line"], 2);
+    assert!(err["column"].as_u64().unwrap() > 0);
+    assert!(err["error"].is_string());
+    let (code, err) = h.post("/v1/alerts", Some(BEARER), "").await;
+    assert_eq!(code, 400, "{err}");
+    let (code, _) = h.post("/v1/alerts", Some(BEARER), "not json at all").await;
+    assert_eq!(code, 400);
+    let (report, lines, actions, _dir) = h.shutdown().await;
+    assert_eq!(report.alerts_accepted, 0);
+    assert!(lines.is_empty());
+    assert!(actions.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_above_the_limit_gets_413() {
+    let h = harness(Options {
+        max_body_bytes: 512,
+        ..Options::default()
+    })
+    .await;
+    let (code, err) = h.post("/v1/alerts", Some(BEARER), &lines(3)).await;
+    assert_eq!(code, 413);
+    assert!(err["error"].as_str().unwrap().contains("max_body_bytes"));
+    let (report, lines, _, _dir) = h.shutdown().await;
+    assert_eq!(report.alerts_accepted, 0);
+    assert!(lines.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn overload_gets_429_with_retry_after_and_nothing_accepted_is_lost() {
+    let h = harness(Options {
+        queue_capacity: 4,
+        ..Options::default()
+    })
+    .await;
+    // A batch larger than the whole queue can never fit.
+    let res = warp::test::request()
+        .method("POST")
+        .path("/v1/alerts")
+        .header("authorization", BEARER)
+        .body(lines(5))
+        .reply(&h.server.routes())
+        .await;
+    assert_eq!(res.status().as_u16(), 429);
+    assert_eq!(res.headers()["retry-after"], "1");
+    // Bursts without yielding to the engine: some fit, the rest is refused whole.
+    let mut accepted = 0;
+    let mut refused = 0;
+    for _ in 0..10 {
+        let (code, body) = h.post("/v1/alerts", Some(BEARER), &lines(3)).await;
+        match code {
+            202 => accepted += body["accepted"].as_u64().unwrap(),
+            429 => refused += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(accepted > 0);
+    let (report, lines, _, _dir) = h.shutdown().await;
+    let _ = refused;
+    assert_eq!(report.alerts_accepted, accepted);
+    assert_eq!(report.engine.alerts, accepted);
+    let seqs: std::collections::BTreeSet<u64> = lines.iter().map(|l| l["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs.len() as u64, accepted, "every accepted alert has an audit record");
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_drains_the_queue_and_records_in_flight_actions() {
+    let h = harness(Options {
+        delay: Some(Duration::from_secs(3)),
+        ..Options::default()
+    })
+    .await;
+    for i in 0..4 {
+        let (code, _) = h.post("/v1/alerts", Some(BEARER), &alert(i)).await;
+        assert_eq!(code, 202);
+    }
+    // Shut down at once: the alerts are queued, their actions not even started.
+    let (report, lines, actions, _dir) = h.shutdown().await;
+    assert_eq!(report.engine.alerts, 4);
+    assert_eq!(report.engine.abandoned_actions, 0);
+    assert_eq!(lines.len(), 4);
+    let acted: Vec<&serde_json::Value> = lines.iter().filter(|l| l["verdict"] == "act").collect();
+    assert!(!acted.is_empty());
+    assert!(acted.iter().all(|l| l["outcome"] == "success"));
+    assert_eq!(actions.len(), acted.len());
+}
+
+#[tokio::test(start_paused = true)]
+async fn posts_after_shutdown_began_are_refused_without_a_5xx_for_input() {
+    let h = harness(Options::default()).await;
+    h.server.state().accepting.store(false, std::sync::atomic::Ordering::SeqCst);
+    let (code, _) = h.post("/v1/alerts", Some(BEARER), &alert(0)).await;
+    assert_eq!(code, 503);
+    let _ = h.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn decisions_are_listed_newest_first_with_a_limit() {
+    let h = harness(Options::default()).await;
+    h.post("/v1/alerts", Some(BEARER), &lines(3)).await;
+    // Let the engine task decide.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (code, body) = h.get("/v1/decisions?limit=2").await;
+    assert_eq!(code, 200);
+    let list: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(list.len(), 2);
+    assert!(list[0]["seq"].as_u64() > list[1]["seq"].as_u64());
+    let (code, body) = h.get("/v1/decisions").await;
+    assert_eq!(code, 200);
+    assert_eq!(serde_json::from_str::<Vec<serde_json::Value>>(&body).unwrap().len(), 3);
+    let (code, _) = h.get("/v1/decisions?limit=lots").await;
+    assert_eq!(code, 400);
+    let _ = h.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn status_health_readiness_metrics_and_unknown_routes_answer() {
+    let h = harness(Options::default()).await;
+    h.post("/v1/alerts", Some(BEARER), &alert(0)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (code, body) = h.get("/v1/status").await;
+    assert_eq!(code, 200);
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status["policies"]["names"], serde_json::json!(["reap-shells", "log-the-rest"]));
+    assert!(status["workloads"].is_array());
+    assert!(status["deferrals"].is_array());
+    assert_eq!(status["alerts_accepted"], 1);
+    assert_eq!(h.get("/healthz").await.0, 200);
+    assert_eq!(h.get("/readyz").await.0, 200);
+    let (code, _) = h.get("/metrics").await;
+    assert_eq!(code, 200);
+    assert_eq!(h.get("/nope").await.0, 404);
+    assert_eq!(h.get("/v1/alerts").await.0, 405);
+    let _ = h.shutdown().await;
+
+    let unsynced = harness(Options {
+        synced: false,
+        ..Options::default()
+    })
+    .await;
+    let (code, body) = unsynced.get("/readyz").await;
+    assert_eq!(code, 503, "{body}");
+    let _ = unsynced.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn tetragon_bodies_are_checked_all_or_nothing() {
+    let h = harness(Options::default()).await;
+    let (code, err) = h.post("/v1/tetragon", Some(BEARER), "{not json").await;
+    assert_eq!(code, 400);
+    assert!(err["line"].is_u64());
+    let _ = h.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_changed_policy_file_is_reloaded_and_an_invalid_one_keeps_the_old_set() {
+    let h = harness(Options::default()).await;
+    let names = |h: &Harness| h.server.state().status_snapshot().policies.names.clone();
+    let error = |h: &Harness| h.server.state().status_snapshot().policies.last_error.clone();
+    std::fs::write(h.policy_file(), POLICIES.replace("reap-shells", "kill-shells")).unwrap();
+    for _ in 0..20 {
+        if names(&h).first().map(String::as_str) == Some("kill-shells") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(names(&h), ["kill-shells", "log-the-rest"]);
+    assert_eq!(error(&h), None);
+
+    std::fs::write(h.policy_file(), "version: 1\npolicies:\n  - name: x\n    action: {type: explode}\n").unwrap();
+    for _ in 0..20 {
+        if error(&h).is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let why = error(&h).expect("the bad file is reported");
+    assert!(why.contains("policies.yaml:"), "{why}");
+    assert_eq!(names(&h), ["kill-shells", "log-the-rest"]);
+    // The old set still decides.
+    h.post("/v1/alerts", Some(BEARER), &alert(0)).await;
+    let (_, lines, _, _dir) = h.shutdown().await;
+    assert_eq!(lines[0]["policy"], "kill-shells");
+}
+
+fn counter(snapshot: &[(metrics_util::CompositeKey, Option<metrics::Unit>, Option<metrics::SharedString>, DebugValue)], name: &str, labels: &[(&str, &str)]) -> u64 {
+    snapshot
+        .iter()
+        .filter(|(k, _, _, _)| {
+            k.key().name() == name
+                && labels
+                    .iter()
+                    .all(|(lk, lv)| k.key().labels().any(|l| l.key() == *lk && l.value() == *lv))
+        })
+        .map(|(_, _, _, v)| match v {
+            DebugValue::Counter(c) => *c,
+            _ => 0,
+        })
+        .sum()
+}
+
+#[test]
+fn ingest_decisions_rejections_reapings_and_reloads_are_counted() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::with_local_recorder(&recorder, || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let h = harness(Options::default()).await;
+            assert_eq!(h.post("/v1/alerts", Some(BEARER), &alert(0)).await.0, 202);
+            assert_eq!(h.post("/v1/alerts", None, &alert(1)).await.0, 401);
+            assert_eq!(h.post("/v1/alerts", Some(BEARER), "{").await.0, 400);
+            std::fs::write(h.policy_file(), "version: 2\n").unwrap();
+            for _ in 0..10 {
+                if h.server.state().status_snapshot().policies.last_error.is_some() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            let _ = h.shutdown().await;
+        });
+    });
+    let snap = snapshotter.snapshot().into_vec();
+    use teflon_metrics::names;
+    assert_eq!(counter(&snap, names::ALERTS_TOTAL, &[("source", "syscall"), ("priority", "Critical")]), 1);
+    assert_eq!(counter(&snap, names::ALERTS_REJECTED_TOTAL, &[("reason", "unauthorized")]), 1);
+    assert_eq!(counter(&snap, names::ALERTS_REJECTED_TOTAL, &[("reason", "parse_error")]), 1);
+    assert_eq!(
+        counter(&snap, names::DECISIONS_TOTAL, &[("policy", "reap-shells"), ("verdict", "act"), ("reason", "matched")]),
+        1
+    );
+    assert_eq!(counter(&snap, names::INFECTIONS_TOTAL, &[("namespace", "default"), ("workload", "web")]), 1);
+    assert_eq!(
+        counter(
+            &snap,
+            names::REAPINGS_TOTAL,
+            &[("namespace", "default"), ("workload", "web"), ("action", "delete"), ("outcome", "success")]
+        ),
+        1
+    );
+    assert_eq!(counter(&snap, names::POLICY_RELOADS_TOTAL, &[("result", "failure")]), 1);
+    assert!(snap.iter().any(|(k, _, _, _)| k.key().name() == names::DECISION_LATENCY_SECONDS));
+    assert!(snap.iter().any(|(k, _, _, _)| k.key().name() == names::INFECTED_PODS));
+}
+
+mod tls {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    struct Pki {
+        ca_pem: String,
+        server_cert: String,
+        server_key: String,
+        client: (CertificateDer<'static>, PrivateKeyDer<'static>),
+        rogue: (CertificateDer<'static>, PrivateKeyDer<'static>),
+        ca_der: CertificateDer<'static>,
+    }
+
+    fn pki() -> Pki {
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+        let server_key = KeyPair::generate().unwrap();
+        let server = CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .signed_by(&server_key, &ca)
+            .unwrap();
+        let client_key = KeyPair::generate().unwrap();
+        let client = CertificateParams::new(vec!["falco".to_owned()])
+            .unwrap()
+            .signed_by(&client_key, &ca)
+            .unwrap();
+        let rogue_key = KeyPair::generate().unwrap();
+        let rogue = CertificateParams::new(vec!["falco".to_owned()])
+            .unwrap()
+            .self_signed(&rogue_key)
+            .unwrap();
+        Pki {
+            ca_pem: ca.pem(),
+            server_cert: server.pem(),
+            server_key: server_key.serialize_pem(),
+            client: (
+                client.der().clone(),
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(client_key.serialize_der())),
+            ),
+            rogue: (
+                rogue.der().clone(),
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(rogue_key.serialize_der())),
+            ),
+            ca_der: ca.der().clone(),
+        }
+    }
+
+    async fn post_over_tls(
+        addr: std::net::SocketAddr,
+        pki: &Pki,
+        client_cert: Option<&(CertificateDer<'static>, PrivateKeyDer<'static>)>,
+        auth: Option<&str>,
+    ) -> std::io::Result<u16> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(pki.ca_der.clone()).unwrap();
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots);
+        let config = match client_cert {
+            Some((c, k)) => builder.with_client_auth_cert(vec![c.clone()], k.clone_key()).unwrap(),
+            None => builder.with_no_client_auth(),
+        };
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        let mut tls = connector
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await?;
+        let body = alert(0);
+        let auth = auth.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
+        let req = format!(
+            "POST /v1/alerts HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        tls.write_all(req.as_bytes()).await?;
+        let mut resp = Vec::new();
+        tls.read_to_end(&mut resp).await?;
+        let text = String::from_utf8_lossy(&resp);
+        text.split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("no status in {text:?}")))
+    }
+
+    #[tokio::test]
+    async fn a_client_certificate_signed_by_the_ca_authenticates_over_a_real_tls_handshake() {
+        let pki = pki();
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n: &str| dir.path().join(n);
+        std::fs::write(p("policies.yaml"), POLICIES).unwrap();
+        std::fs::write(p("ca.pem"), &pki.ca_pem).unwrap();
+        std::fs::write(p("server.pem"), &pki.server_cert).unwrap();
+        std::fs::write(p("server.key"), &pki.server_key).unwrap();
+        std::fs::write(p("token"), TOKEN).unwrap();
+        let text = format!(
+            "listen: 127.0.0.1:0\npolicies: policies.yaml\nauth: {{token_file: token, client_ca_file: ca.pem}}\ntls: {{cert_file: server.pem, key_file: server.key}}\naudit_log: audit.jsonl\n"
+        );
+        std::fs::write(p("teflon.yaml"), text).unwrap();
+        let config = Config::load(&p("teflon.yaml")).unwrap();
+        let (backend, _events) = ClusterBackend::custom(
+            Arc::new(StaticCluster::new().deployment("default", "web", 6, 6)),
+            Arc::new(Recorder::default()),
+        );
+        let mut server = Server::builder(config)
+            .cluster(backend)
+            .without_exporter()
+            .start()
+            .await
+            .unwrap();
+        let addr = server.listen().await.unwrap();
+
+        assert_eq!(post_over_tls(addr, &pki, Some(&pki.client), None).await.unwrap(), 202);
+        assert_eq!(post_over_tls(addr, &pki, None, None).await.unwrap(), 401);
+        assert_eq!(
+            post_over_tls(addr, &pki, None, Some(&format!("Bearer {TOKEN}"))).await.unwrap(),
+            202
+        );
+        assert_eq!(post_over_tls(addr, &pki, None, Some("Bearer nope")).await.unwrap(), 401);
+        // A certificate from another CA does not get through the handshake.
+        assert!(!matches!(post_over_tls(addr, &pki, Some(&pki.rogue), None).await, Ok(202)));
+
+        let report = server.shutdown().await;
+        assert_eq!(report.alerts_accepted, 2);
+        assert_eq!(audit_lines(&p("audit.jsonl")).len(), 2);
+    }
+}
