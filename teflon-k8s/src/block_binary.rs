@@ -219,3 +219,66 @@ pub(crate) async fn block_binary(ctx: &Ctx<'_>, a: &PlannedAction) -> Outcome {
         Err(e) => failed(a, format!("apply TracingPolicyNamespaced {name}: {e}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_names_are_dns_labels_and_differ_per_binary_path() {
+        let a = tracing_policy_name("Deployment", "web", "/usr/bin/nc");
+        let b = tracing_policy_name("Deployment", "web", "/bin/nc");
+        assert_ne!(a, b);
+        assert_eq!(
+            a,
+            tracing_policy_name("Deployment", "web", "/usr/bin/nc"),
+            "stable"
+        );
+        let long = tracing_policy_name("StatefulSet", &"Very_Long.Name".repeat(10), "/opt/x/ＮＣ");
+        for n in [&a, &b, &long] {
+            assert!(n.len() <= 63, "{n}");
+            assert!(
+                n.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                "{n}"
+            );
+            assert!(!n.ends_with('-') && n.starts_with("teflon-block-"), "{n}");
+        }
+    }
+
+    #[test]
+    fn the_policy_kills_on_exec_and_on_any_running_instance() {
+        let sel = LabelSelector {
+            match_labels: Some(BTreeMap::from([("app".to_owned(), "web".to_owned())])),
+            match_expressions: None,
+        };
+        let p = tracing_policy(
+            "shop",
+            "n",
+            &sel,
+            "/usr/bin/nc",
+            "reap",
+            "Deployment/web",
+            "{}",
+        );
+        assert_eq!(
+            p["spec"]["podSelector"],
+            json!({ "matchLabels": { "app": "web" } })
+        );
+        let kprobes = p["spec"]["kprobes"].as_array().unwrap();
+        assert_eq!(
+            kprobes[0]["selectors"][0]["matchArgs"][0]["values"],
+            json!(["/usr/bin/nc"])
+        );
+        assert_eq!(
+            kprobes[1]["selectors"][0]["matchBinaries"][0],
+            json!({ "operator": "In", "values": ["/usr/bin/nc"] })
+        );
+        for k in kprobes {
+            assert_eq!(
+                k["selectors"][0]["matchActions"],
+                json!([{ "action": "Sigkill" }])
+            );
+        }
+    }
+}

@@ -264,3 +264,109 @@ async fn recheck(ctx: &Ctx<'_>, pods: &Api<Pod>, name: &str, uid: Option<&str>) 
         Err(e) => Recheck::Unknown(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use teflon_core::Alert;
+
+    use super::*;
+    use crate::testing::PodB;
+
+    fn alert() -> Alert {
+        Alert::test().pod("shop", "web-1").output("shell").build()
+    }
+
+    #[test]
+    fn a_pod_without_labels_or_annotations_gets_whole_maps_added() {
+        let pod = PodB::new("shop", "bare").uid("u-1").build();
+        let add = quarantine_labels("reap", "bare", &BTreeMap::new());
+        let patch = quarantine_patch(&pod, Some("u-1"), &["app".to_owned()], &add, &alert());
+        let ops = patch.as_array().unwrap();
+        assert_eq!(
+            ops[0],
+            json!({ "op": "test", "path": "/metadata/uid", "value": "u-1" })
+        );
+        assert_eq!(ops[1]["path"], "/metadata/labels");
+        assert_eq!(
+            ops[1]["value"],
+            json!({ "teflon.io/quarantined": "reap", "teflon.io/quarantined-pod": "bare" })
+        );
+        assert_eq!(ops[2]["path"], "/metadata/annotations");
+        assert_eq!(ops.len(), 3, "nothing to remove from a pod with no labels");
+    }
+
+    #[test]
+    fn only_selector_labels_the_pod_has_are_removed_and_keys_are_escaped() {
+        let pod = PodB::new("shop", "p")
+            .labels(&[
+                ("app.kubernetes.io/name", "web"),
+                ("we~ird", "x"),
+                ("keep", "me"),
+            ])
+            .build();
+        let remove = [
+            "app.kubernetes.io/name".to_owned(),
+            "we~ird".to_owned(),
+            "absent".to_owned(),
+        ];
+        let patch = quarantine_patch(&pod, None, &remove, &BTreeMap::new(), &alert());
+        let removed: Vec<&str> = patch
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|op| op["op"] == "remove")
+            .map(|op| op["path"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            removed,
+            [
+                "/metadata/labels/app.kubernetes.io~1name",
+                "/metadata/labels/we~0ird"
+            ]
+        );
+        assert!(
+            patch
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|op| op["op"] != "test"),
+            "no UID known, no test op"
+        );
+    }
+
+    #[test]
+    fn a_selector_label_the_policy_sets_is_replaced_not_removed() {
+        let pod = PodB::new("shop", "p").labels(&[("app", "web")]).build();
+        let add = quarantine_labels(
+            "reap",
+            "p",
+            &BTreeMap::from([("app".to_owned(), "quarantined".to_owned())]),
+        );
+        let patch = quarantine_patch(&pod, None, &["app".to_owned()], &add, &alert());
+        let ops = patch.as_array().unwrap();
+        assert!(ops.iter().all(|op| op["op"] != "remove"));
+        assert!(ops.contains(
+            &json!({ "op": "add", "path": "/metadata/labels/app", "value": "quarantined" })
+        ));
+    }
+
+    #[test]
+    fn the_network_policy_of_a_long_named_pod_stays_valid() {
+        let long = format!("web-{}", "x".repeat(80));
+        let pod = PodB::new("shop", &long).uid("u-9").build();
+        let np = network_policy(&pod, "shop", &long, "reap");
+        let name = np.metadata.name.unwrap();
+        assert!(
+            name.len() <= 63 && name.starts_with("teflon-quarantine-web-x"),
+            "{name}"
+        );
+        let selector = np.spec.unwrap().pod_selector.unwrap().match_labels.unwrap();
+        let value = &selector[QUARANTINED_POD_LABEL];
+        assert!(value.len() <= 63);
+        assert_eq!(
+            value,
+            &quarantine_labels("reap", &long, &BTreeMap::new())[QUARANTINED_POD_LABEL]
+        );
+        assert_eq!(np.metadata.owner_references.unwrap()[0].uid, "u-9");
+    }
+}

@@ -14,10 +14,10 @@ pub fn selector_matches(
     labels: Option<&BTreeMap<String, String>>,
 ) -> bool {
     let get = |k: &str| labels.and_then(|l| l.get(k));
-    if let Some(want) = &selector.match_labels {
-        if !want.iter().all(|(k, v)| get(k) == Some(v)) {
-            return false;
-        }
+    if let Some(want) = &selector.match_labels
+        && !want.iter().all(|(k, v)| get(k) == Some(v))
+    {
+        return false;
     }
     let Some(exprs) = &selector.match_expressions else {
         return true;

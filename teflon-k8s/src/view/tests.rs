@@ -248,3 +248,36 @@ fn a_view_built_from_objects_is_synced_and_finds_nothing_unknown() {
     assert!(view.is_synced());
     assert_eq!(view.pod("shop", "ghost"), None);
 }
+
+#[tokio::test]
+async fn the_recreation_snapshot_knows_every_current_pod_and_the_node() {
+    let view = web_cluster(vec![
+        web_pod("web-1", true).uid("u1").node("node-a").build(),
+        web_pod("web-2", false).uid("u2").build(),
+        web_pod("web-q", true)
+            .uid("uq")
+            .labels(&[(QUARANTINED_LABEL, "p")])
+            .build(),
+    ]);
+    let (handle, _rx) = crate::recreation::RecreationHandle::spawn(view);
+    let action = teflon_core::PlannedAction {
+        id: teflon_core::ActionId(1),
+        pod: teflon_core::PodTarget {
+            namespace: "shop".to_owned(),
+            name: "web-1".to_owned(),
+            uid: Some("u1".to_owned()),
+        },
+        workload: Some(web()),
+        action: teflon_core::Action::Delete {
+            grace_period_secs: None,
+        },
+        policy: Arc::from("p"),
+        binary: None,
+        alert: Arc::new(teflon_core::Alert::test().build()),
+    };
+    let before = handle.before(&action).unwrap();
+    assert_eq!(before.node.as_deref(), Some("node-a"));
+    let mut known: Vec<&str> = before.known_uids.iter().map(String::as_str).collect();
+    known.sort_unstable();
+    assert_eq!(known, ["u1", "u2"]);
+}
