@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use teflon_core::autoscale::Scaler;
 use teflon_core::{Actuator, ClusterView, Outcome, PlannedAction, Timestamp, WorkloadRef};
 use teflon_sim::{SharedSim, SimCluster, SimEvent};
 use tokio::sync::mpsc;
@@ -37,6 +38,30 @@ pub trait DynActuator: Send + Sync {
 impl<T: Actuator + Send + Sync> DynActuator for T {
     fn execute_boxed<'a>(&'a self, action: &'a PlannedAction) -> Pin<Box<dyn Future<Output = Outcome> + Send + 'a>> {
         Box::pin(self.execute(action))
+    }
+}
+
+/// The scaler of a backend: the simulated cluster or the `scale` subresource.
+#[derive(Debug, Clone)]
+pub enum BackendScaler {
+    /// The simulated cluster.
+    Sim(SharedSim),
+    /// A real cluster.
+    #[cfg(feature = "kube")]
+    Kube(crate::kube::KubeScaler),
+}
+
+impl Scaler for BackendScaler {
+    fn scale(&self, workload: &WorkloadRef, replicas: u32) -> impl Future<Output = Result<(), String>> + Send {
+        let this = self.clone();
+        let workload = workload.clone();
+        async move {
+            match this {
+                BackendScaler::Sim(s) => s.scale(&workload, replicas).await,
+                #[cfg(feature = "kube")]
+                BackendScaler::Kube(k) => k.scale(&workload, replicas).await,
+            }
+        }
     }
 }
 
@@ -80,6 +105,8 @@ pub struct ClusterBackend {
     pub events: mpsc::UnboundedReceiver<ClusterEvent>,
     /// The simulated cluster, when it is one (the demo infects its pods).
     pub sim: Option<SharedSim>,
+    /// Scales workloads for the autoscaler, when the backend can.
+    pub scaler: Option<BackendScaler>,
     /// Background tasks (the sim driver, reflectors), aborted at shutdown.
     pub tasks: Vec<JoinHandle<()>>,
 }
@@ -105,6 +132,7 @@ impl ClusterBackend {
                 actuator,
                 events: rx,
                 sim: None,
+                scaler: None,
                 tasks: Vec::new(),
             },
             tx,
@@ -143,6 +171,7 @@ impl ClusterBackend {
             view: Arc::new(sim.clone()),
             actuator: Arc::new(sim.clone()),
             events: rx,
+            scaler: Some(BackendScaler::Sim(sim.clone())),
             sim: Some(sim),
             tasks: vec![task],
         }

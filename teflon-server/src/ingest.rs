@@ -47,13 +47,13 @@ pub fn parse(format: Format, body: &[u8]) -> Result<Vec<Alert>, IngestError> {
     }
 }
 
+/// Tetragon events Teflon does not act on (valid, but no alert) are dropped here.
 fn parse_tetragon(body: &[u8]) -> Result<Vec<Alert>, IngestError> {
-    let _ = body;
-    Err(IngestError {
-        error: "Tetragon ingest is not available in this build yet".to_owned(),
-        line: 1,
-        column: 1,
-    })
+    let events = teflon_tetragon::parse_batch(body).map_err(IngestError::from)?;
+    Ok(events
+        .into_iter()
+        .filter_map(teflon_tetragon::Event::into_alert)
+        .collect())
 }
 
 #[cfg(test)]

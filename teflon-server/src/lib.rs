@@ -25,6 +25,8 @@ pub mod config;
 mod engine_task;
 mod executor;
 pub mod ingest;
+#[cfg(feature = "kube")]
+pub mod kube;
 pub mod logging;
 pub mod metrics_api;
 mod queue;
@@ -85,6 +87,9 @@ pub enum ServerError {
     /// The Prometheus exporter.
     #[error(transparent)]
     Exporter(#[from] ExporterError),
+    /// The `autoscale` entries.
+    #[error("{0}")]
+    Autoscale(String),
     /// The listen address.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -250,6 +255,8 @@ impl ServerBuilder {
             engine: Some(engine),
             background,
             http: None,
+            side: Vec::new(),
+            side_stop: watch::channel(false).0,
             local_addr: None,
         })
     }
@@ -263,6 +270,8 @@ pub struct Server {
     engine: Option<JoinHandle<EngineReport>>,
     background: Vec<JoinHandle<()>>,
     http: Option<(JoinHandle<()>, watch::Sender<bool>)>,
+    side: Vec<JoinHandle<()>>,
+    side_stop: watch::Sender<bool>,
     local_addr: Option<SocketAddr>,
 }
 
@@ -331,13 +340,54 @@ impl Server {
         tracing::info!(address = %local, %scheme, "listening");
         self.http = Some((task, stop_tx));
         self.local_addr = Some(local);
-        self.start_side_services();
+        self.start_side_services()?;
         Ok(local)
     }
 
-    fn start_side_services(&mut self) {
-        // The custom-metrics API (`metrics_api`) and the autoscaler (`autoscale`) are wired
-        // here once their modules provide `serve` / `run`.
+    fn start_side_services(&mut self) -> Result<(), ServerError> {
+        let config = self.state.config.clone();
+        if let Some(api) = config.metrics_api.clone() {
+            let snapshot = self.state.snapshot.clone();
+            let view = self.state.view.clone();
+            let mut stop = self.side_stop.subscribe();
+            self.side.push(tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                };
+                if let Err(e) = metrics_api::serve(&api, snapshot, view, shutdown).await {
+                    tracing::error!(error = %e, "custom-metrics API stopped");
+                }
+            }));
+        }
+        if !config.autoscale.is_empty() {
+            let specs = autoscaler::specs(&config.autoscale).map_err(|e| ServerError::Autoscale(e.to_string()))?;
+            let Some(scaler) = self.cluster.scaler.clone() else {
+                return Err(ServerError::Autoscale(
+                    "autoscale is configured but this cluster backend cannot scale".to_owned(),
+                ));
+            };
+            let snapshot = self.state.snapshot.clone();
+            let view = self.state.view.clone();
+            let clock = self.state.clock.clone();
+            let mut stop = self.side_stop.subscribe();
+            self.side.push(tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                };
+                let report = autoscaler::run(
+                    specs,
+                    autoscaler::DEFAULT_INTERVAL,
+                    snapshot,
+                    view,
+                    scaler,
+                    clock,
+                    shutdown,
+                )
+                .await;
+                tracing::info!(?report, "autoscaler stopped");
+            }));
+        }
+        Ok(())
     }
 
     /// Graceful shutdown: refuse new alerts, stop the listener (open requests finish), decide
@@ -347,6 +397,10 @@ impl Server {
         if let Some((task, stop)) = self.http.take() {
             let _ = stop.send(true);
             let _ = task.await;
+        }
+        let _ = self.side_stop.send(true);
+        for t in self.side.drain(..) {
+            let _ = t.await;
         }
         let drained = self.state.queue.drain();
         let _ = drained.await;
@@ -374,7 +428,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        for t in self.background.drain(..) {
+        for t in self.background.drain(..).chain(self.side.drain(..)) {
             t.abort();
         }
         self.cluster.abort_tasks();

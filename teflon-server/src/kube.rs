@@ -1,0 +1,73 @@
+//! `cluster.type: kube`: the live view from teflon-k8s' reflectors, its actuator with
+//! recreation tracking, and the `scale` subresource for the autoscaler.
+
+use std::sync::Arc;
+
+use teflon_core::WorkloadRef;
+use teflon_core::autoscale::Scaler;
+use teflon_k8s::{KubeActuator, KubeClusterView, RecreationHandle, ViewConfig};
+use tokio::sync::mpsc;
+
+use crate::cluster::{BackendScaler, ClusterBackend, ClusterError, ClusterEvent};
+
+/// Scales Deployments and StatefulSets through the `scale` subresource.
+#[derive(Clone)]
+pub struct KubeScaler {
+    client: kube::Client,
+}
+
+impl std::fmt::Debug for KubeScaler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeScaler").finish_non_exhaustive()
+    }
+}
+
+impl Scaler for KubeScaler {
+    fn scale(&self, workload: &WorkloadRef, replicas: u32) -> impl Future<Output = Result<(), String>> + Send {
+        let client = self.client.clone();
+        let workload = workload.clone();
+        async move {
+            teflon_k8s::scale(&client, &workload, replicas)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// Connect (in-cluster config or `KUBECONFIG`), start the reflectors and recreation tracking.
+pub(crate) async fn backend() -> Result<ClusterBackend, ClusterError> {
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| ClusterError::Kube(format!("cannot build a Kubernetes client: {e}")))?;
+    let view = KubeClusterView::start(client.clone(), &ViewConfig::default());
+    let (recreation, mut recreations) = RecreationHandle::spawn(view.clone());
+    let actuator = KubeActuator::new(client.clone()).with_recreation(recreation);
+    let (tx, events) = mpsc::unbounded_channel();
+    let mut changes = view.subscribe();
+    let forward = tokio::spawn(async move {
+        loop {
+            let ev = tokio::select! {
+                r = recreations.recv() => match r {
+                    Some(r) => ClusterEvent::Recreated { workload: r.workload, took: r.duration },
+                    None => return,
+                },
+                c = changes.changed() => match c {
+                    Ok(()) => ClusterEvent::Changed,
+                    Err(_) => return,
+                },
+            };
+            if tx.send(ev).is_err() {
+                return;
+            }
+        }
+    });
+    Ok(ClusterBackend {
+        view: Arc::new(view),
+        actuator: Arc::new(actuator),
+        events,
+        sim: None,
+        scaler: Some(BackendScaler::Kube(KubeScaler { client })),
+        tasks: vec![forward],
+    })
+}
