@@ -54,7 +54,8 @@ pub fn write_svg(
         .y_desc("pods")
         .draw()
         .map_err(|e| err(&e))?;
-    let series: [(&str, RGBColor, fn(&teflon_sim::simulate::Sample) -> f64); 3] = [
+    type Value = fn(&teflon_sim::simulate::Sample) -> f64;
+    let series: [(&str, RGBColor, Value); 3] = [
         ("desired", BLUE, |s| f64::from(s.desired)),
         ("available", GREEN, |s| f64::from(s.available)),
         ("infected", RED, |s| f64::from(s.infected)),

@@ -172,7 +172,7 @@ impl Printer {
     fn new(format: Format) -> Self {
         Printer {
             format,
-            table: DecisionTable::default(),
+            table: DecisionTable,
             counts: [0; 3],
         }
     }

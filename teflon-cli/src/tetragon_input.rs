@@ -1,14 +1,21 @@
 //! Tetragon export lines into alerts (through `teflon-tetragon`).
 
 use teflon_core::Alert;
+use teflon_tetragon::Event;
 
 use crate::input::BadLine;
 
-/// One alert per non-empty line; events Teflon does not turn into alerts are skipped silently.
+/// One alert per event line; valid events of kinds Teflon does not act on (`process_loader`,
+/// `rate_limit_info`, …) are skipped silently, broken lines become [`BadLine`]s.
 pub fn read(bytes: &[u8]) -> Vec<Result<Alert, BadLine>> {
-    let _ = bytes;
-    vec![Err(BadLine {
-        line: 1,
-        message: "Tetragon input is not supported by this build yet".to_owned(),
-    })]
+    teflon_tetragon::events_from_slice(bytes)
+        .filter_map(|r| match r {
+            Ok(Event::Alert(alert)) => Some(Ok(alert)),
+            Ok(Event::Ignored(_)) => None,
+            Err(e) => Some(Err(BadLine {
+                line: e.line,
+                message: e.message,
+            })),
+        })
+        .collect()
 }

@@ -22,6 +22,13 @@ struct WorkloadObject {
     selector_keys: BTreeSet<String>,
 }
 
+/// A ReplicaSet: its top controller, `spec.replicas`, its selector's keys.
+type RsInfo = (WorkloadRef, Option<i32>, BTreeSet<String>);
+
+/// How a workload names and labels new pods: (from a live ReplicaSet, name prefix, template
+/// labels, selector keys of the ReplicaSet).
+type PodBase = (bool, String, BTreeMap<String, String>, BTreeSet<String>);
+
 fn parse_item<T: DeserializeOwned>(
     index: usize,
     kind: &str,
@@ -114,10 +121,7 @@ impl SimCluster {
         let mut cluster = SimCluster::new(recovery);
         let mut objects: BTreeMap<WorkloadRef, WorkloadObject> = BTreeMap::new();
         // ReplicaSet `ns/name` → the Deployment controlling it (or itself).
-        let mut replica_sets: BTreeMap<
-            (String, String),
-            (WorkloadRef, Option<i32>, BTreeSet<String>),
-        > = BTreeMap::new();
+        let mut replica_sets: BTreeMap<(String, String), RsInfo> = BTreeMap::new();
         let mut pods: Vec<(usize, Pod)> = Vec::new();
 
         for (index, item) in items.into_iter().enumerate() {
@@ -220,10 +224,7 @@ impl SimCluster {
         // Pods: resolve the top workload, count pods per controller not in the List.
         let mut owned_count: BTreeMap<WorkloadRef, u32> = BTreeMap::new();
         // Per workload: (pod base from a live ReplicaSet preferred, template labels, rs selector keys).
-        let mut bases: BTreeMap<
-            WorkloadRef,
-            (bool, String, BTreeMap<String, String>, BTreeSet<String>),
-        > = BTreeMap::new();
+        let mut bases: BTreeMap<WorkloadRef, PodBase> = BTreeMap::new();
         for (index, pod) in pods {
             let (ns, name) = ns_name(index, "Pod", &pod.metadata)?;
             let labels: BTreeMap<String, String> = pod.metadata.labels.clone().unwrap_or_default();
