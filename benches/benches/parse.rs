@@ -17,6 +17,20 @@ const TETRAGON_DOCS: &str =
 const TETRAGON_BOOK: &str =
     include_str!("../../teflon-tetragon/tests/fixtures/security-observability-book.jsonl");
 
+/// The straightforward derive: owned strings, output fields as a map of `Value`s.
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct OwnedAlert {
+    output: Option<String>,
+    priority: String,
+    rule: String,
+    time: String,
+    source: Option<String>,
+    tags: Option<Vec<String>>,
+    hostname: Option<String>,
+    output_fields: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
 fn falco(c: &mut Criterion) {
     let mut g = c.benchmark_group("parse/falco");
     for (name, input) in [
@@ -45,6 +59,13 @@ fn falco(c: &mut Criterion) {
         b.iter(|| {
             serde_json::Deserializer::from_slice(black_box(FALCO_JSONL.as_bytes()))
                 .into_iter::<serde::de::IgnoredAny>()
+                .count()
+        })
+    });
+    g.bench_function("owned_struct_20_jsonl", |b| {
+        b.iter(|| {
+            serde_json::Deserializer::from_slice(black_box(FALCO_JSONL.as_bytes()))
+                .into_iter::<OwnedAlert>()
                 .count()
         })
     });

@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 use std::io::BufRead;
 use std::marker::PhantomData;
 
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{LineError, ParseError};
@@ -39,15 +40,41 @@ fn parse_frame<T: DeserializeOwned>(
 ) {
     // An item cut short is reported where its text ends, not on the line after.
     let bytes = bytes.trim_ascii_end();
+    // Validating UTF-8 once per item, then reading it as `&str`, spares serde_json a
+    // validation per string (10% of the batch profile). Invalid UTF-8 takes the byte path,
+    // which reports the position.
+    match std::str::from_utf8(bytes) {
+        Ok(text) => parse_items(
+            serde_json::Deserializer::from_str(text),
+            bytes,
+            first_line,
+            out,
+        ),
+        Err(_) => parse_items(
+            serde_json::Deserializer::from_slice(bytes),
+            bytes,
+            first_line,
+            out,
+        ),
+    }
+}
+
+fn parse_items<'de, R: serde_json::de::Read<'de>, T: DeserializeOwned>(
+    mut de: serde_json::Deserializer<R>,
+    bytes: &[u8],
+    first_line: usize,
+    out: &mut VecDeque<Result<T, LineError>>,
+) {
     let starts_array = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
     if starts_array {
-        match serde_json::from_slice::<Vec<T>>(bytes) {
+        let items = Vec::<T>::deserialize(&mut de).and_then(|items| de.end().map(|()| items));
+        match items {
             Ok(items) => out.extend(items.into_iter().map(Ok)),
             Err(e) => out.push_back(Err(LineError::from_json(&e, first_line))),
         }
         return;
     }
-    for item in serde_json::Deserializer::from_slice(bytes).into_iter::<T>() {
+    for item in de.into_iter::<T>() {
         match item {
             Ok(v) => out.push_back(Ok(v)),
             Err(e) => {
@@ -389,6 +416,19 @@ mod tests {
         assert_eq!(items.len(), 2, "{items:?}");
         assert!(items[0].is_err());
         assert!(items[1].is_ok());
+    }
+
+    #[test]
+    fn invalid_utf8_is_an_error_with_its_position() {
+        let items = lenient_bytes(b"{\"a\":1}\n{\"a\":\"\xff\"}\n{\"a\":3}\n");
+        assert_eq!(items.len(), 3);
+        let err = items[1].as_ref().unwrap_err();
+        assert_eq!(err.line, 2);
+        assert!(err.message.contains("unicode"), "{err}");
+    }
+
+    fn lenient_bytes(input: &[u8]) -> Vec<Result<Value, LineError>> {
+        SliceItems::<Value>::new(input).collect()
     }
 
     #[test]

@@ -39,9 +39,11 @@ pub fn parse_alert(bytes: &[u8]) -> Result<Alert> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ParseError::Empty);
     }
-    serde_json::from_slice::<FalcoAlert>(bytes)
-        .map(|a| a.0)
-        .map_err(|e| ParseError::from_json(&e))
+    let parsed = match std::str::from_utf8(bytes) {
+        Ok(text) => serde_json::from_str::<FalcoAlert>(text),
+        Err(_) => serde_json::from_slice::<FalcoAlert>(bytes),
+    };
+    parsed.map(|a| a.0).map_err(|e| ParseError::from_json(&e))
 }
 
 /// Every alert of a buffer holding a single object (also pretty-printed), a JSON array of
