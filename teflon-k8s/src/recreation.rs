@@ -169,7 +169,8 @@ impl RecreationHandle {
 
     /// Start tracking: returns the handle and the channel of measurements. Spawns a task
     /// (needs a tokio runtime) that re-checks on every change the view sees and once a
-    /// second; it ends when the receiver is dropped.
+    /// second; it ends when the receiver is dropped (and keeps the view's watches alive
+    /// until then).
     pub fn spawn(view: KubeClusterView) -> (Self, mpsc::Receiver<Recreation>) {
         let (tx, rx) = mpsc::channel(1024);
         let handle = RecreationHandle {
@@ -181,9 +182,11 @@ impl RecreationHandle {
         tokio::spawn(async move {
             let mut changes = h.view.subscribe();
             let mut tick = tokio::time::interval(Duration::from_secs(1));
+            // A view built from fixed objects has no change feed: fall back to the tick alone.
+            let mut feed_open = true;
             loop {
                 tokio::select! {
-                    _ = changes.changed() => {}
+                    changed = changes.changed(), if feed_open => feed_open = changed.is_ok(),
                     _ = tick.tick() => {}
                     () = h.wake.notified() => {}
                     () = tx.closed() => return,

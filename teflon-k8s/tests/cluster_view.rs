@@ -1,0 +1,253 @@
+//! The live view against a scripted API server: which lists and watches it opens (bookmarks
+//! on, one per kind in the configured namespace) and that it is synced only after every
+//! initial list.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use http::{Request, Response};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, ReplicaSet, ReplicaSetSpec};
+use k8s_openapi::api::core::v1::{Pod, PodCondition, PodStatus};
+use k8s_openapi::api::policy::v1::{
+    PodDisruptionBudget, PodDisruptionBudgetSpec, PodDisruptionBudgetStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use kube::Client;
+use kube::client::Body;
+use serde_json::{Value, json};
+use teflon_core::{ClusterView, WorkloadKind, WorkloadRef, WorkloadStatus};
+use teflon_k8s::{KubeClusterView, ViewConfig};
+use tokio::sync::oneshot;
+use tower_test::mock;
+
+fn meta(name: &str, labels: &[(&str, &str)], owner: Option<(&str, &str)>) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        namespace: Some("shop".to_owned()),
+        uid: Some(format!("uid-{name}")),
+        labels: Some(
+            labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        ),
+        owner_references: owner.map(|(kind, n)| {
+            vec![OwnerReference {
+                api_version: "apps/v1".to_owned(),
+                kind: kind.to_owned(),
+                name: n.to_owned(),
+                uid: format!("uid-{n}"),
+                controller: Some(true),
+                block_owner_deletion: Some(true),
+            }]
+        }),
+        ..ObjectMeta::default()
+    }
+}
+
+fn selector(app: &str) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(BTreeMap::from([("app".to_owned(), app.to_owned())])),
+        match_expressions: None,
+    }
+}
+
+fn list(kind: &str, api_version: &str, items: Vec<Value>) -> String {
+    json!({ "apiVersion": api_version, "kind": kind, "metadata": { "resourceVersion": "100" }, "items": items })
+        .to_string()
+}
+
+/// The LIST answer for a path, by kind.
+fn list_for(path: &str) -> String {
+    let ready = PodStatus {
+        phase: Some("Running".to_owned()),
+        conditions: Some(vec![PodCondition {
+            type_: "Ready".to_owned(),
+            status: "True".to_owned(),
+            ..PodCondition::default()
+        }]),
+        ..PodStatus::default()
+    };
+    let pod = |name: &str, ready_status: Option<PodStatus>| {
+        serde_json::to_value(Pod {
+            metadata: meta(name, &[("app", "web")], Some(("ReplicaSet", "web-abc"))),
+            spec: None,
+            status: ready_status,
+        })
+        .unwrap()
+    };
+    match path.rsplit('/').next().unwrap_or_default() {
+        "pods" => list(
+            "PodList",
+            "v1",
+            vec![pod("web-1", Some(ready.clone())), pod("web-2", None)],
+        ),
+        "replicasets" => list(
+            "ReplicaSetList",
+            "apps/v1",
+            vec![
+                serde_json::to_value(ReplicaSet {
+                    metadata: meta("web-abc", &[("app", "web")], Some(("Deployment", "web"))),
+                    spec: ReplicaSetSpec {
+                        replicas: Some(2),
+                        selector: selector("web"),
+                        ..ReplicaSetSpec::default()
+                    },
+                    status: None,
+                })
+                .unwrap(),
+            ],
+        ),
+        "deployments" => list(
+            "DeploymentList",
+            "apps/v1",
+            vec![
+                serde_json::to_value(Deployment {
+                    metadata: meta("web", &[], None),
+                    spec: DeploymentSpec {
+                        replicas: Some(2),
+                        selector: selector("web"),
+                        ..DeploymentSpec::default()
+                    },
+                    status: None,
+                })
+                .unwrap(),
+            ],
+        ),
+        "statefulsets" => list("StatefulSetList", "apps/v1", vec![]),
+        "daemonsets" => list("DaemonSetList", "apps/v1", vec![]),
+        "poddisruptionbudgets" => list(
+            "PodDisruptionBudgetList",
+            "policy/v1",
+            vec![
+                serde_json::to_value(PodDisruptionBudget {
+                    metadata: meta("web-pdb", &[], None),
+                    spec: Some(PodDisruptionBudgetSpec {
+                        selector: Some(selector("web")),
+                        ..PodDisruptionBudgetSpec::default()
+                    }),
+                    status: Some(PodDisruptionBudgetStatus {
+                        disruptions_allowed: Some(1),
+                        ..PodDisruptionBudgetStatus::default()
+                    }),
+                })
+                .unwrap(),
+            ],
+        ),
+        other => panic!("unexpected list of {other}"),
+    }
+}
+
+const PATHS: [&str; 6] = [
+    "/api/v1/namespaces/shop/pods",
+    "/apis/apps/v1/namespaces/shop/replicasets",
+    "/apis/apps/v1/namespaces/shop/deployments",
+    "/apis/apps/v1/namespaces/shop/statefulsets",
+    "/apis/apps/v1/namespaces/shop/daemonsets",
+    "/apis/policy/v1/namespaces/shop/poddisruptionbudgets",
+];
+
+fn ok(body: String) -> Response<Body> {
+    Response::builder()
+        .status(200)
+        .body(Body::from(body.into_bytes()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_view_lists_and_watches_each_kind_with_bookmarks_and_syncs_after_the_last_list() {
+    let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "default");
+    let (five_answered_tx, five_answered) = oneshot::channel::<()>();
+    let (go_tx, go) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let mut lists = Vec::new();
+        let mut watches = Vec::new();
+        let mut held = Vec::new();
+        let mut pdb_list = None;
+        let mut five = Some(five_answered_tx);
+        let mut go = Some(go);
+        while watches.len() < 6 {
+            let (request, send) = handle.next_request().await.expect("a request");
+            assert_eq!(request.method(), "GET");
+            let path = request.uri().path().to_owned();
+            let query = request.uri().query().unwrap_or_default().to_owned();
+            assert!(PATHS.contains(&path.as_str()), "unexpected path {path}");
+            if query.contains("watch=true") {
+                assert!(
+                    query.contains("allowWatchBookmarks=true"),
+                    "bookmarks requested: {query}"
+                );
+                assert!(
+                    query.contains("resourceVersion=100"),
+                    "watch from the list's version: {query}"
+                );
+                watches.push(path);
+                held.push(send); // a watch that stays open
+                continue;
+            }
+            assert_eq!(query, "&limit=500", "an initial paged list of {path}");
+            lists.push(path.clone());
+            if path.ends_with("poddisruptionbudgets") {
+                pdb_list = Some(send);
+            } else {
+                send.send_response(ok(list_for(&path)));
+            }
+            if lists.len() == 6 {
+                // Every list but the PDBs' answered: let the test look, then answer it.
+                if let Some(tx) = five.take() {
+                    let _ = tx.send(());
+                }
+                if let Some(rx) = go.take() {
+                    rx.await.unwrap();
+                }
+                if let Some(send) = pdb_list.take() {
+                    send.send_response(ok(list_for(PATHS[5])));
+                }
+            }
+        }
+        lists.sort();
+        watches.sort();
+        let mut expected: Vec<String> = PATHS.iter().map(|p| (*p).to_owned()).collect();
+        expected.sort();
+        assert_eq!(lists, expected);
+        assert_eq!(watches, expected);
+        // Keep the watches open until the test is done with the view.
+        (handle, held)
+    });
+
+    let view = KubeClusterView::start(
+        client,
+        &ViewConfig {
+            namespaces: vec!["shop".to_owned()],
+        },
+    );
+    tokio::time::timeout(Duration::from_secs(10), five_answered)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!view.is_synced(), "the PDB list is not answered yet");
+    go_tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), view.wait_synced())
+        .await
+        .unwrap();
+    assert!(view.is_synced());
+
+    let web = WorkloadRef::new(WorkloadKind::Deployment, "shop", "web");
+    assert_eq!(
+        view.pod("shop", "web-1").unwrap().workload,
+        Some(web.clone())
+    );
+    assert_eq!(
+        view.workload(&web),
+        Some(WorkloadStatus {
+            desired: 2,
+            available: 1
+        })
+    );
+    assert_eq!(view.disruptions_allowed("shop", "web-2"), Some(1));
+    let (_handle, _held) = tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .unwrap()
+        .unwrap();
+}
