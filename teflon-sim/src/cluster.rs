@@ -103,6 +103,10 @@ pub struct SimCluster {
     pub(crate) recovery: Duration,
     pub(crate) healthy: bool,
     pub(crate) pods: BTreeMap<(String, String), SimPod>,
+    /// Index: the pods of each workload (names; the namespace is the workload's).
+    pub(crate) members: BTreeMap<WorkloadRef, BTreeSet<String>>,
+    /// Index: pods not Ready yet, by when they will be.
+    pub(crate) pending: BTreeSet<(Timestamp, String, String)>,
     pub(crate) workloads: BTreeMap<WorkloadRef, SimWorkload>,
     pub(crate) pdbs: BTreeMap<(String, String), SimPdb>,
     /// Healthy mode: pods that were there and are gone (not to be conjured up again).
@@ -118,6 +122,8 @@ impl SimCluster {
             recovery,
             healthy: false,
             pods: BTreeMap::new(),
+            members: BTreeMap::new(),
+            pending: BTreeSet::new(),
             workloads: BTreeMap::new(),
             pdbs: BTreeMap::new(),
             gone: BTreeSet::new(),
@@ -196,7 +202,7 @@ impl SimCluster {
         for _ in 0..replicas {
             if let Some(name) = self.new_pod_name(&w) {
                 let pod = self.new_pod(&w, true, None, None);
-                self.pods.insert((namespace.to_owned(), name), pod);
+                self.insert_pod((namespace.to_owned(), name), pod);
             }
         }
         self
@@ -206,7 +212,7 @@ impl SimCluster {
     pub fn with_standalone_pod(mut self, namespace: &str, name: &str) -> Self {
         let uid = self.fresh_uid();
         let created = self.bump();
-        self.pods.insert(
+        self.insert_pod(
             (namespace.to_owned(), name.to_owned()),
             SimPod {
                 uid: Some(uid),
@@ -279,12 +285,9 @@ impl SimCluster {
 
     /// Pods of `workload` that are Ready and serving (the attack surface), sorted by name.
     pub fn available_pods(&self, workload: &WorkloadRef) -> Vec<String> {
-        self.pods
-            .iter()
-            .filter(|((ns, _), p)| {
-                *ns == workload.namespace && p.ready && p.owner.as_ref() == Some(workload)
-            })
-            .map(|((_, name), _)| name.clone())
+        self.members_of(workload)
+            .filter(|(_, p)| p.ready)
+            .map(|(name, _)| name.clone())
             .collect()
     }
 
@@ -375,6 +378,11 @@ impl SimCluster {
                     .and_then(|w| self.workloads.get(w))
                     .map(|w| w.selector_keys.clone())
                     .unwrap_or_default();
+                if let Some(w) = &owner
+                    && let Some(m) = self.members.get_mut(w)
+                {
+                    m.remove(&key.1);
+                }
                 if let Some(p) = self.pods.get_mut(&key) {
                     p.labels.retain(|k, _| !strip.contains(k));
                     p.labels
@@ -384,7 +392,7 @@ impl SimCluster {
                 }
             }
             _ => {
-                self.pods.remove(&key);
+                self.remove_pod(&key);
                 if self.healthy {
                     self.gone.insert(key);
                 }
@@ -398,18 +406,20 @@ impl SimCluster {
 
     /// When the next pending pod becomes Ready, if any.
     pub fn next_event_time(&self) -> Option<Timestamp> {
-        self.pods.values().filter_map(|p| p.ready_at).min()
+        self.pending.first().map(|(t, _, _)| *t)
     }
 
     /// Move simulated time to `now`: pods due by then become Ready, in time order.
     /// Time never goes backwards (an earlier `now` changes nothing).
     pub fn advance_to(&mut self, now: Timestamp) -> Vec<SimEvent> {
-        let mut due: Vec<(Timestamp, (String, String))> = self
-            .pods
-            .iter()
-            .filter_map(|(k, p)| p.ready_at.filter(|t| *t <= now).map(|t| (t, k.clone())))
-            .collect();
-        due.sort();
+        let mut due = Vec::new();
+        while let Some(first) = self.pending.first()
+            && first.0 <= now
+        {
+            if let Some((at, ns, name)) = self.pending.pop_first() {
+                due.push((at, (ns, name)));
+            }
+        }
         let mut events = Vec::with_capacity(due.len());
         for (at, key) in due {
             let Some(p) = self.pods.get_mut(&key) else {
@@ -440,16 +450,67 @@ impl SimCluster {
         events
     }
 
+    /// Store a pod, keeping the indexes right.
+    pub(crate) fn insert_pod(&mut self, key: (String, String), pod: SimPod) {
+        self.remove_pod(&key);
+        if let Some(w) = &pod.owner {
+            self.members
+                .entry(w.clone())
+                .or_default()
+                .insert(key.1.clone());
+        }
+        if let Some(t) = pod.ready_at {
+            self.pending.insert((t, key.0.clone(), key.1.clone()));
+        }
+        self.pods.insert(key, pod);
+    }
+
+    /// Remove a pod, keeping the indexes right.
+    pub(crate) fn remove_pod(&mut self, key: &(String, String)) -> Option<SimPod> {
+        let pod = self.pods.remove(key)?;
+        if let Some(w) = &pod.owner
+            && let Some(m) = self.members.get_mut(w)
+        {
+            m.remove(&key.1);
+        }
+        if let Some(t) = pod.ready_at {
+            self.pending.remove(&(t, key.0.clone(), key.1.clone()));
+        }
+        Some(pod)
+    }
+
+    /// The pods of `workload`, as `(name, pod)`.
+    fn members_of<'a>(
+        &'a self,
+        workload: &'a WorkloadRef,
+    ) -> impl Iterator<Item = (&'a String, &'a SimPod)> + 'a {
+        self.members
+            .get(workload)
+            .into_iter()
+            .flatten()
+            .filter_map(move |name| {
+                self.pods
+                    .get(&(workload.namespace.clone(), name.clone()))
+                    .filter(|p| p.owner.as_ref() == Some(workload))
+                    .map(|p| (name, p))
+            })
+    }
+
     /// Create or remove pods so the live pods of `workload` match its desired count.
     fn reconcile(&mut self, workload: &WorkloadRef, now: Timestamp, reaped_at: Option<Timestamp>) {
         let Some(desired) = self.workloads.get(workload).map(|w| w.desired) else {
             return;
         };
         let live: Vec<((String, String), bool, u64)> = self
-            .pods
-            .iter()
-            .filter(|(_, p)| !p.finished && p.owner.as_ref() == Some(workload))
-            .map(|(k, p)| (k.clone(), p.ready, p.created))
+            .members_of(workload)
+            .filter(|(_, p)| !p.finished)
+            .map(|(name, p)| {
+                (
+                    (workload.namespace.clone(), name.clone()),
+                    p.ready,
+                    p.created,
+                )
+            })
             .collect();
         let have = count(live.iter());
         if have < desired {
@@ -460,7 +521,7 @@ impl SimCluster {
                 let mut pod =
                     self.new_pod(workload, false, Some(now.plus(self.recovery)), reaped_at);
                 pod.ready = false;
-                self.pods.insert((workload.namespace.clone(), name), pod);
+                self.insert_pod((workload.namespace.clone(), name), pod);
             }
         } else if have > desired {
             let mut surplus = live;
@@ -471,7 +532,7 @@ impl SimCluster {
                 surplus.sort_by_key(|(_, ready, created)| (*ready, std::cmp::Reverse(*created)));
             }
             for (key, _, _) in surplus.into_iter().take((have - desired) as usize) {
-                self.pods.remove(&key);
+                self.remove_pod(&key);
                 if self.healthy {
                     self.gone.insert(key);
                 }
@@ -618,11 +679,10 @@ impl SimCluster {
         let mut first = self.new_pod(workload, true, None, None);
         // The alert's pod: its UID is unknown until an action names one.
         first.uid = None;
-        self.pods.insert((ns.to_owned(), name.to_owned()), first);
+        self.insert_pod((ns.to_owned(), name.to_owned()), first);
         for i in 1..HEALTHY_REPLICAS {
             let pod = self.new_pod(workload, true, None, None);
-            self.pods
-                .insert((ns.to_owned(), format!("{name}-replica-{i}")), pod);
+            self.insert_pod((ns.to_owned(), format!("{name}-replica-{i}")), pod);
         }
     }
 
@@ -691,9 +751,7 @@ impl ClusterView for SimCluster {
             });
         }
         let w = self.workloads.get(workload)?;
-        let available = count(self.pods.iter().filter(|((ns, _), p)| {
-            *ns == workload.namespace && p.ready && p.owner.as_ref() == Some(workload)
-        }));
+        let available = count(self.members_of(workload).filter(|(_, p)| p.ready));
         Some(WorkloadStatus {
             desired: w.desired,
             available,

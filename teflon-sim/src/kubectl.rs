@@ -281,7 +281,7 @@ impl SimCluster {
             }
             let uid = pod.metadata.uid.clone();
             let created = cluster.next_id_bump();
-            cluster.pods.insert(
+            cluster.insert_pod(
                 (ns, name),
                 SimPod {
                     uid,
