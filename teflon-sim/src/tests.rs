@@ -526,3 +526,53 @@ mod props {
         }
     }
 }
+
+/// Poll a future that is ready at once (SharedSim's futures never wait).
+fn now_or_never<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => panic!("SharedSim futures are ready at once"),
+    }
+}
+
+#[test]
+fn shared_sim_acts_and_scales_at_its_clock_time() {
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    use teflon_core::Actuator;
+    use teflon_core::autoscale::Scaler;
+
+    let clock = Arc::new(AtomicI64::new(t(0).as_nanos()));
+    let c = clock.clone();
+    let shared = crate::SharedSim::new(
+        SimCluster::new(RECOVERY).with_deployment("shop", "web", 2),
+        Arc::new(move || Timestamp::from_nanos(c.load(Ordering::SeqCst))),
+    );
+    let pod = shared.lock().available_pods(&web())[0].clone();
+    assert_eq!(
+        now_or_never(shared.execute(&plan(delete(), "shop", &pod, None))),
+        Outcome::Success
+    );
+    assert_eq!(shared.workload(&web()).unwrap().available, 1);
+    assert_eq!(shared.next_event_time(), Some(t(15)));
+
+    now_or_never(shared.scale(&web(), 3)).unwrap();
+    assert!(now_or_never(shared.scale(&db(), 3)).is_err());
+
+    clock.store(t(15).as_nanos(), Ordering::SeqCst);
+    let events = shared.advance();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(
+        matches!(&events[0], SimEvent::Recreated { took, .. } if *took == RECOVERY)
+            || matches!(&events[1], SimEvent::Recreated { took, .. } if *took == RECOVERY)
+    );
+    assert_eq!(
+        shared.workload(&web()).unwrap(),
+        teflon_core::WorkloadStatus {
+            desired: 3,
+            available: 3
+        }
+    );
+}
