@@ -20,6 +20,8 @@ struct WorkloadObject {
     labels: BTreeMap<String, String>,
     desired: Option<u32>,
     selector_keys: BTreeSet<String>,
+    /// `spec.template.metadata.labels`: new pods' labels when the List has no pod to copy.
+    template: BTreeMap<String, String>,
 }
 
 /// A ReplicaSet: its top controller, `spec.replicas`, its selector's keys.
@@ -142,6 +144,12 @@ impl SimCluster {
                             labels: d.metadata.labels.unwrap_or_default(),
                             desired: Some(replicas(spec.replicas)),
                             selector_keys: selector_keys(&spec.selector),
+                            template: spec
+                                .template
+                                .metadata
+                                .as_ref()
+                                .and_then(|m| m.labels.clone())
+                                .unwrap_or_default(),
                         },
                     );
                 }
@@ -155,6 +163,12 @@ impl SimCluster {
                             labels: s.metadata.labels.unwrap_or_default(),
                             desired: Some(replicas(spec.replicas)),
                             selector_keys: selector_keys(&spec.selector),
+                            template: spec
+                                .template
+                                .metadata
+                                .as_ref()
+                                .and_then(|m| m.labels.clone())
+                                .unwrap_or_default(),
                         },
                     );
                 }
@@ -171,6 +185,13 @@ impl SimCluster {
                             labels: s.metadata.labels.unwrap_or_default(),
                             desired,
                             selector_keys: selector_keys(&s.spec.selector),
+                            template: s
+                                .spec
+                                .template
+                                .metadata
+                                .as_ref()
+                                .and_then(|m| m.labels.clone())
+                                .unwrap_or_default(),
                         },
                     );
                 }
@@ -199,6 +220,12 @@ impl SimCluster {
                                 labels: r.metadata.labels.clone().unwrap_or_default(),
                                 desired: Some(replicas(spec.replicas)),
                                 selector_keys: keys.clone(),
+                                template: spec
+                                    .template
+                                    .as_ref()
+                                    .and_then(|t| t.metadata.as_ref())
+                                    .and_then(|m| m.labels.clone())
+                                    .unwrap_or_default(),
                             },
                         );
                     }
@@ -304,9 +331,14 @@ impl SimCluster {
             let (_, pod_base, template, rs_keys) = bases
                 .remove(&w)
                 .unwrap_or_else(|| (false, w.name.clone(), BTreeMap::new(), BTreeSet::new()));
-            let (labels, desired, mut keys) = match object {
-                Some(o) => (o.labels, o.desired, o.selector_keys),
-                None => (BTreeMap::new(), None, BTreeSet::new()),
+            let (labels, desired, mut keys, object_template) = match object {
+                Some(o) => (o.labels, o.desired, o.selector_keys, o.template),
+                None => (BTreeMap::new(), None, BTreeSet::new(), BTreeMap::new()),
+            };
+            let template = if template.is_empty() {
+                object_template
+            } else {
+                template
             };
             keys.extend(rs_keys);
             let desired = desired.unwrap_or_else(|| owned_count.get(&w).copied().unwrap_or(0));
