@@ -22,6 +22,7 @@ use crate::error::{LineError, ParseError};
 /// with its line and column. An empty JSON array gives no items; blank input is
 /// [`ParseError::Empty`].
 pub fn parse_all<T: DeserializeOwned>(bytes: &[u8]) -> Result<Vec<T>, ParseError> {
+    let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ParseError::Empty);
     }
@@ -31,6 +32,9 @@ pub fn parse_all<T: DeserializeOwned>(bytes: &[u8]) -> Result<Vec<T>, ParseError
     }
     Ok(items)
 }
+
+/// The UTF-8 byte order mark, skipped at the start of input.
+pub(crate) const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Parse one framed item (which may hold several values, or an array of them) into `out`.
 fn parse_frame<T: DeserializeOwned>(
@@ -216,7 +220,8 @@ impl<'a, T> SliceItems<'a, T> {
     pub fn new(buf: &'a [u8]) -> Self {
         SliceItems {
             buf,
-            pos: 0,
+            // Files saved by some Windows editors start with a UTF-8 byte order mark.
+            pos: if buf.starts_with(BOM) { BOM.len() } else { 0 },
             line: 0,
             chunk: None,
             asm: Assembler::default(),
@@ -333,6 +338,9 @@ impl<R: BufRead, T: DeserializeOwned> Iterator for ReaderItems<R, T> {
                 }
             }
             self.line += 1;
+            if self.line == 1 && self.line_buf.starts_with(BOM) {
+                self.line_buf.drain(..BOM.len());
+            }
             let mut step = self.asm.step(&self.line_buf);
             if step == Step::Restart {
                 parse_frame(&self.chunk, self.chunk_line, &mut self.pending);
@@ -429,6 +437,19 @@ mod tests {
 
     fn lenient_bytes(input: &[u8]) -> Vec<Result<Value, LineError>> {
         SliceItems::<Value>::new(input).collect()
+    }
+
+    #[test]
+    fn a_byte_order_mark_at_the_start_is_skipped() {
+        let items = lenient("\u{feff}{\"a\":1}\n{\"a\":2}\n");
+        assert_eq!(items.len(), 2);
+        assert!(items.iter().all(Result::is_ok), "{items:?}");
+        assert_eq!(
+            parse_all::<Value>("\u{feff}[{\"a\":1}]".as_bytes())
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub type Result<T, E = ParseError> = std::result::Result<T, E>;
 
 /// Exactly one alert: a JSON object, surrounded by whitespace at most.
 pub fn parse_alert(bytes: &[u8]) -> Result<Alert> {
+    let bytes = bytes.strip_prefix(framing::BOM).unwrap_or(bytes);
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ParseError::Empty);
     }

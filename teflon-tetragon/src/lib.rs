@@ -28,6 +28,7 @@ pub type Result<T, E = ParseError> = std::result::Result<T, E>;
 
 /// Exactly one Tetragon event (one JSON object).
 pub fn parse_event(bytes: &[u8]) -> Result<Event> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ParseError::Empty);
     }
