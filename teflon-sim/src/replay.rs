@@ -65,12 +65,13 @@ impl Replayer {
         (self.engine, self.sim)
     }
 
-    /// Decide about one alert at its own time (never earlier than the previous one: time in a
-    /// replay does not go backwards). Returns the deferrals resolved on the way, then the
-    /// alert's decisions.
+    /// Decide about one alert at its own time. The cluster's time never goes backwards: an alert
+    /// older than the one before it (inputs merged from several nodes) is decided at its own
+    /// time against the cluster as it already is. Returns the deferrals resolved on the way,
+    /// then the alert's decisions.
     pub fn push(&mut self, alert: impl Into<std::sync::Arc<Alert>>) -> Vec<ReplayStep> {
         let alert = alert.into();
-        let now = self.now.map_or(alert.time, |n| n.max(alert.time));
+        let now = alert.time;
         let mut out = self.advance_to(now);
         let decisions = self.engine.decide(alert, &self.sim, now);
         out.extend(self.execute(decisions, now));
@@ -162,8 +163,10 @@ impl Replayer {
             .into_iter()
             .map(|decision| {
                 let outcome = decision.plan.as_ref().map(|plan| {
-                    let outcome = self.sim.apply(plan, now);
-                    self.engine.record(plan.id, &outcome, now);
+                    // Actions happen in cluster time, which an older alert does not rewind.
+                    let at = now.max(self.sim.now());
+                    let outcome = self.sim.apply(plan, at);
+                    self.engine.record(plan.id, &outcome, at);
                     outcome
                 });
                 ReplayStep { decision, outcome }

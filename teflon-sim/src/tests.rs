@@ -576,3 +576,18 @@ fn shared_sim_acts_and_scales_at_its_clock_time() {
         }
     );
 }
+
+#[test]
+fn an_older_alert_is_decided_at_its_own_time_without_rewinding_the_cluster() {
+    let policies = PolicySet::parse(DEFAULT_POLICIES, "default.yaml").unwrap();
+    let sim = SimCluster::new(RECOVERY).with_deployment("shop", "web", 3);
+    let pods = sim.available_pods(&web());
+    let mut r = crate::Replayer::new(Engine::new(policies), sim);
+    r.push(shell(&pods[0], 100));
+    let steps = r.push(shell(&pods[1], 90));
+    assert_eq!(steps[0].decision.decided_at, t(90));
+    assert_eq!(steps[0].decision.reason, Reason::Matched);
+    // Both reaps took effect in cluster time: replacements are due 15 s after t = 100.
+    assert_eq!(r.sim().next_event_time(), Some(t(115)));
+    assert_eq!(r.now(), Some(t(100)));
+}
