@@ -4,6 +4,10 @@
 //! needs (the controller then releases it and creates a replacement; Services drop it) and
 //! adds `teflon.io/quarantined=<policy>`, the policy's labels, `teflon.io/quarantined-pod`
 //! and the `teflon.io/alert` annotation. Then a deny-all NetworkPolicy selects this pod alone.
+//!
+//! A StatefulSet cannot replace a quarantined pod while it runs: the replacement would need
+//! the same name. The evidence is kept, and the StatefulSet's replica comes back when the
+//! quarantined pod is deleted (a Deployment's or DaemonSet's comes back at once).
 
 use std::collections::BTreeMap;
 

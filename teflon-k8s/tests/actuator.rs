@@ -1187,3 +1187,118 @@ async fn scale_patches_the_scale_subresource_and_get_scale_reads_it() {
     ));
     verifier.await.unwrap();
 }
+
+fn owned_pod_json(
+    uid: &str,
+    owner_api: &str,
+    owner_kind: &str,
+    owner: &str,
+    pod_labels: &[(&str, &str)],
+) -> Value {
+    let mut pod = pod_json(uid, &[]);
+    pod["metadata"]["labels"] = json!(labels(pod_labels));
+    pod["metadata"]["ownerReferences"] = json!([{
+        "apiVersion": owner_api, "kind": owner_kind, "name": owner, "uid": "uid-owner",
+        "controller": true, "blockOwnerDeletion": true,
+    }]);
+    pod
+}
+
+#[tokio::test(start_paused = true)]
+async fn quarantine_of_a_stateful_set_pod_removes_the_stateful_sets_selector_labels() {
+    let mut action = quarantine_action(false);
+    action.workload = Some(WorkloadRef::new(WorkloadKind::StatefulSet, "shop", "db"));
+    let sts = json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": { "name": "db", "namespace": "shop", "uid": "uid-owner" },
+        "spec": {
+            "serviceName": "db",
+            "selector": { "matchLabels": { "app": "db" }, "matchExpressions": [{ "key": "tier", "operator": "In", "values": ["data"] }] },
+            "template": { "metadata": { "labels": { "app": "db", "tier": "data" } }, "spec": { "containers": [] } },
+        },
+    });
+    let outcome = run(action, move |mut api| async move {
+        let pod = owned_pod_json("uid-web-1", "apps/v1", "StatefulSet", "db", &[("app", "db"), ("tier", "data"), ("zone", "a")]);
+        api.answer("GET", POD_URI, None, 200, &pod.to_string()).await;
+        api.answer("GET", "/apis/apps/v1/namespaces/shop/statefulsets/db", None, 200, &sts.to_string()).await;
+        let patch = json!([
+            { "op": "test", "path": "/metadata/uid", "value": "uid-web-1" },
+            { "op": "remove", "path": "/metadata/labels/app" },
+            { "op": "remove", "path": "/metadata/labels/tier" },
+            { "op": "add", "path": "/metadata/labels/forensics", "value": "hold" },
+            { "op": "add", "path": "/metadata/labels/teflon.io~1quarantined", "value": "reap-shells" },
+            { "op": "add", "path": "/metadata/labels/teflon.io~1quarantined-pod", "value": "web-1" },
+            { "op": "add", "path": "/metadata/annotations", "value": { "teflon.io/alert": alert_annotation() } },
+        ]);
+        api.answer("PATCH", PATCH_URI, Some(patch), 200, &pod.to_string()).await;
+        api.pod_event("quarantine", &quarantine_note("success"), "Normal").await;
+        api
+    })
+    .await;
+    assert_eq!(outcome, Outcome::Success);
+}
+
+#[tokio::test(start_paused = true)]
+async fn quarantine_refuses_an_owner_whose_selector_it_cannot_read() {
+    let outcome = run(quarantine_action(true), |mut api| async move {
+        let pod = owned_pod_json("uid-web-1", "argoproj.io/v1alpha1", "Rollout", "web", &[("app", "web")]);
+        api.answer("GET", POD_URI, None, 200, &pod.to_string()).await;
+        api.warning_event(
+            ApiServerVerifier::pod_ref(),
+            "quarantine",
+            &quarantine_note("failed: quarantine pod shop/web-1: unsupported owner: cannot tell which labels take the pod out of Rollout web"),
+        )
+        .await;
+        api
+    })
+    .await;
+    assert!(
+        matches!(outcome, Outcome::Failed(ref why) if why.contains("Rollout")),
+        "{outcome:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn block_binary_for_a_standalone_pod_selects_it_by_its_own_labels() {
+    let mut action = block_action();
+    action.workload = None;
+    let name = teflon_k8s::tracing_policy_name("Pod", "web-1", "/usr/bin/nc");
+    let outcome = run(action, move |mut api| async move {
+        let mut pod = pod_json("uid-web-1", &[]);
+        pod["metadata"]["labels"] = json!({ "run": "debug" });
+        pod["metadata"]["ownerReferences"] = Value::Null;
+        api.answer("GET", POD_URI, None, 200, &pod.to_string()).await;
+        let mut body = tracing_policy(&name);
+        body["spec"]["podSelector"] = json!({ "matchLabels": { "run": "debug" } });
+        body["metadata"]["annotations"]["teflon.io/target"] = json!("Pod/web-1");
+        let uri = format!("/apis/cilium.io/v1alpha1/namespaces/shop/tracingpoliciesnamespaced/{name}?&force=true&fieldManager=teflon");
+        api.answer("PATCH", &uri, Some(body.clone()), 200, &body.to_string()).await;
+        api.pod_event("block_binary", &block_note("success"), "Normal").await;
+        api
+    })
+    .await;
+    assert_eq!(outcome, Outcome::Success);
+}
+
+#[tokio::test(start_paused = true)]
+async fn block_binary_refuses_a_standalone_pod_without_labels() {
+    let mut action = block_action();
+    action.workload = None;
+    let outcome = run(action, |mut api| async move {
+        let mut pod = pod_json("uid-web-1", &[]);
+        pod["metadata"]["labels"] = Value::Null;
+        api.answer("GET", POD_URI, None, 200, &pod.to_string()).await;
+        api.warning_event(
+            ApiServerVerifier::pod_ref(),
+            "block_binary",
+            "block_binary pod shop/web-1 for rule \"Terminal shell in container\" (Critical): failed: block_binary in shop/web-1: the standalone pod has no labels",
+        )
+        .await;
+        api
+    })
+    .await;
+    assert!(
+        matches!(outcome, Outcome::Failed(ref why) if why.contains("refusing")),
+        "{outcome:?}"
+    );
+}
