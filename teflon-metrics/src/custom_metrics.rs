@@ -615,8 +615,7 @@ fn valid_name(s: &str) -> bool {
         && s.len() <= 63
         && s.chars().next().is_some_and(is_alnum)
         && s.chars().last().is_some_and(is_alnum)
-        && s
-            .chars()
+        && s.chars()
             .all(|c| is_alnum(c) || matches!(c, '-' | '_' | '.'))
 }
 
@@ -650,7 +649,9 @@ fn validate_value(value: &str) -> Result<(), SelectorError> {
     if value.is_empty() || valid_name(value) {
         Ok(())
     } else {
-        Err(SelectorError::InvalidValue(value.chars().take(100).collect()))
+        Err(SelectorError::InvalidValue(
+            value.chars().take(100).collect(),
+        ))
     }
 }
 
@@ -1092,7 +1093,9 @@ fn workload_value(metric: CustomMetric, stats: Option<&WorkloadStats>, desired_n
     };
     match metric {
         CustomMetric::InfectionRatePerMinute => s.infection_rate_per_minute,
-        CustomMetric::AttackPressure => f64::from(s.replicas_needed) / f64::from(desired_now.max(1)),
+        CustomMetric::AttackPressure => {
+            f64::from(s.replicas_needed) / f64::from(desired_now.max(1))
+        }
         CustomMetric::InfectedPods => f64::from(s.infected_pods),
         CustomMetric::PodInfected => 0.0,
     }
@@ -1101,7 +1104,9 @@ fn workload_value(metric: CustomMetric, stats: Option<&WorkloadStats>, desired_n
 fn parse_selector(raw: Option<&str>) -> Result<LabelSelector, (u16, String)> {
     match raw {
         None => Ok(LabelSelector::everything()),
-        Some(s) => LabelSelector::parse(s).map_err(|e| (400, status(400, "BadRequest", e.to_string()))),
+        Some(s) => {
+            LabelSelector::parse(s).map_err(|e| (400, status(400, "BadRequest", e.to_string())))
+        }
     }
 }
 
@@ -1124,7 +1129,11 @@ pub fn handle(
     let not_served = || {
         (
             404,
-            status(404, "NotFound", format!("the server could not find the requested resource {path}")),
+            status(
+                404,
+                "NotFound",
+                format!("the server could not find the requested resource {path}"),
+            ),
         )
     };
     let rest = match segs.as_slice() {
@@ -1338,8 +1347,16 @@ mod tests {
     fn equality_and_inequality_requirements_match_like_kubernetes() {
         let s = LabelSelector::parse("app=web,tier==front,env!=prod").unwrap();
         assert!(s.matches(&labels(&[("app", "web"), ("tier", "front")])));
-        assert!(s.matches(&labels(&[("app", "web"), ("tier", "front"), ("env", "dev")])));
-        assert!(!s.matches(&labels(&[("app", "web"), ("tier", "front"), ("env", "prod")])));
+        assert!(s.matches(&labels(&[
+            ("app", "web"),
+            ("tier", "front"),
+            ("env", "dev")
+        ])));
+        assert!(!s.matches(&labels(&[
+            ("app", "web"),
+            ("tier", "front"),
+            ("env", "prod")
+        ])));
         assert!(!s.matches(&labels(&[("app", "api"), ("tier", "front")])));
     }
 
@@ -1383,10 +1400,24 @@ mod tests {
     #[test]
     fn malformed_selectors_are_errors_with_a_position() {
         for bad in [
-            "a=b,", ",a", "a in x", "a in ()", "a in (x", "a b", "=b", "!", "a!b", "-a=b",
-            "a=b=c", "a in (x y)", "A/b=c",
+            "a=b,",
+            ",a",
+            "a in x",
+            "a in ()",
+            "a in (x",
+            "a b",
+            "=b",
+            "!",
+            "a!b",
+            "-a=b",
+            "a=b=c",
+            "a in (x y)",
+            "A/b=c",
         ] {
-            assert!(LabelSelector::parse(bad).is_err(), "{bad:?} should not parse");
+            assert!(
+                LabelSelector::parse(bad).is_err(),
+                "{bad:?} should not parse"
+            );
         }
         let e = LabelSelector::parse("app=web,,x").unwrap_err();
         assert!(e.to_string().contains("position 8"), "{e}");
@@ -1414,7 +1445,10 @@ mod tests {
     #[test]
     fn percent_escapes_and_plus_signs_are_decoded_in_queries() {
         let q = MetricQuery::parse("labelSelector=app%3Dfrontend%2Ctier+in+%28a%29&x=1");
-        assert_eq!(q.label_selector.as_deref(), Some("app=frontend,tier in (a)"));
+        assert_eq!(
+            q.label_selector.as_deref(),
+            Some("app=frontend,tier in (a)")
+        );
         assert_eq!(percent_decode("%2A", false), "*");
         assert_eq!(percent_decode("%", false), "%");
         assert_eq!(percent_decode("%zz%4", false), "%zz%4");

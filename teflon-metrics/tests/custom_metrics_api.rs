@@ -24,7 +24,14 @@ fn cluster() -> StaticCluster {
         .deployment("blog", "wp", 1, 1)
 }
 
-fn stats(kind: WorkloadKind, ns: &str, name: &str, rate: f64, infected: u32, needed: u32) -> WorkloadStats {
+fn stats(
+    kind: WorkloadKind,
+    ns: &str,
+    name: &str,
+    rate: f64,
+    infected: u32,
+    needed: u32,
+) -> WorkloadStats {
     WorkloadStats {
         workload: WorkloadRef::new(kind, ns, name),
         infections_total: 9,
@@ -88,7 +95,11 @@ fn assert_same_shape(ours: &Value, fixture: &Value, at: &str, skip: &[&str], ext
     if skip.contains(&at) {
         return;
     }
-    assert_eq!(type_of(ours), type_of(fixture), "{at}: {ours} vs fixture {fixture}");
+    assert_eq!(
+        type_of(ours),
+        type_of(fixture),
+        "{at}: {ours} vs fixture {fixture}"
+    );
     match (ours, fixture) {
         (Value::Object(o), Value::Object(f)) => {
             for (k, fv) in f {
@@ -96,7 +107,9 @@ fn assert_same_shape(ours: &Value, fixture: &Value, at: &str, skip: &[&str], ext
                 if skip.contains(&path.as_str()) {
                     continue;
                 }
-                let ov = o.get(k).unwrap_or_else(|| panic!("{path} missing in {ours}"));
+                let ov = o
+                    .get(k)
+                    .unwrap_or_else(|| panic!("{path} missing in {ours}"));
                 assert_same_shape(ov, fv, &path, skip, extra);
             }
             for k in o.keys() {
@@ -154,7 +167,12 @@ fn discovery_lists_one_resource_per_resource_and_metric() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["name"].as_str().unwrap(), r["namespaced"].as_bool().unwrap()))
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap(),
+                r["namespaced"].as_bool().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         names,
@@ -184,12 +202,24 @@ fn v1beta2_pod_metrics_have_the_shape_of_a_real_adapter() {
     assert_eq!(ours["apiVersion"], f["apiVersion"]);
     assert_eq!(ours["metadata"], json!({}));
     for (item, fi) in items(&ours).iter().zip(items(&f).iter().cycle()) {
-        assert_eq!(item["describedObject"]["kind"], fi["describedObject"]["kind"]);
-        assert_eq!(item["describedObject"]["apiVersion"], fi["describedObject"]["apiVersion"]);
+        assert_eq!(
+            item["describedObject"]["kind"],
+            fi["describedObject"]["kind"]
+        );
+        assert_eq!(
+            item["describedObject"]["apiVersion"],
+            fi["describedObject"]["apiVersion"]
+        );
         assert_eq!(item["describedObject"]["namespace"], "shop");
-        assert_eq!(item["metric"], json!({"name": "teflon_pod_infected", "selector": null}));
+        assert_eq!(
+            item["metric"],
+            json!({"name": "teflon_pod_infected", "selector": null})
+        );
         assert!(is_rfc3339_seconds(item["timestamp"].as_str().unwrap()));
-        assert!(item.get("windowSeconds").is_none(), "an instantaneous value has no window");
+        assert!(
+            item.get("windowSeconds").is_none(),
+            "an instantaneous value has no window"
+        );
     }
 }
 
@@ -201,9 +231,22 @@ fn pod_metrics_give_one_item_per_selected_pod_with_1_when_infected() {
     );
     let got: Vec<(&str, &str)> = items(&ours)
         .iter()
-        .map(|i| (i["describedObject"]["name"].as_str().unwrap(), i["value"].as_str().unwrap()))
+        .map(|i| {
+            (
+                i["describedObject"]["name"].as_str().unwrap(),
+                i["value"].as_str().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(got, vec![("web-0", "0"), ("web-1", "1"), ("web-2", "0"), ("web-3", "1")]);
+    assert_eq!(
+        got,
+        vec![
+            ("web-0", "0"),
+            ("web-1", "1"),
+            ("web-2", "0"),
+            ("web-3", "1")
+        ]
+    );
 }
 
 #[test]
@@ -270,7 +313,10 @@ fn v1beta2_object_metrics_have_the_shape_of_a_real_adapter() {
         item["describedObject"],
         json!({"kind": "Deployment", "namespace": "shop", "name": "web", "apiVersion": "apps/v1"})
     );
-    assert_eq!(item["metric"], json!({"name": "teflon_infection_rate_per_minute", "selector": null}));
+    assert_eq!(
+        item["metric"],
+        json!({"name": "teflon_infection_rate_per_minute", "selector": null})
+    );
     assert_eq!(item["timestamp"], "2026-11-23T12:00:05Z");
     assert_eq!(item["windowSeconds"], 120);
     assert_eq!(item["value"], "4500m");
@@ -287,7 +333,10 @@ fn object_metrics_with_a_wildcard_follow_the_label_selector_and_echo_the_metric_
     let item = &items(&ours)[0];
     assert_eq!(items(&ours).len(), 1);
     assert_eq!(item["describedObject"]["name"], "web");
-    assert_eq!(item["metric"]["selector"], f["items"][0]["metric"]["selector"]);
+    assert_eq!(
+        item["metric"]["selector"],
+        f["items"][0]["metric"]["selector"]
+    );
     assert_eq!(item["value"], "2");
 }
 

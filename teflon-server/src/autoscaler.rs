@@ -59,7 +59,9 @@ pub enum AutoscaleConfigError {
 /// The core autoscaling settings of one `autoscale:` entry.
 pub fn spec(config: &AutoscaleConfig) -> Result<AutoscaleSpec, AutoscaleConfigError> {
     let kind = match config.kind.as_str() {
-        "Deployment" | "deployment" | "deployments" | "deployments.apps" => WorkloadKind::Deployment,
+        "Deployment" | "deployment" | "deployments" | "deployments.apps" => {
+            WorkloadKind::Deployment
+        }
         "StatefulSet" | "statefulset" | "statefulsets" | "statefulsets.apps" => {
             WorkloadKind::StatefulSet
         }
@@ -280,7 +282,14 @@ impl KubeScaler {
             },
             event_time: Some(MicroTime(now)),
             action: Some("Scale".to_owned()),
-            reason: Some(if d.to > d.from { "AttackScaleUp" } else { "AttackScaleDown" }.to_owned()),
+            reason: Some(
+                if d.to > d.from {
+                    "AttackScaleUp"
+                } else {
+                    "AttackScaleDown"
+                }
+                .to_owned(),
+            ),
             note: Some(format!("replicas {} -> {}: {}", d.from, d.to, d.reason)),
             regarding: Some(ObjectReference {
                 api_version: Some("apps/v1".to_owned()),
@@ -334,7 +343,10 @@ impl Scaler for KubeScaler {
         let api: ::kube::Api<k8s_openapi::api::events::v1::Event> =
             ::kube::Api::namespaced(self.client.clone(), &decision.workload.namespace);
         async move {
-            if let Err(error) = api.create(&::kube::api::PostParams::default(), &event).await {
+            if let Err(error) = api
+                .create(&::kube::api::PostParams::default(), &event)
+                .await
+            {
                 tracing::debug!(%error, "autoscale: could not record the Event");
             }
         }
@@ -387,7 +399,11 @@ mod tests {
             workload: &WorkloadRef,
             replicas: u32,
         ) -> impl Future<Output = Result<(), String>> + Send {
-            let result = if self.cluster.refuse.load(std::sync::atomic::Ordering::SeqCst) {
+            let result = if self
+                .cluster
+                .refuse
+                .load(std::sync::atomic::Ordering::SeqCst)
+            {
                 Err("forbidden".to_owned())
             } else {
                 self.cluster
@@ -668,7 +684,10 @@ mod tests {
         };
         let mut lp = AutoscaleLoop::new(specs(&[config()]).unwrap(), scaler, cluster.clone());
         let applied = lp
-            .tick(&snapshot(Some(9), Timestamp::EPOCH), Timestamp::from_secs(0))
+            .tick(
+                &snapshot(Some(9), Timestamp::EPOCH),
+                Timestamp::from_secs(0),
+            )
             .await;
         assert!(applied.is_empty());
         assert!(cluster.calls.lock().unwrap().is_empty());

@@ -249,18 +249,15 @@ pub fn routes(
         )
         .and(warp::path::end())
         .map(|| Response::new("ok".into()));
-    let query = warp::query::raw()
-        .or(warp::any().map(String::new))
-        .unify();
-    let api = warp::get()
-        .and(warp::path::full())
-        .and(query)
-        .map(move |path: warp::path::FullPath, query: String| {
+    let query = warp::query::raw().or(warp::any().map(String::new)).unify();
+    let api = warp::get().and(warp::path::full()).and(query).map(
+        move |path: warp::path::FullPath, query: String| {
             let snap = snapshot.borrow().clone();
             let q = (!query.is_empty()).then_some(query.as_str());
             let (code, body) = handle(path.as_str(), q, &snap, view.as_ref());
             json_response(code, body)
-        });
+        },
+    );
     let other = warp::any().map(|| {
         json_response(
             405,
@@ -375,7 +372,10 @@ pub async fn serve(
     view: SharedView,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), MetricsApiError> {
-    bind(config, None, snapshot, view).await?.run(shutdown).await;
+    bind(config, None, snapshot, view)
+        .await?
+        .run(shutdown)
+        .await;
     Ok(())
 }
 
@@ -501,7 +501,10 @@ mod tests {
         task.await.unwrap();
     }
 
-    fn ca_and_client() -> (String, (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)) {
+    fn ca_and_client() -> (
+        String,
+        (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>),
+    ) {
         let ca_key = rcgen::KeyPair::generate().unwrap();
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -545,7 +548,9 @@ mod tests {
         // Without a client certificate the handshake (or the first read) fails: no response.
         let anonymous = request(&cert, addr, None, path).await;
         assert!(
-            anonymous.as_ref().map_or(true, |r| !r.contains("HTTP/1.1 200")),
+            anonymous
+                .as_ref()
+                .map_or(true, |r| !r.contains("HTTP/1.1 200")),
             "{anonymous:?}"
         );
         let _ = stop.send(true);
@@ -570,7 +575,10 @@ mod tests {
         assert!(auth.client_ca_pem.contains("BBB"));
         assert_eq!(auth.allowed_names, vec!["front-proxy-client".to_owned()]);
         let e = requestheader_from_configmap(&serde_json::json!({"data": {}})).unwrap_err();
-        assert!(e.to_string().contains("requestheader-client-ca-file"), "{e}");
+        assert!(
+            e.to_string().contains("requestheader-client-ca-file"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -604,9 +612,6 @@ mod tests {
         assert_eq!(res.status(), 200);
         let json: serde_json::Value = serde_json::from_slice(res.body()).unwrap();
         assert_eq!(json["items"][0]["value"], "1");
-        assert_eq!(
-            res.headers()["content-type"],
-            "application/json"
-        );
+        assert_eq!(res.headers()["content-type"], "application/json");
     }
 }

@@ -29,9 +29,10 @@ mod real {
             return None;
         };
         let kubeconfig = Kubeconfig::read_from(&path).expect("read TEST_KUBECONFIG");
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-            .await
-            .expect("kubeconfig usable");
+        let config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .expect("kubeconfig usable");
         Some(kube::Client::try_from(config).expect("client"))
     }
 
@@ -106,19 +107,29 @@ mod real {
             let mut lp = AutoscaleLoop::new(vec![spec], KubeScaler::new(client.clone()), view);
             let applied = lp.tick(&attacked(&web, 3), Timestamp::from_secs(0)).await;
             if applied.len() != 1 || applied[0].to != 3 {
-                return Err(format!("expected one change to 3 replicas, got {applied:?}"));
+                return Err(format!(
+                    "expected one change to 3 replicas, got {applied:?}"
+                ));
             }
-            let d = deployments.get("web").await.map_err(|e| format!("get: {e}"))?;
-            let replicas = d.spec.and_then(|s| s.replicas);
+            let d = deployments
+                .get("web")
+                .await
+                .map_err(|e| format!("get: {e}"))?;
+            let replicas = d.spec.replicas;
             if replicas != Some(3) {
                 return Err(format!("spec.replicas is {replicas:?}, expected 3"));
             }
             // Above max_replicas: clamped to 4 once the cooldown has passed.
             let applied = lp.tick(&attacked(&web, 9), Timestamp::from_secs(61)).await;
-            let d = deployments.get("web").await.map_err(|e| format!("get: {e}"))?;
-            let replicas = d.spec.and_then(|s| s.replicas);
+            let d = deployments
+                .get("web")
+                .await
+                .map_err(|e| format!("get: {e}"))?;
+            let replicas = d.spec.replicas;
             if applied.len() != 1 || replicas != Some(4) {
-                return Err(format!("expected 4 replicas, got {replicas:?} ({applied:?})"));
+                return Err(format!(
+                    "expected 4 replicas, got {replicas:?} ({applied:?})"
+                ));
             }
             Ok::<(), String>(())
         }
