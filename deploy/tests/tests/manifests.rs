@@ -62,24 +62,33 @@ fn parse_docs(origin: &str, text: &str) -> Vec<Doc> {
         .collect()
 }
 
-/// The files of `deploy/manifests/` (not its kustomization.yaml), as documents.
-fn manifest_docs() -> Vec<Doc> {
-    let dir = repo_root().join("deploy/manifests");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+/// The YAML files of `dir` (relative to the repository root), but its kustomization.yaml.
+fn dir_docs(dir: &str) -> Vec<Doc> {
+    let path = repo_root().join(dir);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         .map(|entry| entry.expect("readable directory entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
         .filter(|p| p.file_name().is_some_and(|n| n != "kustomization.yaml"))
         .collect();
     files.sort();
-    assert!(!files.is_empty(), "no manifests in {}", dir.display());
+    assert!(!files.is_empty(), "no manifests in {}", path.display());
     files
         .iter()
-        .flat_map(|path| {
-            let text = std::fs::read_to_string(path).expect("readable manifest");
-            parse_docs(&format!("deploy/manifests/{}", file_name(path)), &text)
+        .flat_map(|file| {
+            let text = std::fs::read_to_string(file).expect("readable manifest");
+            parse_docs(&format!("{dir}/{}", file_name(file)), &text)
         })
         .collect()
+}
+
+/// `deploy/manifests/` and `deploy/custom-metrics/` (APIServices, their RBAC, the example HPA).
+fn manifest_docs() -> Vec<Doc> {
+    let mut docs = dir_docs("deploy/manifests");
+    if repo_root().join("deploy/custom-metrics").is_dir() {
+        docs.extend(dir_docs("deploy/custom-metrics"));
+    }
+    docs
 }
 
 fn file_name(path: &Path) -> String {
@@ -325,7 +334,19 @@ fn rbac_has_no_wildcards_and_no_dangerous_grants() {
                     rule.non_resource_urls.clone().unwrap_or_default(),
                 ),
             ];
+            // The one exception: the HPA controller's read-only access to the metrics Teflon
+            // serves, `custom.metrics.k8s.io` resources `*` (get/list/watch), as every metrics
+            // adapter grants it; Teflon's own roles have no wildcard at all.
+            let metrics_reader = rule.api_groups.as_deref()
+                == Some(&["custom.metrics.k8s.io".to_owned()][..])
+                && rule
+                    .verbs
+                    .iter()
+                    .all(|v| ["get", "list", "watch"].contains(&v.as_str()));
             for (field, values) in lists {
+                if metrics_reader && field == "resources" {
+                    continue;
+                }
                 assert!(
                     values.iter().all(|v| !v.contains('*')),
                     "{set}: {role} has a wildcard in {field}: {values:?}"
@@ -346,10 +367,14 @@ fn rbac_has_no_wildcards_and_no_dangerous_grants() {
     }
 }
 
-/// (apiGroup, resource, verb, resourceName) for each ClusterRole rule.
-fn grants(docs: &[Doc]) -> BTreeSet<(String, String, String, String)> {
+/// (apiGroup, resource, verb, resourceName) of every rule of ClusterRole `name`, or of every
+/// ClusterRole when `name` is `None`.
+fn grants(docs: &[Doc], name: Option<&str>) -> BTreeSet<(String, String, String, String)> {
     let mut out = BTreeSet::new();
     for (_, role) in all_of::<ClusterRole>(docs, "ClusterRole") {
+        if name.is_some_and(|n| role.metadata.name.as_deref() != Some(n)) {
+            continue;
+        }
         for rule in role.rules.unwrap_or_default() {
             let names = rule
                 .resource_names
@@ -384,8 +409,8 @@ fn cluster_role_grants_exactly_what_the_k8s_adapter_declares() {
         );
         return;
     };
-    let adapter = grants(&parse_docs("deploy/rbac.yaml", &text));
-    let ours = grants(&manifest_docs());
+    let adapter = grants(&parse_docs("deploy/rbac.yaml", &text), Some("teflon"));
+    let ours = grants(&dir_docs("deploy/manifests"), Some("teflon"));
     let missing: Vec<_> = adapter.difference(&ours).collect();
     let extra: Vec<_> = ours.difference(&adapter).collect();
     assert!(
@@ -397,7 +422,7 @@ fn cluster_role_grants_exactly_what_the_k8s_adapter_declares() {
 #[test]
 fn lease_permissions_are_a_namespaced_role_on_one_lease() {
     let docs = manifest_docs();
-    let cluster_wide = grants(&docs);
+    let cluster_wide = grants(&docs, None);
     assert!(
         !cluster_wide
             .iter()
@@ -415,6 +440,13 @@ fn lease_permissions_are_a_namespaced_role_on_one_lease() {
             Some(&["coordination.k8s.io".to_owned()][..])
         );
         assert_eq!(rule.resources.as_deref(), Some(&["leases".to_owned()][..]));
+    }
+    for rule in rules.iter().filter(|r| r.resource_names.is_some()) {
+        assert_eq!(
+            rule.resource_names.as_deref(),
+            Some(&[teflon_k8s::lease::DEFAULT_LEASE_NAME.to_owned()][..]),
+            "the Role names the Lease teflon-k8s uses"
+        );
     }
     let verbs: BTreeSet<&str> = rules
         .iter()
@@ -713,7 +745,7 @@ fn api_services_point_at_the_metrics_api_service_and_the_hpa_uses_attack_pressur
 // ---------------------------------------------------------------------------------------------
 // The ConfigMap: server config (SPEC §6) and policies (SPEC §3)
 
-/// The SPEC §6 config file, strictly: an unknown key is an error here as in the server.
+/// The SPEC §6 config file, strictly, for the cross-checks against the Deployment's mounts.
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
@@ -829,6 +861,10 @@ fn assert_under(set: &str, what: &str, file: &str, mounts: &[(String, String)], 
 fn server_config_is_the_spec_shape_and_its_files_are_mounted() {
     for (set, docs) in every_set() {
         let text = config_data(&set, &docs, "config.yaml");
+        // The server's own parser and validation first, then the deployment's invariants.
+        if let Err(e) = teflon_server::Config::parse(&text, "config.yaml") {
+            panic!("{set}: config.yaml is refused by teflon-server: {e}");
+        }
         let config: ServerConfig =
             serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{set}: config.yaml: {e}"));
         let deployment: Deployment = find(&docs, "Deployment", "teflon")
