@@ -251,3 +251,123 @@ async fn the_view_lists_and_watches_each_kind_with_bookmarks_and_syncs_after_the
         .unwrap()
         .unwrap();
 }
+
+/// A ready pod of ReplicaSet web-abc as watch-event JSON.
+fn pod_event(kind: &str, name: &str) -> String {
+    let pod = Pod {
+        metadata: ObjectMeta {
+            resource_version: Some("101".to_owned()),
+            ..meta(name, &[("app", "web")], Some(("ReplicaSet", "web-abc")))
+        },
+        spec: None,
+        status: Some(PodStatus {
+            phase: Some("Running".to_owned()),
+            conditions: Some(vec![PodCondition {
+                type_: "Ready".to_owned(),
+                status: "True".to_owned(),
+                ..PodCondition::default()
+            }]),
+            ..PodStatus::default()
+        }),
+    };
+    format!("{}\n", json!({ "type": kind, "object": pod }))
+}
+
+#[tokio::test]
+async fn a_reap_through_the_actuator_is_measured_when_the_replacement_is_ready() {
+    use std::sync::Arc;
+
+    use teflon_core::{Action, ActionId, Actuator, Alert, Outcome, PlannedAction, PodTarget};
+    use teflon_k8s::{KubeActuator, RecreationHandle};
+
+    let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "default");
+    let server = tokio::spawn(async move {
+        let mut held = Vec::new();
+        let mut pods_watch = None;
+        let mut deleted = false;
+        loop {
+            let Some((request, send)) = handle.next_request().await else {
+                return held.len();
+            };
+            let path = request.uri().path().to_owned();
+            let query = request.uri().query().unwrap_or_default().to_owned();
+            match request.method().as_str() {
+                "GET" if query.contains("watch=true") => {
+                    if path.ends_with("/pods") && pods_watch.is_none() && !deleted {
+                        pods_watch = Some(send);
+                    } else {
+                        held.push(send);
+                    }
+                }
+                "GET" => send.send_response(ok(list_for(&path))),
+                "DELETE" => {
+                    assert_eq!(path, "/api/v1/namespaces/shop/pods/web-1");
+                    deleted = true;
+                    send.send_response(ok(serde_json::to_string(&json!({
+                        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                        "details": { "name": "web-1", "kind": "pods", "uid": "uid-web-1" },
+                    }))
+                    .unwrap()));
+                    // The ReplicaSet's replacement appears, Ready; the old pod goes.
+                    if let Some(watch) = pods_watch.take() {
+                        let body = format!(
+                            "{}{}",
+                            pod_event("DELETED", "web-1"),
+                            pod_event("ADDED", "web-3")
+                        );
+                        watch.send_response(ok(body));
+                    }
+                }
+                "POST" => {
+                    assert_eq!(path, "/apis/events.k8s.io/v1/namespaces/shop/events");
+                    send.send_response(
+                        Response::builder()
+                            .status(201)
+                            .body(Body::from(b"{}".to_vec()))
+                            .unwrap(),
+                    );
+                }
+                other => panic!("unexpected {other} {path}"),
+            }
+        }
+    });
+
+    let view = KubeClusterView::start(
+        client.clone(),
+        &ViewConfig {
+            namespaces: vec!["shop".to_owned()],
+        },
+    );
+    tokio::time::timeout(Duration::from_secs(10), view.wait_synced())
+        .await
+        .unwrap();
+    let (recreation, mut measurements) = RecreationHandle::spawn(view.clone());
+    let actuator = KubeActuator::new(client).with_recreation(recreation);
+    let web = WorkloadRef::new(WorkloadKind::Deployment, "shop", "web");
+    let action = PlannedAction {
+        id: ActionId(1),
+        pod: PodTarget {
+            namespace: "shop".to_owned(),
+            name: "web-1".to_owned(),
+            uid: Some("uid-web-1".to_owned()),
+        },
+        workload: Some(web.clone()),
+        action: Action::Delete {
+            grace_period_secs: Some(0),
+        },
+        policy: Arc::from("reap-shells"),
+        binary: None,
+        alert: Arc::new(Alert::test().pod("shop", "web-1").build()),
+    };
+    assert_eq!(actuator.execute(&action).await, Outcome::Success);
+    let measured = tokio::time::timeout(Duration::from_secs(10), measurements.recv())
+        .await
+        .expect("a measurement within the tracker's tick")
+        .expect("the channel is open");
+    assert_eq!(measured.workload, web);
+    assert_eq!(view.pod("shop", "web-1"), None);
+    assert!(view.pod("shop", "web-3").unwrap().ready);
+    drop((view, actuator, measurements));
+    server.abort();
+}
