@@ -1246,8 +1246,18 @@ fn pod_metric(
                 .collect(),
         )
     } else {
-        match pods.iter().find(|p| p.name == name) {
-            Some(p) => ctx.list(vec![sample(p)]),
+        // Views that cannot list still answer for one pod.
+        let found = pods.iter().find(|p| p.name == name).cloned().or_else(|| {
+            cluster.pod(ns, name).map(|info| PodSummary {
+                name: name.to_owned(),
+                uid: info.uid,
+                labels: BTreeMap::new(),
+                ready: info.ready,
+                workload: info.workload,
+            })
+        });
+        match found {
+            Some(p) => ctx.list(vec![sample(&p)]),
             None => metric_not_found(ctx.metric.name(), res.as_str(), name),
         }
     }
@@ -1291,8 +1301,23 @@ fn workload_metric(
                 .collect(),
         )
     } else {
-        match workloads.iter().find(|w| w.workload.name == name) {
-            Some(w) => ctx.list(vec![sample(w)]),
+        // Views that cannot list still answer for one workload.
+        let found = workloads
+            .iter()
+            .find(|w| w.workload.name == name)
+            .cloned()
+            .or_else(|| {
+                let wref = WorkloadRef::new(kind.clone(), ns, name);
+                cluster
+                    .workload(&wref)
+                    .map(|status| teflon_core::WorkloadSummary {
+                        workload: wref,
+                        labels: BTreeMap::new(),
+                        status,
+                    })
+            });
+        match found {
+            Some(w) => ctx.list(vec![sample(&w)]),
             None => metric_not_found(ctx.metric.name(), res.as_str(), name),
         }
     }

@@ -468,3 +468,48 @@ fn the_api_group_lists_both_versions_with_v1beta2_preferred() {
     assert_eq!(ours["preferredVersion"]["version"], "v1beta2");
     assert_eq!(ours["versions"].as_array().unwrap().len(), 2);
 }
+
+/// A view that answers lookups but cannot list (as a reflector-backed view may not).
+struct LookupOnly(StaticCluster);
+
+impl teflon_core::ClusterView for LookupOnly {
+    fn pod(&self, namespace: &str, name: &str) -> Option<teflon_core::PodInfo> {
+        self.0.pod(namespace, name)
+    }
+    fn workload(&self, w: &WorkloadRef) -> Option<teflon_core::WorkloadStatus> {
+        teflon_core::ClusterView::workload(&self.0, w)
+    }
+    fn disruptions_allowed(&self, namespace: &str, pod: &str) -> Option<i32> {
+        self.0.disruptions_allowed(namespace, pod)
+    }
+}
+
+#[test]
+fn by_name_requests_work_with_a_view_that_cannot_list() {
+    use teflon_core::ClusterView as _;
+    let view = LookupOnly(cluster());
+    assert!(view.workloads_in("shop").is_empty());
+    let (status, body) = handle(
+        "/apis/custom.metrics.k8s.io/v1beta2/namespaces/shop/deployments.apps/web/teflon_attack_pressure",
+        None,
+        &snapshot(),
+        &view,
+    );
+    assert_eq!(status, 200, "{body}");
+    let json: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["items"][0]["value"], "1500m");
+    let (status, body) = handle(
+        "/apis/custom.metrics.k8s.io/v1beta2/namespaces/shop/pods/web-1/teflon_pod_infected",
+        None,
+        &snapshot(),
+        &view,
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = handle(
+        "/apis/custom.metrics.k8s.io/v1beta2/namespaces/shop/deployments.apps/ghost/teflon_attack_pressure",
+        None,
+        &snapshot(),
+        &view,
+    );
+    assert_eq!(status, 404);
+}
