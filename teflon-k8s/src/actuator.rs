@@ -137,7 +137,7 @@ impl KubeActuator {
                 client: client.clone(),
                 instance: default_reporting_instance(),
                 clock: Arc::new(SystemTime::now),
-                retry: retry.clone(),
+                retry: RetryPolicy::events(),
             },
             client,
             retry,
@@ -145,9 +145,9 @@ impl KubeActuator {
         }
     }
 
-    /// Use this retry policy for actions and Events.
+    /// Use this retry policy for actions (Events keep [`RetryPolicy::events`]: an Event is
+    /// worth one retry, not a delayed outcome).
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
-        self.events.retry = retry.clone();
         self.retry = retry;
         self
     }
