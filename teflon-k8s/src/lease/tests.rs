@@ -1,7 +1,10 @@
 //! Lease protocol against a scripted API server (every request's method, path and body is
 //! asserted), and, when `TEST_KUBECONFIG` is set, two electors on a real cluster.
 
-#![allow(clippy::print_stderr, reason = "the real-cluster test says why it skips")]
+#![allow(
+    clippy::print_stderr,
+    reason = "the real-cluster test says why it skips"
+)]
 
 use std::time::Duration;
 
