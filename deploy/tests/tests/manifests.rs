@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -196,6 +196,7 @@ fn check_object(doc: &Doc) -> Result<(), String> {
         ("v1", "ConfigMap") => round_trip::<ConfigMap>(doc),
         ("v1", "Service") => round_trip::<Service>(doc),
         ("apps/v1", "Deployment") => round_trip::<Deployment>(doc),
+        ("apps/v1", "DaemonSet") => round_trip::<DaemonSet>(doc),
         ("policy/v1", "PodDisruptionBudget") => round_trip::<PodDisruptionBudget>(doc),
         ("networking.k8s.io/v1", "NetworkPolicy") => round_trip::<NetworkPolicy>(doc),
         ("rbac.authorization.k8s.io/v1", "ClusterRole") => round_trip::<ClusterRole>(doc),
@@ -978,4 +979,85 @@ fn starter_policies_parse_with_the_engines_parser() {
             );
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The detector side: deploy/falco
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(repo_root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[test]
+fn the_tetragon_forwarder_deserializes_and_posts_to_the_tetragon_endpoint_with_the_token() {
+    let docs = parse_docs(
+        "deploy/falco/tetragon-forwarder.yaml",
+        &read("deploy/falco/tetragon-forwarder.yaml"),
+    );
+    check_all(&docs);
+    let cm: ConfigMap = find(&docs, "ConfigMap", "tetragon-forwarder")
+        .expect("ConfigMap")
+        .typed();
+    let conf = cm
+        .data
+        .and_then(|mut d| d.remove("fluent-bit.conf"))
+        .expect("fluent-bit.conf");
+    for line in [
+        "Host              teflon.teflon.svc",
+        "Port              2804",
+        "URI               /v1/tetragon",
+        "Format            json_lines",
+        "Header            Authorization Bearer ${TEFLON_TOKEN}",
+    ] {
+        assert!(conf.contains(line), "fluent-bit.conf lacks `{line}`");
+    }
+    let ds: DaemonSet = find(&docs, "DaemonSet", "tetragon-forwarder")
+        .expect("DaemonSet")
+        .typed();
+    let pod = ds.spec.template.spec.expect("pod spec");
+    let env = pod.containers[0].env.clone().unwrap_or_default();
+    let token = env
+        .iter()
+        .find(|e| e.name == "TEFLON_TOKEN")
+        .expect("TEFLON_TOKEN");
+    let secret = token
+        .value_from
+        .as_ref()
+        .and_then(|v| v.secret_key_ref.as_ref())
+        .expect("from a Secret");
+    assert_eq!(
+        (secret.name.as_str(), secret.key.as_str()),
+        ("teflon-ingest-token", "token")
+    );
+}
+
+#[test]
+fn falco_values_send_json_to_teflon_over_mtls_and_sidekick_sends_the_bearer_header() {
+    let falco: Value =
+        serde_saphyr::from_str(&read("deploy/falco/falco.values.yaml")).expect("YAML");
+    let http = &falco["falco"]["http_output"];
+    assert_eq!(falco["falco"]["json_output"], true);
+    assert_eq!(http["enabled"], true);
+    assert_eq!(http["mtls"], true);
+    assert_eq!(http["insecure"], false);
+    assert_eq!(http["url"], "https://teflon.teflon.svc:2804/v1/alerts");
+
+    let sidekick: Value =
+        serde_saphyr::from_str(&read("deploy/falco/falcosidekick.values.yaml")).expect("YAML");
+    let webhook = &sidekick["falcosidekick"]["config"]["webhook"];
+    assert_eq!(sidekick["falcosidekick"]["enabled"], true);
+    assert_eq!(
+        webhook["address"],
+        "http://teflon.teflon.svc:2804/v1/alerts"
+    );
+    let headers = webhook["customheaders"].as_str().expect("customheaders");
+    assert!(headers.starts_with("Authorization:Bearer "), "{headers}");
+
+    let patch: Vec<Value> =
+        serde_saphyr::from_str(&read("deploy/falco/networkpolicy-tetragon-patch.yaml"))
+            .expect("YAML");
+    assert_eq!(patch[0]["op"], "add");
+    assert_eq!(patch[0]["path"], "/spec/ingress/-");
+    let _: k8s_openapi::api::networking::v1::NetworkPolicyIngressRule =
+        serde_json::from_value(patch[0]["value"].clone()).expect("an ingress rule");
 }
