@@ -19,7 +19,9 @@ use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
-use teflon_core::{ClusterView, PodInfo, WorkloadKind, WorkloadRef, WorkloadStatus};
+use teflon_core::{
+    ClusterView, PodInfo, PodSummary, WorkloadKind, WorkloadRef, WorkloadStatus, WorkloadSummary,
+};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -459,6 +461,64 @@ impl ClusterView for KubeClusterView {
 
     fn is_synced(&self) -> bool {
         self.inner.ready.load(Ordering::SeqCst) >= self.inner.total
+    }
+
+    fn pods_in(&self, namespace: &str) -> Vec<PodSummary> {
+        self.inner
+            .pods
+            .in_namespace(namespace)
+            .into_iter()
+            .map(|p| PodSummary {
+                name: p.metadata.name.clone().unwrap_or_default(),
+                uid: p.metadata.uid.clone(),
+                labels: p.metadata.labels.clone().unwrap_or_default(),
+                ready: is_available(&p),
+                workload: self.workload_of(&p),
+            })
+            .collect()
+    }
+
+    fn workloads_in(&self, namespace: &str) -> Vec<WorkloadSummary> {
+        fn summaries<K: Resource>(
+            view: &KubeClusterView,
+            kind: WorkloadKind,
+            objects: Vec<Arc<K>>,
+        ) -> Vec<WorkloadSummary> {
+            objects
+                .into_iter()
+                .filter_map(|o| {
+                    let meta = o.meta();
+                    let w = WorkloadRef::new(
+                        kind.clone(),
+                        meta.namespace.clone().unwrap_or_default(),
+                        meta.name.clone()?,
+                    );
+                    let status = view.workload(&w)?;
+                    Some(WorkloadSummary {
+                        workload: w,
+                        labels: meta.labels.clone().unwrap_or_default(),
+                        status,
+                    })
+                })
+                .collect()
+        }
+        let i = &self.inner;
+        let mut out = summaries(
+            self,
+            WorkloadKind::Deployment,
+            i.deployments.in_namespace(namespace),
+        );
+        out.extend(summaries(
+            self,
+            WorkloadKind::StatefulSet,
+            i.stateful_sets.in_namespace(namespace),
+        ));
+        out.extend(summaries(
+            self,
+            WorkloadKind::DaemonSet,
+            i.daemon_sets.in_namespace(namespace),
+        ));
+        out
     }
 }
 

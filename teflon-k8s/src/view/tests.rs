@@ -281,3 +281,46 @@ async fn the_recreation_snapshot_knows_every_current_pod_and_the_node() {
     known.sort_unstable();
     assert_eq!(known, ["u1", "u2"]);
 }
+
+#[test]
+fn listing_gives_pods_with_labels_and_workloads_with_their_own_labels() {
+    let mut labelled = deployment("shop", "web", 3, &[("app", "web")]);
+    labelled.metadata.labels = Some([("app".to_owned(), "web".to_owned())].into());
+    let view = KubeClusterView::from_objects(ClusterObjects {
+        pods: vec![
+            web_pod("web-1", true).build(),
+            web_pod("web-2", false).build(),
+            PodB::new("other", "x").ready(true).build(),
+        ],
+        replica_sets: vec![replica_set(
+            "shop",
+            "web-abc",
+            Some("web"),
+            &[("app", "web"), ("pod-template-hash", "abc")],
+        )],
+        deployments: vec![labelled],
+        ..ClusterObjects::default()
+    });
+    let mut pods = view.pods_in("shop");
+    pods.sort_by(|a, b| a.name.cmp(&b.name));
+    assert_eq!(pods.len(), 2);
+    assert_eq!(pods[0].name, "web-1");
+    assert_eq!(pods[0].labels.get("app").map(String::as_str), Some("web"));
+    assert!(pods[0].ready && !pods[1].ready);
+    assert_eq!(pods[0].workload, Some(web()));
+    let workloads = view.workloads_in("shop");
+    assert_eq!(workloads.len(), 1);
+    assert_eq!(workloads[0].workload, web());
+    assert_eq!(
+        workloads[0].labels.get("app").map(String::as_str),
+        Some("web")
+    );
+    assert_eq!(
+        workloads[0].status,
+        WorkloadStatus {
+            desired: 3,
+            available: 1
+        }
+    );
+    assert!(view.workloads_in("other").is_empty());
+}
