@@ -1061,3 +1061,137 @@ fn falco_values_send_json_to_teflon_over_mtls_and_sidekick_sends_the_bearer_head
     let _: k8s_openapi::api::networking::v1::NetworkPolicyIngressRule =
         serde_json::from_value(patch[0]["value"].clone()).expect("an ingress rule");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Observability: deploy/grafana and deploy/prometheus
+
+/// Every metric Teflon exports (teflon-metrics' constants, the single source of names).
+fn known_metrics() -> BTreeSet<&'static str> {
+    use teflon_metrics::names::*;
+    BTreeSet::from([
+        ALERTS_TOTAL,
+        ALERTS_REJECTED_TOTAL,
+        DECISIONS_TOTAL,
+        INFECTIONS_TOTAL,
+        REAPINGS_TOTAL,
+        INFECTED_PODS,
+        WORKLOAD_AVAILABLE_RATIO,
+        INFECTION_RATE_PER_MINUTE,
+        ATTACK_PRESSURE,
+        TIME_TO_RECREATION_SECONDS,
+        TIME_TO_NEW_INFECTION_SECONDS,
+        DECISION_LATENCY_SECONDS,
+        ACTION_LATENCY_SECONDS,
+        QUEUE_DEPTH,
+        POLICY_RELOADS_TOTAL,
+    ])
+}
+
+/// The `teflon_…` metric names a PromQL expression uses, histogram suffixes removed.
+fn metrics_in(expr: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find("teflon_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        let name = &tail[..end];
+        let base = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .unwrap_or(name);
+        out.insert(base.to_owned());
+        rest = &tail[end..];
+    }
+    out
+}
+
+#[test]
+fn metrics_in_finds_names_and_strips_histogram_suffixes() {
+    let found = metrics_in(
+        "histogram_quantile(0.9, rate(teflon_decision_latency_seconds_bucket[5m])) / teflon_queue_depth",
+    );
+    assert_eq!(
+        found,
+        BTreeSet::from([
+            "teflon_decision_latency_seconds".to_owned(),
+            "teflon_queue_depth".to_owned()
+        ])
+    );
+}
+
+#[test]
+fn the_dashboard_is_valid_json_and_charts_the_spec_metrics_by_their_exported_names() {
+    let dashboard: Value =
+        serde_json::from_str(&read("deploy/grafana/teflon-dashboard.json")).expect("JSON");
+    let panels = dashboard["panels"].as_array().expect("panels");
+    let known = known_metrics();
+    let mut used = BTreeSet::new();
+    let mut ids = BTreeSet::new();
+    for panel in panels {
+        assert!(
+            ids.insert(panel["id"].as_u64().expect("panel id")),
+            "duplicate panel id"
+        );
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("expr");
+            for metric in metrics_in(expr) {
+                assert!(
+                    known.contains(metric.as_str()),
+                    "panel {}: unknown metric {metric}",
+                    panel["title"]
+                );
+                used.insert(metric);
+            }
+        }
+    }
+    for required in [
+        "teflon_infection_rate_per_minute",
+        "teflon_reapings_total",
+        "teflon_workload_available_ratio",
+        "teflon_time_to_recreation_seconds",
+        "teflon_attack_pressure",
+        "teflon_decision_latency_seconds",
+    ] {
+        assert!(
+            used.contains(required),
+            "the dashboard does not chart {required}"
+        );
+    }
+}
+
+#[test]
+fn alerting_rules_cover_pressure_failures_and_saturation_with_exported_metrics() {
+    let rules: Value =
+        serde_saphyr::from_str(&read("deploy/prometheus/teflon-rules.yaml")).expect("YAML");
+    let known = known_metrics();
+    let mut alerts = BTreeSet::new();
+    for group in rules["groups"].as_array().expect("groups") {
+        for rule in group["rules"].as_array().expect("rules") {
+            let name = rule["alert"].as_str().expect("alert name").to_owned();
+            let expr = rule["expr"].as_str().expect("expr");
+            assert!(!metrics_in(expr).is_empty(), "{name}: no teflon metric");
+            for metric in metrics_in(expr) {
+                assert!(
+                    known.contains(metric.as_str()),
+                    "{name}: unknown metric {metric}"
+                );
+            }
+            assert!(rule["labels"]["severity"].is_string(), "{name}: severity");
+            assert!(
+                rule["annotations"]["summary"].is_string(),
+                "{name}: summary"
+            );
+            alerts.insert((name, expr.to_owned()));
+        }
+    }
+    let has =
+        |name: &str, needle: &str| alerts.iter().any(|(n, e)| n == name && e.contains(needle));
+    assert!(has(
+        "TeflonAttackPressureHigh",
+        "teflon_attack_pressure) > 1"
+    ));
+    assert!(has("TeflonReapFailures", "outcome=\"failed\""));
+    assert!(has("TeflonQueueSaturated", "teflon_queue_depth"));
+}
