@@ -3,9 +3,10 @@
 //! not know, which catches typos the API server would silently drop), RBAC is least privilege,
 //! the Deployment is hardened, and the ConfigMap holds a valid server config and policy set.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Mutex, OnceLock};
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -110,6 +111,21 @@ fn kubectl() -> Option<String> {
 /// `kubectl kustomize deploy/kustomize/<dir>`, or `None` (with the reason printed) when there is
 /// no kubectl outside CI. In CI (env `CI` set) a missing kubectl is a failure.
 fn render(dir: &str) -> Option<Vec<Doc>> {
+    // Rendered once per overlay for the whole test binary.
+    static RENDERED: OnceLock<Mutex<BTreeMap<String, Option<Vec<Doc>>>>> = OnceLock::new();
+    let cache = RENDERED.get_or_init(Mutex::default);
+    if let Some(docs) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(dir) {
+        return docs.clone();
+    }
+    let docs = render_uncached(dir);
+    cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(dir.to_owned(), docs.clone());
+    docs
+}
+
+fn render_uncached(dir: &str) -> Option<Vec<Doc>> {
     let Some(bin) = kubectl() else {
         let why = "kubectl is not on PATH (nor in $KUBECTL): cannot render the kustomize overlays; \
                    install Debian's `kubernetes-client` package";
