@@ -74,7 +74,8 @@ pub struct AlertRejected {
 impl AlertRejected {
     /// Count it.
     pub fn emit(self) {
-        counter!(names::ALERTS_REJECTED_TOTAL, label::REASON => self.reason.as_str()).increment(self.count);
+        counter!(names::ALERTS_REJECTED_TOTAL, label::REASON => self.reason.as_str())
+            .increment(self.count);
     }
 }
 

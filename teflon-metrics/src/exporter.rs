@@ -1,7 +1,9 @@
 //! The Prometheus exporter: a `metrics` recorder whose text the server renders from its own
 //! `/metrics` route (no listener of its own), with buckets chosen per unit.
 
-use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use metrics_exporter_prometheus::{
+    BuildError, Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
 
 use crate::names;
 
@@ -73,18 +75,114 @@ impl Exporter {
 pub fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(names::ALERTS_TOTAL, "Alerts accepted for decision.");
-    describe_counter!(names::ALERTS_REJECTED_TOTAL, "Alerts or requests refused, by reason.");
-    describe_counter!(names::DECISIONS_TOTAL, "Decisions taken, by policy, verdict and reason.");
-    describe_counter!(names::INFECTIONS_TOTAL, "New infections (once per pod) per workload.");
-    describe_counter!(names::REAPINGS_TOTAL, "Executed disruptive actions, by outcome.");
-    describe_gauge!(names::INFECTED_PODS, "Pods infected and not yet reaped or gone.");
-    describe_gauge!(names::WORKLOAD_AVAILABLE_RATIO, "Available / desired replicas.");
-    describe_gauge!(names::INFECTION_RATE_PER_MINUTE, "Infections per minute over the sliding window.");
-    describe_gauge!(names::ATTACK_PRESSURE, "Replicas needed / current replicas; above 1 attackers are winning.");
-    describe_histogram!(names::TIME_TO_RECREATION_SECONDS, Unit::Seconds, "Reap to replacement Ready.");
-    describe_histogram!(names::TIME_TO_NEW_INFECTION_SECONDS, Unit::Seconds, "Interval between successive infections of a workload.");
-    describe_histogram!(names::DECISION_LATENCY_SECONDS, Unit::Seconds, "Alert received to decision.");
-    describe_histogram!(names::ACTION_LATENCY_SECONDS, Unit::Seconds, "Decision to API call done.");
+    describe_counter!(
+        names::ALERTS_REJECTED_TOTAL,
+        "Alerts or requests refused, by reason."
+    );
+    describe_counter!(
+        names::DECISIONS_TOTAL,
+        "Decisions taken, by policy, verdict and reason."
+    );
+    describe_counter!(
+        names::INFECTIONS_TOTAL,
+        "New infections (once per pod) per workload."
+    );
+    describe_counter!(
+        names::REAPINGS_TOTAL,
+        "Executed disruptive actions, by outcome."
+    );
+    describe_gauge!(
+        names::INFECTED_PODS,
+        "Pods infected and not yet reaped or gone."
+    );
+    describe_gauge!(
+        names::WORKLOAD_AVAILABLE_RATIO,
+        "Available / desired replicas."
+    );
+    describe_gauge!(
+        names::INFECTION_RATE_PER_MINUTE,
+        "Infections per minute over the sliding window."
+    );
+    describe_gauge!(
+        names::ATTACK_PRESSURE,
+        "Replicas needed / current replicas; above 1 attackers are winning."
+    );
+    describe_histogram!(
+        names::TIME_TO_RECREATION_SECONDS,
+        Unit::Seconds,
+        "Reap to replacement Ready."
+    );
+    describe_histogram!(
+        names::TIME_TO_NEW_INFECTION_SECONDS,
+        Unit::Seconds,
+        "Interval between successive infections of a workload."
+    );
+    describe_histogram!(
+        names::DECISION_LATENCY_SECONDS,
+        Unit::Seconds,
+        "Alert received to decision."
+    );
+    describe_histogram!(
+        names::ACTION_LATENCY_SECONDS,
+        Unit::Seconds,
+        "Decision to API call done."
+    );
     describe_gauge!(names::QUEUE_DEPTH, "Alerts accepted and not yet decided.");
-    describe_counter!(names::POLICY_RELOADS_TOTAL, "Policy file reloads, by result.");
+    describe_counter!(
+        names::POLICY_RELOADS_TOTAL,
+        "Policy file reloads, by result."
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use teflon_core::{ActionKind, Outcome, WorkloadKind, WorkloadRef};
+
+    use super::*;
+    use crate::events::{AlertRejected, PodReaped, RecreationObserved, RejectReason};
+
+    #[test]
+    fn the_exporter_renders_spec_names_labels_and_per_unit_buckets() {
+        let (recorder, exporter) = Exporter::unregistered().unwrap();
+        metrics::with_local_recorder(&recorder, || {
+            describe();
+            AlertRejected {
+                reason: RejectReason::Overloaded,
+                count: 3,
+            }
+            .emit();
+            PodReaped {
+                namespace: "shop",
+                workload: "web",
+                action: ActionKind::Delete,
+                outcome: &Outcome::Gone,
+                latency: Duration::from_millis(12),
+            }
+            .emit();
+            RecreationObserved {
+                workload: &WorkloadRef::new(WorkloadKind::Deployment, "shop", "web"),
+                took: Duration::from_secs(14),
+            }
+            .emit();
+        });
+        let text = exporter.render();
+        assert!(
+            text.contains(r#"teflon_alerts_rejected_total{reason="overloaded"} 3"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"teflon_reapings_total{namespace="shop",workload="web",action="delete",outcome="gone"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"teflon_action_latency_seconds_bucket{action="delete",le="0.025"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"teflon_time_to_recreation_seconds_bucket{namespace="shop",workload="web",le="15"} 1"#),
+            "{text}"
+        );
+    }
 }

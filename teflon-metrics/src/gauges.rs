@@ -53,3 +53,84 @@ impl SnapshotGauges {
         self.published = now;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use teflon_core::{Timestamp, WorkloadKind, WorkloadRef, WorkloadStats};
+
+    use super::*;
+
+    fn stats(name: &str, infected: u32, pressure: f64) -> WorkloadStats {
+        WorkloadStats {
+            workload: WorkloadRef::new(WorkloadKind::Deployment, "shop", name),
+            infections_total: 3,
+            infected_pods: infected,
+            infection_rate_per_minute: 2.0,
+            time_to_recreation: Some(Duration::from_secs(10)),
+            reaps_total: 2,
+            desired: 4,
+            available: 3,
+            available_ratio: 0.75,
+            min_available: 2,
+            replicas_needed: 4,
+            attack_pressure: pressure,
+        }
+    }
+
+    fn gauge(
+        snap: &[(
+            metrics_util::CompositeKey,
+            Option<metrics::Unit>,
+            Option<metrics::SharedString>,
+            DebugValue,
+        )],
+        name: &str,
+        workload: &str,
+    ) -> Option<f64> {
+        snap.iter().find_map(|(k, _, _, v)| {
+            let hit = k.key().name() == name
+                && k.key()
+                    .labels()
+                    .any(|l| l.key() == "workload" && l.value() == workload);
+            match (hit, v) {
+                (true, DebugValue::Gauge(g)) => Some(g.into_inner()),
+                _ => None,
+            }
+        })
+    }
+
+    #[test]
+    fn workloads_leaving_the_snapshot_are_reset_to_resting_values() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || {
+            let mut g = SnapshotGauges::new();
+            g.emit(&AttackSnapshot {
+                at: Timestamp::EPOCH,
+                window: Duration::from_secs(300),
+                workloads: vec![stats("web", 2, 1.5), stats("api", 1, 0.5)],
+                infected_pods: Default::default(),
+            });
+            g.emit(&AttackSnapshot {
+                workloads: vec![stats("web", 1, 1.25)],
+                ..AttackSnapshot::default()
+            });
+        });
+        let snap = snapshotter.snapshot().into_vec();
+        assert_eq!(gauge(&snap, names::INFECTED_PODS, "web"), Some(1.0));
+        assert_eq!(gauge(&snap, names::ATTACK_PRESSURE, "web"), Some(1.25));
+        assert_eq!(
+            gauge(&snap, names::WORKLOAD_AVAILABLE_RATIO, "web"),
+            Some(0.75)
+        );
+        assert_eq!(gauge(&snap, names::INFECTED_PODS, "api"), Some(0.0));
+        assert_eq!(gauge(&snap, names::ATTACK_PRESSURE, "api"), Some(0.0));
+        assert_eq!(
+            gauge(&snap, names::WORKLOAD_AVAILABLE_RATIO, "api"),
+            Some(1.0)
+        );
+    }
+}

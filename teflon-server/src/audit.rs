@@ -114,7 +114,9 @@ impl AuditLog {
             }
         };
         if let Some(out) = &mut self.out {
-            let res = out.write_all(line.as_bytes()).and_then(|()| out.write_all(b"\n"));
+            let res = out
+                .write_all(line.as_bytes())
+                .and_then(|()| out.write_all(b"\n"));
             if let Err(e) = res {
                 self.write_errors += 1;
                 tracing::error!(error = %e, path = ?self.path, "audit log write failed");
@@ -178,7 +180,9 @@ impl DecisionRing {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<str>>> {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Add a record.

@@ -32,11 +32,17 @@ pub type SharedView = Arc<dyn ClusterView + Send + Sync>;
 /// An object-safe [`Actuator`], so the server can hold any of them.
 pub trait DynActuator: Send + Sync {
     /// Execute `action` and say how it went.
-    fn execute_boxed<'a>(&'a self, action: &'a PlannedAction) -> Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
+    fn execute_boxed<'a>(
+        &'a self,
+        action: &'a PlannedAction,
+    ) -> Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
 }
 
 impl<T: Actuator + Send + Sync> DynActuator for T {
-    fn execute_boxed<'a>(&'a self, action: &'a PlannedAction) -> Pin<Box<dyn Future<Output = Outcome> + Send + 'a>> {
+    fn execute_boxed<'a>(
+        &'a self,
+        action: &'a PlannedAction,
+    ) -> Pin<Box<dyn Future<Output = Outcome> + Send + 'a>> {
         Box::pin(self.execute(action))
     }
 }
@@ -52,7 +58,11 @@ pub enum BackendScaler {
 }
 
 impl Scaler for BackendScaler {
-    fn scale(&self, workload: &WorkloadRef, replicas: u32) -> impl Future<Output = Result<(), String>> + Send {
+    fn scale(
+        &self,
+        workload: &WorkloadRef,
+        replicas: u32,
+    ) -> impl Future<Output = Result<(), String>> + Send {
         let this = self.clone();
         let workload = workload.clone();
         async move {
@@ -155,7 +165,9 @@ impl ClusterBackend {
                 }
                 for e in events {
                     let ev = match e {
-                        SimEvent::Recreated { workload, took, .. } => ClusterEvent::Recreated { workload, took },
+                        SimEvent::Recreated { workload, took, .. } => {
+                            ClusterEvent::Recreated { workload, took }
+                        }
                         SimEvent::ScaledUp { .. } => ClusterEvent::Changed,
                     };
                     if tx.send(ev).is_err() {
@@ -178,7 +190,10 @@ impl ClusterBackend {
     }
 
     /// The backend `cluster:` asks for. Must be called inside a tokio runtime.
-    pub async fn from_config(config: &ClusterConfig, clock: Clock) -> Result<ClusterBackend, ClusterError> {
+    pub async fn from_config(
+        config: &ClusterConfig,
+        clock: Clock,
+    ) -> Result<ClusterBackend, ClusterError> {
         match config.kind {
             ClusterType::Sim => {
                 let recovery = Duration::from_secs(config.recovery_secs);
@@ -188,9 +203,11 @@ impl ClusterBackend {
                             path: path.display().to_string(),
                             message: e.to_string(),
                         })?;
-                        SimCluster::from_kubectl_list(&bytes, recovery).map_err(|e| ClusterError::Snapshot {
-                            path: path.display().to_string(),
-                            message: e.to_string(),
+                        SimCluster::from_kubectl_list(&bytes, recovery).map_err(|e| {
+                            ClusterError::Snapshot {
+                                path: path.display().to_string(),
+                                message: e.to_string(),
+                            }
                         })?
                     }
                     None => SimCluster::healthy(recovery),

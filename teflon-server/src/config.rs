@@ -184,7 +184,9 @@ impl<'de> Deserialize<'de> for AuthConfig {
         impl<'de> Visitor<'de> for AuthVisitor {
             type Value = AuthConfig;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("`none` or a map with token_file, token_env, client_ca_file or none: true")
+                f.write_str(
+                    "`none` or a map with token_file, token_env, client_ca_file or none: true",
+                )
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<AuthConfig, E> {
                 if v == "none" {
@@ -290,7 +292,8 @@ impl Config {
             message,
         };
         let a = &self.auth;
-        let configured = a.token_file.is_some() || a.token_env.is_some() || a.client_ca_file.is_some();
+        let configured =
+            a.token_file.is_some() || a.token_env.is_some() || a.client_ca_file.is_some();
         if a.none && configured {
             return Err(invalid(
                 "auth: `none: true` together with a token or client CA; choose one".to_owned(),
@@ -303,7 +306,9 @@ impl Config {
             ));
         }
         if a.token_file.is_some() && a.token_env.is_some() {
-            return Err(invalid("auth: give token_file or token_env, not both".to_owned()));
+            return Err(invalid(
+                "auth: give token_file or token_env, not both".to_owned(),
+            ));
         }
         if a.client_ca_file.is_some() && self.tls.is_none() {
             return Err(invalid(
@@ -317,15 +322,22 @@ impl Config {
             return Err(invalid("max_body_bytes must be at least 1".to_owned()));
         }
         if self.max_concurrent_actions == 0 {
-            return Err(invalid("max_concurrent_actions must be at least 1".to_owned()));
+            return Err(invalid(
+                "max_concurrent_actions must be at least 1".to_owned(),
+            ));
         }
         if self.cluster.kind == ClusterType::Kube && self.cluster.snapshot.is_some() {
-            return Err(invalid("cluster.snapshot is only for `type: sim`".to_owned()));
+            return Err(invalid(
+                "cluster.snapshot is only for `type: sim`".to_owned(),
+            ));
         }
         if let Some(m) = &self.metrics_api
             && m.cert_file.is_some() != m.key_file.is_some()
         {
-            return Err(invalid("metrics_api: give both cert_file and key_file, or neither (self-signed)".to_owned()));
+            return Err(invalid(
+                "metrics_api: give both cert_file and key_file, or neither (self-signed)"
+                    .to_owned(),
+            ));
         }
         for s in &self.autoscale {
             if !matches!(s.kind.as_str(), "Deployment" | "StatefulSet") {
@@ -398,10 +410,16 @@ impl Config {
 
 /// A serde-saphyr error as `FILE:LINE:COL: message` (the same rendering as policy files).
 fn saphyr_error(file: &str, e: &serde_saphyr::Error) -> ConfigError {
-    let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+    let (line, column) = e
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or((0, 0));
     let options = serde_saphyr::render_options! { snippets: serde_saphyr::SnippetMode::Off };
     let mut message = e.without_snippet().render_with_options(options);
-    for suffix in [format!(" at line {line}, column {column}"), format!(" at {line}:{column}")] {
+    for suffix in [
+        format!(" at line {line}, column {column}"),
+        format!(" at {line}:{column}"),
+    ] {
         if let Some(stripped) = message.strip_suffix(&suffix) {
             message = stripped.to_owned();
         }
@@ -459,7 +477,8 @@ autoscale:
 
     #[test]
     fn an_unknown_key_is_an_error_with_file_line_and_column() {
-        let err = Config::parse("policies: p.yaml\nauth: none\nqueue_capacty: 5\n", "t.yaml").unwrap_err();
+        let err = Config::parse("policies: p.yaml\nauth: none\nqueue_capacty: 5\n", "t.yaml")
+            .unwrap_err();
         let text = err.to_string();
         assert!(text.starts_with("t.yaml:3:"), "{text}");
         assert!(text.contains("queue_capacty"), "{text}");
@@ -481,7 +500,11 @@ autoscale:
 
     #[test]
     fn a_client_ca_without_tls_is_an_error() {
-        let err = Config::parse("policies: p.yaml\nauth: {client_ca_file: ca.pem}\n", "t.yaml").unwrap_err();
+        let err = Config::parse(
+            "policies: p.yaml\nauth: {client_ca_file: ca.pem}\n",
+            "t.yaml",
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("tls"), "{err}");
     }
 
@@ -489,7 +512,11 @@ autoscale:
     fn relative_paths_are_resolved_against_the_config_directory() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("teflon.yaml");
-        std::fs::write(&path, "policies: p.yaml\nauth: {token_file: tok}\naudit_log: /abs/a.jsonl\n").unwrap();
+        std::fs::write(
+            &path,
+            "policies: p.yaml\nauth: {token_file: tok}\naudit_log: /abs/a.jsonl\n",
+        )
+        .unwrap();
         let c = Config::load(&path).unwrap();
         assert_eq!(c.policies, dir.path().join("p.yaml"));
         assert_eq!(c.auth.token_file, Some(dir.path().join("tok")));

@@ -36,7 +36,7 @@ const BATCH: usize = 64;
 #[derive(Debug)]
 pub(crate) enum PolicyUpdate {
     /// A valid new set.
-    Loaded(PolicySet, PolicyStatus),
+    Loaded(Box<(PolicySet, PolicyStatus)>),
     /// The file is invalid; the old set stays.
     Failed(String),
 }
@@ -195,7 +195,11 @@ impl EngineTask {
         let now = (self.clock)();
         if let ClusterEvent::Recreated { workload, took } = &ev {
             self.engine.record_recreation(workload, *took, now);
-            RecreationObserved { workload, took: *took }.emit();
+            RecreationObserved {
+                workload,
+                took: *took,
+            }
+            .emit();
             tracing::debug!(%workload, took_secs = took.as_secs_f64(), "replacement ready");
             self.dirty = true;
         }
@@ -207,7 +211,8 @@ impl EngineTask {
 
     fn on_policy(&mut self, upd: PolicyUpdate) {
         match upd {
-            PolicyUpdate::Loaded(set, status) => {
+            PolicyUpdate::Loaded(loaded) => {
+                let (set, status) = *loaded;
                 self.engine.set_policies(set);
                 self.policy_status = status;
             }
@@ -218,7 +223,12 @@ impl EngineTask {
 
     /// Audit, count and execute decisions. `alert` is the fresh alert's receipt time, when
     /// the decisions are about one (its own decisions come after re-checked deferrals).
-    fn handle(&mut self, decisions: Vec<Decision>, alert: Option<(Timestamp, Instant)>, now: Timestamp) {
+    fn handle(
+        &mut self,
+        decisions: Vec<Decision>,
+        alert: Option<(Timestamp, Instant)>,
+        now: Timestamp,
+    ) {
         let fresh_seq = decisions.last().map(|d| d.seq).filter(|_| alert.is_some());
         for d in decisions {
             let is_fresh = Some(d.seq) == fresh_seq;
@@ -229,7 +239,8 @@ impl EngineTask {
             } else {
                 self.deferred_received.remove(&d.seq)
             };
-            if is_fresh && d.verdict == Verdict::Defer
+            if is_fresh
+                && d.verdict == Verdict::Defer
                 && let Some(r) = receipt
             {
                 self.deferred_received.insert(d.seq, r);
@@ -242,7 +253,11 @@ impl EngineTask {
                 Verdict::Skip => {}
             }
             let latency = receipt.filter(|_| is_fresh).map(|(_, at)| at.elapsed());
-            DecisionTaken { decision: &d, latency }.emit();
+            DecisionTaken {
+                decision: &d,
+                latency,
+            }
+            .emit();
             if let Some(inf) = &d.infection {
                 InfectionRecorded {
                     workload: &inf.workload,
@@ -268,9 +283,8 @@ impl EngineTask {
                 outcome_message: None,
                 received_at: receipt.map(|(t, _)| t),
                 acted_at: None,
-                decision_latency_us: receipt.map(|(t, _)| {
-                    u64::try_from(now.since(t).as_micros()).unwrap_or(u64::MAX)
-                }),
+                decision_latency_us: receipt
+                    .map(|(t, _)| u64::try_from(now.since(t).as_micros()).unwrap_or(u64::MAX)),
                 action_latency_ms: None,
             };
             match d.plan {
@@ -323,7 +337,10 @@ impl EngineTask {
         };
         let latency = p.decided.elapsed();
         if kind.is_disruptive() {
-            let workload = plan.workload.as_ref().map_or(plan.pod.name.as_str(), |w| w.name.as_str());
+            let workload = plan
+                .workload
+                .as_ref()
+                .map_or(plan.pod.name.as_str(), |w| w.name.as_str());
             PodReaped {
                 namespace: &plan.pod.namespace,
                 workload,
@@ -336,7 +353,11 @@ impl EngineTask {
                 Counters::add(&self.counters.reaps, 1);
             }
         } else {
-            ActionExecuted { action: kind, latency }.emit();
+            ActionExecuted {
+                action: kind,
+                latency,
+            }
+            .emit();
         }
         if matches!(outcome, Outcome::Failed(_)) {
             Counters::add(&self.counters.failed_actions, 1);
@@ -350,7 +371,11 @@ impl EngineTask {
     }
 
     fn publish_if_due(&mut self) {
-        if self.dirty && self.last_publish.is_none_or(|t| t.elapsed() >= MIN_PUBLISH_GAP) {
+        if self.dirty
+            && self
+                .last_publish
+                .is_none_or(|t| t.elapsed() >= MIN_PUBLISH_GAP)
+        {
             self.publish();
         }
     }
@@ -374,7 +399,11 @@ impl EngineTask {
         let status = StatusSnapshot {
             at: now,
             policies: self.policy_status.clone(),
-            workloads: snapshot.workloads.iter().map(WorkloadStatusLine::from).collect(),
+            workloads: snapshot
+                .workloads
+                .iter()
+                .map(WorkloadStatusLine::from)
+                .collect(),
             deferrals: self
                 .engine
                 .deferrals()

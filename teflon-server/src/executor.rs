@@ -63,7 +63,9 @@ impl Executor {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, PodQueues> {
-        self.pods.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.pods
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Start `plan` (or queue it behind earlier actions on the same pod).
@@ -104,8 +106,12 @@ impl Executor {
         };
         let acted_at = (self.clock)();
         match &outcome {
-            Outcome::Failed(why) => tracing::warn!(action = %plan.action.kind(), pod = %plan.pod.name, %why, "action failed"),
-            o => tracing::info!(action = %plan.action.kind(), pod = %plan.pod.name, outcome = %o, "action done"),
+            Outcome::Failed(why) => {
+                tracing::warn!(action = %plan.action.kind(), pod = %plan.pod.name, %why, "action failed")
+            }
+            o => {
+                tracing::info!(action = %plan.action.kind(), pod = %plan.pod.name, outcome = %o, "action done")
+            }
         }
         let _ = self.done.send(Done {
             plan,

@@ -60,14 +60,19 @@ fn parse_tetragon(body: &[u8]) -> Result<Vec<Alert>, IngestError> {
 mod tests {
     use super::*;
 
-    const ONE: &str = include_str!("../tests/fixtures/falco/01-terminal-shell-k8s-pod-syscall.json");
+    const ONE: &str =
+        include_str!("../tests/fixtures/falco/01-terminal-shell-k8s-pod-syscall.json");
 
     #[test]
     fn one_object_an_array_and_json_lines_are_read() {
         assert_eq!(parse(Format::Falco, ONE.as_bytes()).unwrap().len(), 1);
         let arr = format!("[{},{}]", ONE.trim(), ONE.trim());
         assert_eq!(parse(Format::Falco, arr.as_bytes()).unwrap().len(), 2);
-        let lines = format!("{}\n{}\n", ONE.trim().replace('\n', ""), ONE.trim().replace('\n', ""));
+        let lines = format!(
+            "{}\n{}\n",
+            ONE.trim().replace('\n', ""),
+            ONE.trim().replace('\n', "")
+        );
         assert_eq!(parse(Format::Falco, lines.as_bytes()).unwrap().len(), 2);
     }
 

@@ -23,7 +23,11 @@ impl std::fmt::Debug for KubeScaler {
 }
 
 impl Scaler for KubeScaler {
-    fn scale(&self, workload: &WorkloadRef, replicas: u32) -> impl Future<Output = Result<(), String>> + Send {
+    fn scale(
+        &self,
+        workload: &WorkloadRef,
+        replicas: u32,
+    ) -> impl Future<Output = Result<(), String>> + Send {
         let client = self.client.clone();
         let workload = workload.clone();
         async move {

@@ -49,7 +49,9 @@ use tokio::task::JoinHandle;
 pub use audit::{AuditRecord, DecisionRing};
 pub use auth::Authenticator;
 pub use cluster::{Clock, ClusterBackend, ClusterEvent, DynActuator, SharedView, tokio_clock};
-pub use config::{AuthConfig, AutoscaleConfig, ClusterConfig, ClusterType, Config, MetricsApiConfig, TlsConfig};
+pub use config::{
+    AuthConfig, AutoscaleConfig, ClusterConfig, ClusterType, Config, MetricsApiConfig, TlsConfig,
+};
 pub use engine_task::EngineReport;
 pub use state::{Counters, SharedState, StatusSnapshot};
 
@@ -122,7 +124,9 @@ pub struct ServerBuilder {
 
 impl std::fmt::Debug for ServerBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerBuilder").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("ServerBuilder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -170,7 +174,10 @@ impl ServerBuilder {
             None => Authenticator::from_config(&config.auth)?,
         };
         if auth.is_open() {
-            tracing::warn!("auth: none — anyone who can reach {} can make Teflon reap pods", config.listen);
+            tracing::warn!(
+                "auth: none — anyone who can reach {} can make Teflon reap pods",
+                config.listen
+            );
         }
         let (policies, hash) = reload::load(&config.policies)?;
         let policy_status = reload::status_of(&config.policies, &policies, clock());
@@ -187,8 +194,11 @@ impl ServerBuilder {
         let ring = Arc::new(DecisionRing::new(DECISION_RING));
         let audit = AuditLog::open(config.audit_log.as_deref(), ring.clone())?;
         let (queue, rx, depth) = Queue::new(config.queue_capacity);
-        let (executor, done_rx) =
-            executor::Executor::new(cluster.actuator.clone(), config.max_concurrent_actions, clock.clone());
+        let (executor, done_rx) = executor::Executor::new(
+            cluster.actuator.clone(),
+            config.max_concurrent_actions,
+            clock.clone(),
+        );
         let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(AttackSnapshot::default()));
         let (status_tx, status_rx) = watch::channel(Arc::new(StatusSnapshot::default()));
         let (policy_tx, policy_rx) = mpsc::unbounded_channel::<PolicyUpdate>();
@@ -220,7 +230,9 @@ impl ServerBuilder {
         let engine = tokio::spawn(engine.run());
         let reloader = Reloader {
             path: config.policies.clone(),
-            mtime: std::fs::metadata(&config.policies).and_then(|m| m.modified()).ok(),
+            mtime: std::fs::metadata(&config.policies)
+                .and_then(|m| m.modified())
+                .ok(),
             hash,
             tx: policy_tx,
             clock: clock.clone(),
@@ -323,7 +335,9 @@ impl Server {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
-        let local = listener.local_addr().map_err(|source| ServerError::Bind { addr, source })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| ServerError::Bind { addr, source })?;
         let tls = match &self.state.config.tls {
             Some(t) => Some(tokio_rustls::TlsAcceptor::from(serve::server_config(
                 t,
@@ -360,7 +374,8 @@ impl Server {
             }));
         }
         if !config.autoscale.is_empty() {
-            let specs = autoscaler::specs(&config.autoscale).map_err(|e| ServerError::Autoscale(e.to_string()))?;
+            let specs = autoscaler::specs(&config.autoscale)
+                .map_err(|e| ServerError::Autoscale(e.to_string()))?;
             let Some(scaler) = self.cluster.scaler.clone() else {
                 return Err(ServerError::Autoscale(
                     "autoscale is configured but this cluster backend cannot scale".to_owned(),
@@ -459,7 +474,10 @@ pub async fn shutdown_signal() {
 }
 
 /// Run a server from a configuration file until `signal` resolves, then shut down gracefully.
-pub async fn run(config: Config, signal: impl std::future::Future<Output = ()>) -> Result<ShutdownReport, ServerError> {
+pub async fn run(
+    config: Config,
+    signal: impl std::future::Future<Output = ()>,
+) -> Result<ShutdownReport, ServerError> {
     let mut server = Server::builder(config).start().await?;
     server.listen().await?;
     signal.await;

@@ -28,7 +28,11 @@ async fn main() -> anyhow::Result<()> {
     let config = teflon_server::Config::load(&args.config)?;
     let policies = teflon_server::load_policies(&config.policies)?;
     if args.check {
-        println!("{}: ok ({} policies)", args.config.display(), policies.len());
+        println!(
+            "{}: ok ({} policies)",
+            args.config.display(),
+            policies.len()
+        );
         return Ok(());
     }
     let report = teflon_server::run(config, teflon_server::shutdown_signal())

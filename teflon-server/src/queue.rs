@@ -72,10 +72,12 @@ impl Queue {
             if cur.saturating_add(n) > self.capacity {
                 return Err(PushError::Full);
             }
-            match self
-                .depth
-                .compare_exchange_weak(cur, cur + n, Ordering::AcqRel, Ordering::Relaxed)
-            {
+            match self.depth.compare_exchange_weak(
+                cur,
+                cur + n,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => break,
                 Err(actual) => cur = actual,
             }

@@ -74,7 +74,9 @@ pub(crate) struct Reloader {
 
 impl std::fmt::Debug for Reloader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reloader").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("Reloader")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -82,7 +84,9 @@ impl Reloader {
     /// Check the file once; send an update when its content changed.
     pub(crate) fn check(&mut self) {
         // The content hash decides: an mtime can stay the same across two quick writes.
-        self.mtime = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
+        self.mtime = std::fs::metadata(&self.path)
+            .and_then(|m| m.modified())
+            .ok();
         let text = match std::fs::read_to_string(&self.path) {
             Ok(t) => t,
             Err(e) => {
@@ -103,7 +107,7 @@ impl Reloader {
                 tracing::info!(file = %self.path.display(), policies = set.len(), "policies reloaded");
                 PolicyReload { success: true }.emit();
                 let status = status_of(&self.path, &set, (self.clock)());
-                let _ = self.tx.send(PolicyUpdate::Loaded(set, status));
+                let _ = self.tx.send(PolicyUpdate::Loaded(Box::new((set, status))));
             }
             Err(e) => {
                 let why = e.to_string();

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use bytes::{Buf, BufMut, BytesMut};
 use futures::{Stream, StreamExt};
-use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::StatusCode;
+use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use serde::Serialize;
 use teflon_metrics::events::{AlertReceived, AlertRejected, RejectReason};
 use warp::filters::BoxedFilter;
@@ -25,7 +25,9 @@ pub const DEFAULT_DECISIONS_LIMIT: usize = 100;
 /// Every route, with rejections recovered.
 pub fn routes(state: SharedState) -> BoxedFilter<(Response,)> {
     let falco_path = warp::path!("v1" / "alerts").or(warp::path::end()).unify();
-    let falco = falco_path.and(warp::post()).and(ingest(Format::Falco, state.clone()));
+    let falco = falco_path
+        .and(warp::post())
+        .and(ingest(Format::Falco, state.clone()));
     let tetragon = warp::path!("v1" / "tetragon")
         .and(warp::post())
         .and(ingest(Format::Tetragon, state.clone()));
@@ -55,8 +57,13 @@ pub fn routes(state: SharedState) -> BoxedFilter<(Response,)> {
     let s = state;
     let readyz = warp::path!("readyz").and(warp::get()).map(move || {
         let synced = s.view.is_synced();
-        let body = format!(r#"{{"ready":{synced},"policies_loaded":true,"cluster_synced":{synced}}}"#);
-        let code = if synced { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+        let body =
+            format!(r#"{{"ready":{synced},"policies_loaded":true,"cluster_synced":{synced}}}"#);
+        let code = if synced {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
         json(code, body)
     });
 
@@ -110,10 +117,15 @@ fn ingest(format: Format, state: SharedState) -> BoxedFilter<(Response,)> {
         .and(warp::ext::optional::<VerifiedClientCert>())
         .and(content_length)
         .and(warp::body::stream())
-        .then(move |auth: Option<HeaderValue>, cert: Option<VerifiedClientCert>, len: Option<u64>, body| {
-            let state = state.clone();
-            async move { ingest_request(format, &state, auth, cert.is_some(), len, body).await }
-        })
+        .then(
+            move |auth: Option<HeaderValue>,
+                  cert: Option<VerifiedClientCert>,
+                  len: Option<u64>,
+                  body| {
+                let state = state.clone();
+                async move { ingest_request(format, &state, auth, cert.is_some(), len, body).await }
+            },
+        )
         .boxed()
 }
 
@@ -137,8 +149,12 @@ where
     let received = Instant::now();
     let received_at = (state.clock)();
     if !state.accepting.load(std::sync::atomic::Ordering::Relaxed) {
-        let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "shutting down; retry on another replica");
-        r.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        let mut r = error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting down; retry on another replica",
+        );
+        r.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
         return r;
     }
     if !state
@@ -173,7 +189,10 @@ where
             Ok(c) => c,
             Err(e) => {
                 reject(state, RejectReason::ParseError, 1);
-                return error(StatusCode::BAD_REQUEST, &format!("cannot read the request body: {e}"));
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("cannot read the request body: {e}"),
+                );
             }
         };
         if (buf.len() + chunk.remaining()) as u64 > limit {
@@ -187,7 +206,10 @@ where
         Err(e) => {
             reject(state, RejectReason::ParseError, 1);
             tracing::debug!(error = %e, "malformed alert batch refused");
-            return json(StatusCode::BAD_REQUEST, serde_json::to_string(&e).unwrap_or_default());
+            return json(
+                StatusCode::BAD_REQUEST,
+                serde_json::to_string(&e).unwrap_or_default(),
+            );
         }
     };
     let n = alerts.len();
@@ -210,7 +232,11 @@ where
     match state.queue.push(batch) {
         Ok(()) => {
             for (source, priority) in &counts {
-                AlertReceived { source, priority: *priority }.emit();
+                AlertReceived {
+                    source,
+                    priority: *priority,
+                }
+                .emit();
             }
             Counters::add(&state.counters.alerts_accepted, n as u64);
             json(StatusCode::ACCEPTED, format!(r#"{{"accepted":{n}}}"#))
@@ -221,12 +247,17 @@ where
                 StatusCode::TOO_MANY_REQUESTS,
                 "queue full: nothing from this request was accepted; retry later",
             );
-            r.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            r.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
             r
         }
         Err(PushError::Closed) => {
-            let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "shutting down; retry on another replica");
-            r.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            let mut r = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting down; retry on another replica",
+            );
+            r.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
             r
         }
     }
@@ -287,9 +318,15 @@ async fn recover(err: Rejection) -> Result<Response, Infallible> {
     let (code, msg) = if err.is_not_found() {
         (StatusCode::NOT_FOUND, "not found".to_owned())
     } else if err.find::<warp::reject::MethodNotAllowed>().is_some() {
-        (StatusCode::METHOD_NOT_ALLOWED, "method not allowed".to_owned())
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed".to_owned(),
+        )
     } else if err.find::<warp::reject::PayloadTooLarge>().is_some() {
-        (StatusCode::PAYLOAD_TOO_LARGE, "request body too large".to_owned())
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body too large".to_owned(),
+        )
     } else {
         (StatusCode::BAD_REQUEST, format!("bad request: {err:?}"))
     };

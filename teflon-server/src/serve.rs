@@ -82,7 +82,10 @@ fn certs(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>,
 
 /// A rustls server config from PEM files; with `client_ca`, client certificates signed by it
 /// are verified (and optional: clients without one can still use the bearer token).
-pub fn server_config(tls: &TlsConfig, client_ca: Option<&Path>) -> Result<Arc<ServerConfig>, TlsError> {
+pub fn server_config(
+    tls: &TlsConfig,
+    client_ca: Option<&Path>,
+) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain = certs(&tls.cert_file)?;
     let key = rustls_pemfile::private_key(&mut open(&tls.key_file)?)
@@ -94,7 +97,8 @@ pub fn server_config(tls: &TlsConfig, client_ca: Option<&Path>) -> Result<Arc<Se
             path: tls.key_file.clone(),
             what: "no PEM private key found",
         })?;
-    let builder = ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
     let builder = match client_ca {
         Some(ca) => {
             let mut roots = rustls::RootCertStore::empty();
@@ -150,7 +154,12 @@ pub async fn serve(
                     }
                 }
                 Some(acceptor) => {
-                    let tls_stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    let tls_stream = match tokio::time::timeout(
+                        HANDSHAKE_TIMEOUT,
+                        acceptor.accept(stream),
+                    )
+                    .await
+                    {
                         Ok(Ok(s)) => s,
                         Ok(Err(e)) => {
                             tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -162,15 +171,22 @@ pub async fn serve(
                         }
                     };
                     // rustls only completes the handshake with a certificate the CA verified.
-                    let verified = tls_stream.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty());
-                    let svc = warp::service(routes).map_request(move |mut req: http::Request<hyper::body::Incoming>| {
-                        if verified {
-                            req.extensions_mut().insert(VerifiedClientCert);
-                        }
-                        req
-                    });
+                    let verified = tls_stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .is_some_and(|c| !c.is_empty());
+                    let svc = warp::service(routes).map_request(
+                        move |mut req: http::Request<hyper::body::Incoming>| {
+                            if verified {
+                                req.extensions_mut().insert(VerifiedClientCert);
+                            }
+                            req
+                        },
+                    );
                     let svc = TowerToHyperService::new(svc);
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), svc);
+                    let conn =
+                        builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), svc);
                     if let Err(e) = watcher.watch(conn.into_owned()).await {
                         tracing::debug!(%peer, error = %e, "connection error");
                     }
@@ -179,7 +195,10 @@ pub async fn serve(
         });
     }
     drop(listener);
-    if tokio::time::timeout(GRACEFUL_TIMEOUT, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(GRACEFUL_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("connections still open after the graceful timeout; closing them");
     }
 }

@@ -45,7 +45,12 @@ impl Actuator for Recorder {
     fn execute(&self, action: &PlannedAction) -> impl Future<Output = Outcome> + Send {
         let calls = self.calls.clone();
         let delay = self.delay;
-        let what = format!("{} {}/{}", action.action.kind(), action.pod.namespace, action.pod.name);
+        let what = format!(
+            "{} {}/{}",
+            action.action.kind(),
+            action.pod.namespace,
+            action.pod.name
+        );
         async move {
             if let Some(d) = delay {
                 tokio::time::sleep(d).await;
@@ -96,11 +101,25 @@ impl Harness {
     }
 
     async fn get(&self, path: &str) -> (u16, String) {
-        let res = warp::test::request().method("GET").path(path).reply(&self.server.routes()).await;
-        (res.status().as_u16(), String::from_utf8_lossy(res.body()).into_owned())
+        let res = warp::test::request()
+            .method("GET")
+            .path(path)
+            .reply(&self.server.routes())
+            .await;
+        (
+            res.status().as_u16(),
+            String::from_utf8_lossy(res.body()).into_owned(),
+        )
     }
 
-    async fn shutdown(self) -> (ShutdownReport, Vec<serde_json::Value>, Vec<String>, tempfile::TempDir) {
+    async fn shutdown(
+        self,
+    ) -> (
+        ShutdownReport,
+        Vec<serde_json::Value>,
+        Vec<String>,
+        tempfile::TempDir,
+    ) {
         let report = self.server.shutdown().await;
         let lines = audit_lines(&self.dir.path().join("audit.jsonl"));
         let actions = self.actions.lock().unwrap().clone();
@@ -166,7 +185,11 @@ async fn harness(opts: Options) -> Harness {
         .start()
         .await
         .unwrap();
-    Harness { server, dir, actions }
+    Harness {
+        server,
+        dir,
+        actions,
+    }
 }
 
 const BEARER: &str = "Bearer t0ken-for-tests";
@@ -189,7 +212,10 @@ async fn an_alert_with_the_right_token_is_accepted_decided_acted_on_and_audited(
     assert_eq!(l["verdict"], "act");
     assert_eq!(l["reason"], "matched");
     assert_eq!(l["outcome"], "success");
-    assert_eq!(l["target"], serde_json::json!({"namespace": "default", "pod": "web-0"}));
+    assert_eq!(
+        l["target"],
+        serde_json::json!({"namespace": "default", "pod": "web-0"})
+    );
     assert!(l["alert_id"].as_str().is_some_and(|s| !s.is_empty()));
     assert!(l["received_at"].is_string() && l["acted_at"].is_string());
 }
@@ -292,8 +318,13 @@ async fn overload_gets_429_with_retry_after_and_nothing_accepted_is_lost() {
     let _ = refused;
     assert_eq!(report.alerts_accepted, accepted);
     assert_eq!(report.engine.alerts, accepted);
-    let seqs: std::collections::BTreeSet<u64> = lines.iter().map(|l| l["seq"].as_u64().unwrap()).collect();
-    assert_eq!(seqs.len() as u64, accepted, "every accepted alert has an audit record");
+    let seqs: std::collections::BTreeSet<u64> =
+        lines.iter().map(|l| l["seq"].as_u64().unwrap()).collect();
+    assert_eq!(
+        seqs.len() as u64,
+        accepted,
+        "every accepted alert has an audit record"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -321,7 +352,10 @@ async fn shutdown_drains_the_queue_and_records_in_flight_actions() {
 #[tokio::test(start_paused = true)]
 async fn posts_after_shutdown_began_are_refused_without_a_5xx_for_input() {
     let h = harness(Options::default()).await;
-    h.server.state().accepting.store(false, std::sync::atomic::Ordering::SeqCst);
+    h.server
+        .state()
+        .accepting
+        .store(false, std::sync::atomic::Ordering::SeqCst);
     let (code, _) = h.post("/v1/alerts", Some(BEARER), &alert(0)).await;
     assert_eq!(code, 503);
     let _ = h.shutdown().await;
@@ -340,7 +374,12 @@ async fn decisions_are_listed_newest_first_with_a_limit() {
     assert!(list[0]["seq"].as_u64() > list[1]["seq"].as_u64());
     let (code, body) = h.get("/v1/decisions").await;
     assert_eq!(code, 200);
-    assert_eq!(serde_json::from_str::<Vec<serde_json::Value>>(&body).unwrap().len(), 3);
+    assert_eq!(
+        serde_json::from_str::<Vec<serde_json::Value>>(&body)
+            .unwrap()
+            .len(),
+        3
+    );
     let (code, _) = h.get("/v1/decisions?limit=lots").await;
     assert_eq!(code, 400);
     let _ = h.shutdown().await;
@@ -354,7 +393,10 @@ async fn status_health_readiness_metrics_and_unknown_routes_answer() {
     let (code, body) = h.get("/v1/status").await;
     assert_eq!(code, 200);
     let status: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(status["policies"]["names"], serde_json::json!(["reap-shells", "log-the-rest"]));
+    assert_eq!(
+        status["policies"]["names"],
+        serde_json::json!(["reap-shells", "log-the-rest"])
+    );
     assert!(status["workloads"].is_array());
     assert!(status["deferrals"].is_array());
     assert_eq!(status["alerts_accepted"], 1);
@@ -389,8 +431,19 @@ async fn tetragon_bodies_are_checked_all_or_nothing() {
 async fn a_changed_policy_file_is_reloaded_and_an_invalid_one_keeps_the_old_set() {
     let h = harness(Options::default()).await;
     let names = |h: &Harness| h.server.state().status_snapshot().policies.names.clone();
-    let error = |h: &Harness| h.server.state().status_snapshot().policies.last_error.clone();
-    std::fs::write(h.policy_file(), POLICIES.replace("reap-shells", "kill-shells")).unwrap();
+    let error = |h: &Harness| {
+        h.server
+            .state()
+            .status_snapshot()
+            .policies
+            .last_error
+            .clone()
+    };
+    std::fs::write(
+        h.policy_file(),
+        POLICIES.replace("reap-shells", "kill-shells"),
+    )
+    .unwrap();
     for _ in 0..20 {
         if names(&h).first().map(String::as_str) == Some("kill-shells") {
             break;
@@ -400,7 +453,11 @@ async fn a_changed_policy_file_is_reloaded_and_an_invalid_one_keeps_the_old_set(
     assert_eq!(names(&h), ["kill-shells", "log-the-rest"]);
     assert_eq!(error(&h), None);
 
-    std::fs::write(h.policy_file(), "version: 1\npolicies:\n  - name: x\n    action: {type: explode}\n").unwrap();
+    std::fs::write(
+        h.policy_file(),
+        "version: 1\npolicies:\n  - name: x\n    action: {type: explode}\n",
+    )
+    .unwrap();
     for _ in 0..20 {
         if error(&h).is_some() {
             break;
@@ -416,7 +473,16 @@ async fn a_changed_policy_file_is_reloaded_and_an_invalid_one_keeps_the_old_set(
     assert_eq!(lines[0]["policy"], "kill-shells");
 }
 
-fn counter(snapshot: &[(metrics_util::CompositeKey, Option<metrics::Unit>, Option<metrics::SharedString>, DebugValue)], name: &str, labels: &[(&str, &str)]) -> u64 {
+fn counter(
+    snapshot: &[(
+        metrics_util::CompositeKey,
+        Option<metrics::Unit>,
+        Option<metrics::SharedString>,
+        DebugValue,
+    )],
+    name: &str,
+    labels: &[(&str, &str)],
+) -> u64 {
     snapshot
         .iter()
         .filter(|(k, _, _, _)| {
@@ -449,7 +515,13 @@ fn ingest_decisions_rejections_reapings_and_reloads_are_counted() {
             assert_eq!(h.post("/v1/alerts", Some(BEARER), "{").await.0, 400);
             std::fs::write(h.policy_file(), "version: 2\n").unwrap();
             for _ in 0..10 {
-                if h.server.state().status_snapshot().policies.last_error.is_some() {
+                if h.server
+                    .state()
+                    .status_snapshot()
+                    .policies
+                    .last_error
+                    .is_some()
+                {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -459,25 +531,75 @@ fn ingest_decisions_rejections_reapings_and_reloads_are_counted() {
     });
     let snap = snapshotter.snapshot().into_vec();
     use teflon_metrics::names;
-    assert_eq!(counter(&snap, names::ALERTS_TOTAL, &[("source", "syscall"), ("priority", "Critical")]), 1);
-    assert_eq!(counter(&snap, names::ALERTS_REJECTED_TOTAL, &[("reason", "unauthorized")]), 1);
-    assert_eq!(counter(&snap, names::ALERTS_REJECTED_TOTAL, &[("reason", "parse_error")]), 1);
     assert_eq!(
-        counter(&snap, names::DECISIONS_TOTAL, &[("policy", "reap-shells"), ("verdict", "act"), ("reason", "matched")]),
+        counter(
+            &snap,
+            names::ALERTS_TOTAL,
+            &[("source", "syscall"), ("priority", "Critical")]
+        ),
         1
     );
-    assert_eq!(counter(&snap, names::INFECTIONS_TOTAL, &[("namespace", "default"), ("workload", "web")]), 1);
+    assert_eq!(
+        counter(
+            &snap,
+            names::ALERTS_REJECTED_TOTAL,
+            &[("reason", "unauthorized")]
+        ),
+        1
+    );
+    assert_eq!(
+        counter(
+            &snap,
+            names::ALERTS_REJECTED_TOTAL,
+            &[("reason", "parse_error")]
+        ),
+        1
+    );
+    assert_eq!(
+        counter(
+            &snap,
+            names::DECISIONS_TOTAL,
+            &[
+                ("policy", "reap-shells"),
+                ("verdict", "act"),
+                ("reason", "matched")
+            ]
+        ),
+        1
+    );
+    assert_eq!(
+        counter(
+            &snap,
+            names::INFECTIONS_TOTAL,
+            &[("namespace", "default"), ("workload", "web")]
+        ),
+        1
+    );
     assert_eq!(
         counter(
             &snap,
             names::REAPINGS_TOTAL,
-            &[("namespace", "default"), ("workload", "web"), ("action", "delete"), ("outcome", "success")]
+            &[
+                ("namespace", "default"),
+                ("workload", "web"),
+                ("action", "delete"),
+                ("outcome", "success")
+            ]
         ),
         1
     );
-    assert_eq!(counter(&snap, names::POLICY_RELOADS_TOTAL, &[("result", "failure")]), 1);
-    assert!(snap.iter().any(|(k, _, _, _)| k.key().name() == names::DECISION_LATENCY_SECONDS));
-    assert!(snap.iter().any(|(k, _, _, _)| k.key().name() == names::INFECTED_PODS));
+    assert_eq!(
+        counter(&snap, names::POLICY_RELOADS_TOTAL, &[("result", "failure")]),
+        1
+    );
+    assert!(
+        snap.iter()
+            .any(|(k, _, _, _)| k.key().name() == names::DECISION_LATENCY_SECONDS)
+    );
+    assert!(
+        snap.iter()
+            .any(|(k, _, _, _)| k.key().name() == names::INFECTED_PODS)
+    );
 }
 
 mod tls {
@@ -544,7 +666,9 @@ mod tls {
             .unwrap()
             .with_root_certificates(roots);
         let config = match client_cert {
-            Some((c, k)) => builder.with_client_auth_cert(vec![c.clone()], k.clone_key()).unwrap(),
+            Some((c, k)) => builder
+                .with_client_auth_cert(vec![c.clone()], k.clone_key())
+                .unwrap(),
             None => builder.with_no_client_auth(),
         };
         let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
@@ -553,7 +677,9 @@ mod tls {
             .connect(ServerName::try_from("localhost").unwrap(), tcp)
             .await?;
         let body = alert(0);
-        let auth = auth.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
+        let auth = auth
+            .map(|a| format!("Authorization: {a}\r\n"))
+            .unwrap_or_default();
         let req = format!(
             "POST /v1/alerts HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
@@ -578,9 +704,7 @@ mod tls {
         std::fs::write(p("server.pem"), &pki.server_cert).unwrap();
         std::fs::write(p("server.key"), &pki.server_key).unwrap();
         std::fs::write(p("token"), TOKEN).unwrap();
-        let text = format!(
-            "listen: 127.0.0.1:0\npolicies: policies.yaml\nauth: {{token_file: token, client_ca_file: ca.pem}}\ntls: {{cert_file: server.pem, key_file: server.key}}\naudit_log: audit.jsonl\n"
-        );
+        let text = "listen: 127.0.0.1:0\npolicies: policies.yaml\nauth: {token_file: token, client_ca_file: ca.pem}\ntls: {cert_file: server.pem, key_file: server.key}\naudit_log: audit.jsonl\n";
         std::fs::write(p("teflon.yaml"), text).unwrap();
         let config = Config::load(&p("teflon.yaml")).unwrap();
         let (backend, _events) = ClusterBackend::custom(
@@ -595,15 +719,30 @@ mod tls {
             .unwrap();
         let addr = server.listen().await.unwrap();
 
-        assert_eq!(post_over_tls(addr, &pki, Some(&pki.client), None).await.unwrap(), 202);
-        assert_eq!(post_over_tls(addr, &pki, None, None).await.unwrap(), 401);
         assert_eq!(
-            post_over_tls(addr, &pki, None, Some(&format!("Bearer {TOKEN}"))).await.unwrap(),
+            post_over_tls(addr, &pki, Some(&pki.client), None)
+                .await
+                .unwrap(),
             202
         );
-        assert_eq!(post_over_tls(addr, &pki, None, Some("Bearer nope")).await.unwrap(), 401);
+        assert_eq!(post_over_tls(addr, &pki, None, None).await.unwrap(), 401);
+        assert_eq!(
+            post_over_tls(addr, &pki, None, Some(&format!("Bearer {TOKEN}")))
+                .await
+                .unwrap(),
+            202
+        );
+        assert_eq!(
+            post_over_tls(addr, &pki, None, Some("Bearer nope"))
+                .await
+                .unwrap(),
+            401
+        );
         // A certificate from another CA does not get through the handshake.
-        assert!(!matches!(post_over_tls(addr, &pki, Some(&pki.rogue), None).await, Ok(202)));
+        assert!(!matches!(
+            post_over_tls(addr, &pki, Some(&pki.rogue), None).await,
+            Ok(202)
+        ));
 
         let report = server.shutdown().await;
         assert_eq!(report.alerts_accepted, 2);

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Load benchmark (not in CI): teflon-server (auth token, sim cluster, audit log) and a bare warp
+# server answering 202, driven one after the other by wrk with the same Falco alert.
+# Usage: scripts/load.sh [SECONDS] [CONNECTIONS] [THREADS]     (from the repository root)
+set -euo pipefail
+DUR=${1:-10}
+CONNS=${2:-64}
+THREADS=${3:-2}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
+command -v wrk >/dev/null || { echo "wrk not found (apt-get install -y wrk)"; exit 1; }
+cargo build --release -q -p teflon-server --bin teflon-server --example bare_warp
+BIN=$CARGO_TARGET_DIR/release
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+export TEFLON_TOKEN=bench-token
+printf '%s' "$TEFLON_TOKEN" > "$WORK/token"
+cat > "$WORK/policies.yaml" <<'YAML'
+version: 1
+policies:
+  - name: reap-shells
+    match: {rules: ["Terminal shell in container"], priority: ">=Notice"}
+    action: {type: delete, grace_period_secs: 0}
+    guard: {min_available: "50%"}
+  - name: log-the-rest
+    match: {}
+    action: {type: log}
+YAML
+cat > "$WORK/teflon.yaml" <<YAML
+listen: 127.0.0.1:28080
+policies: policies.yaml
+cluster: {type: sim, recovery_secs: 15}
+auth: {token_file: token}
+audit_log: audit.jsonl
+queue_capacity: 10000
+YAML
+
+rss() { awk '/VmRSS/{printf "%.1f", $2/1024}' /proc/$1/status; }
+hwm() { awk '/VmHWM/{printf "%.1f", $2/1024}' /proc/$1/status; }
+run() { # name port pid
+  wrk -t"$THREADS" -c"$CONNS" -d"${DUR}s" --latency -s scripts/load.lua "http://127.0.0.1:$2/v1/alerts" > "$WORK/$1.txt"
+  local r; r=$(grep RESULT "$WORK/$1.txt")
+  echo "$1 $r rss_mib=$(rss $3) peak_rss_mib=$(hwm $3)"
+}
+
+RUST_LOG=warn "$BIN/teflon-server" --config "$WORK/teflon.yaml" 2>"$WORK/server.log" & TEFLON=$!
+"$BIN/examples/bare_warp" 127.0.0.1:28081 & BARE=$!
+sleep 1
+echo "# wrk -t$THREADS -c$CONNS -d${DUR}s --latency -s scripts/load.lua, alert: $(wc -c < teflon-server/tests/fixtures/falco/01-terminal-shell-k8s-pod-syscall.json) bytes"
+B=$(run bare-warp 28081 $BARE); echo "$B"
+T=$(run teflon 28080 $TEFLON); echo "$T"
+kill -TERM $TEFLON; wait $TEFLON || true
+REQ=$(echo "$T" | sed -n 's/.*requests=\([0-9]*\).*/\1/p'); NON2XX=$(echo "$T" | sed -n 's/.*errors_status=\([0-9]*\).*/\1/p')
+echo "teflon: $((REQ - NON2XX)) accepted (202), $NON2XX refused; audit lines after SIGTERM: $(wc -l < "$WORK/audit.jsonl")"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+BR=$(echo "$B" | sed -n 's/.*req_per_sec=\([0-9]*\).*/\1/p'); TR=$(echo "$T" | sed -n 's/.*req_per_sec=\([0-9]*\).*/\1/p')
+awk -v t="$TR" -v b="$BR" 'BEGIN{printf "ratio teflon/bare = %.2f\n", t/b}'
