@@ -245,3 +245,73 @@ impl PolicyReload {
         counter!(names::POLICY_RELOADS_TOTAL, label::RESULT => result).increment(1);
     }
 }
+
+/// [`AlertReceived`] and [`DecisionTaken`] for a hot loop: the metric handles are looked up
+/// once per label set and reused (same names, labels and values as the one-shot events).
+#[derive(Default)]
+pub struct HotPath {
+    alerts: std::collections::HashMap<String, [Option<metrics::Counter>; 8]>,
+    decisions: std::collections::HashMap<
+        (
+            Option<std::sync::Arc<str>>,
+            teflon_core::Verdict,
+            teflon_core::Reason,
+        ),
+        metrics::Counter,
+    >,
+    latency: Option<metrics::Histogram>,
+}
+
+impl std::fmt::Debug for HotPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HotPath")
+            .field("decision_label_sets", &self.decisions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl HotPath {
+    /// No handles yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Same as [`AlertReceived::emit`].
+    pub fn alert_received(&mut self, source: &str, priority: Priority) {
+        let idx = Priority::ALL
+            .iter()
+            .position(|p| *p == priority)
+            .unwrap_or(0);
+        if !self.alerts.contains_key(source) {
+            self.alerts.insert(source.to_owned(), Default::default());
+        }
+        let Some(slots) = self.alerts.get_mut(source) else {
+            return;
+        };
+        slots[idx]
+            .get_or_insert_with(|| {
+                counter!(names::ALERTS_TOTAL, label::SOURCE => source_label(source), label::PRIORITY => priority.as_str())
+            })
+            .increment(1);
+    }
+
+    /// Same as [`DecisionTaken::emit`].
+    pub fn decision_taken(&mut self, d: &Decision, latency: Option<Duration>) {
+        let key = (d.policy.clone(), d.verdict, d.reason);
+        self.decisions
+            .entry(key)
+            .or_insert_with(|| {
+                let policy = d.policy.as_deref().unwrap_or(names::NO_POLICY).to_owned();
+                counter!(names::DECISIONS_TOTAL,
+                    label::POLICY => policy,
+                    label::VERDICT => d.verdict.as_str(),
+                    label::REASON => d.reason.as_str())
+            })
+            .increment(1);
+        if let Some(latency) = latency {
+            self.latency
+                .get_or_insert_with(|| histogram!(names::DECISION_LATENCY_SECONDS))
+                .record(latency.as_secs_f64());
+        }
+    }
+}

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use teflon_core::{ActionId, ActionKind, Decision, Engine, Outcome, PolicySet, Timestamp, Verdict};
 use teflon_metrics::events::{
-    ActionExecuted, DecisionTaken, InfectionRecorded, PodReaped, QueueDepth, RecreationObserved,
+    ActionExecuted, HotPath, InfectionRecorded, PodReaped, QueueDepth, RecreationObserved,
 };
 use teflon_metrics::{AttackSnapshot, SnapshotGauges};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -75,6 +75,7 @@ pub(crate) struct EngineTask {
     pub counters: Arc<Counters>,
     pub policy_status: PolicyStatus,
     pub gauges: SnapshotGauges,
+    pub hot: HotPath,
     pub pending: HashMap<ActionId, Pending>,
     /// seq → received_at of alerts with a pending deferral (for the resolution's audit line).
     pub deferred_received: HashMap<u64, (Timestamp, Instant)>,
@@ -183,6 +184,7 @@ impl EngineTask {
                 priority = %q.alert.priority,
             );
             let _enter = span.enter();
+            self.hot.alert_received(&q.alert.source, q.alert.priority);
             let decisions = self.engine.decide(q.alert, &self.view, now);
             self.report.alerts += 1;
             self.handle(decisions, Some((q.received_at, q.received)), now);
@@ -253,11 +255,7 @@ impl EngineTask {
                 Verdict::Skip => {}
             }
             let latency = receipt.filter(|_| is_fresh).map(|(_, at)| at.elapsed());
-            DecisionTaken {
-                decision: &d,
-                latency,
-            }
-            .emit();
+            self.hot.decision_taken(&d, latency);
             if let Some(inf) = &d.infection {
                 InfectionRecorded {
                     workload: &inf.workload,

@@ -221,6 +221,7 @@ impl ServerBuilder {
             counters: counters.clone(),
             policy_status,
             gauges: SnapshotGauges::new(),
+            hot: teflon_metrics::events::HotPath::new(),
             pending: HashMap::new(),
             deferred_received: HashMap::new(),
             last_publish: None,

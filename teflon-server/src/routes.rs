@@ -9,7 +9,7 @@ use futures::{Stream, StreamExt};
 use http::StatusCode;
 use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use serde::Serialize;
-use teflon_metrics::events::{AlertReceived, AlertRejected, RejectReason};
+use teflon_metrics::events::{AlertRejected, RejectReason};
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
@@ -105,6 +105,8 @@ fn error(status: StatusCode, message: &str) -> Response {
 }
 
 fn ingest(format: Format, state: SharedState) -> BoxedFilter<(Response,)> {
+    // One Arc clone per request instead of a clone of every shared handle.
+    let state = std::sync::Arc::new(state);
     let authorization = warp::header::value("authorization")
         .map(Some)
         .or(warp::any().map(|| None))
@@ -224,20 +226,9 @@ where
             received,
         });
     }
-    // Count before the engine task can see them; undo nothing on refusal (not counted yet).
-    let counts: Vec<(String, teflon_core::Priority)> = batch
-        .iter()
-        .map(|q| (q.alert.source.clone(), q.alert.priority))
-        .collect();
     match state.queue.push(batch) {
         Ok(()) => {
-            for (source, priority) in &counts {
-                AlertReceived {
-                    source,
-                    priority: *priority,
-                }
-                .emit();
-            }
+            // `teflon_alerts_total` is counted by the engine task as it takes them.
             Counters::add(&state.counters.alerts_accepted, n as u64);
             json(StatusCode::ACCEPTED, format!(r#"{{"accepted":{n}}}"#))
         }
