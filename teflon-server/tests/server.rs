@@ -749,3 +749,24 @@ mod tls {
         assert_eq!(audit_lines(&p("audit.jsonl")).len(), 2);
     }
 }
+
+#[tokio::test]
+async fn run_serves_a_sim_config_until_its_shutdown_signal_fires_then_drains() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policies.yaml"), POLICIES).unwrap();
+    std::fs::write(
+        dir.path().join("teflon.yaml"),
+        "listen: 127.0.0.1:0\npolicies: policies.yaml\ncluster: {type: sim, recovery_secs: 1}\nauth: none\naudit_log: audit.jsonl\n",
+    )
+    .unwrap();
+    let config = Config::load(&dir.path().join("teflon.yaml")).unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(teflon_server::run(config, async {
+        let _ = rx.await;
+    }));
+    // The signal fires (as SIGTERM would); run drains and returns without error.
+    tx.send(()).unwrap();
+    let report = server.await.unwrap().unwrap();
+    assert_eq!(report.alerts_accepted, 0);
+    assert!(dir.path().join("audit.jsonl").exists());
+}
