@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::time::Instant;
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 use http::StatusCode;
 use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
@@ -184,10 +184,13 @@ where
         return too_large();
     }
     let cap = usize::try_from(content_length.unwrap_or(8192).min(limit)).unwrap_or(8192);
-    let mut buf = BytesMut::with_capacity(cap);
+    // A body that arrives in one chunk (the usual case) is used as is, without a copy.
+    let mut single: Option<Bytes> = None;
+    let mut joined: Option<BytesMut> = None;
+    let mut total = 0u64;
     let mut body = std::pin::pin!(body);
     while let Some(chunk) = body.next().await {
-        let chunk = match chunk {
+        let mut chunk = match chunk {
             Ok(c) => c,
             Err(e) => {
                 reject(state, RejectReason::ParseError, 1);
@@ -197,12 +200,28 @@ where
                 );
             }
         };
-        if (buf.len() + chunk.remaining()) as u64 > limit {
+        total += chunk.remaining() as u64;
+        if total > limit {
             reject(state, RejectReason::TooLarge, 1);
             return too_large();
         }
-        buf.put(chunk);
+        let bytes = chunk.copy_to_bytes(chunk.remaining());
+        match (&mut joined, single.take()) {
+            (Some(buf), _) => buf.put(bytes),
+            (None, None) => single = Some(bytes),
+            (None, Some(first)) => {
+                let mut buf = BytesMut::with_capacity(cap.max(first.len() + bytes.len()));
+                buf.put(first);
+                buf.put(bytes);
+                joined = Some(buf);
+            }
+        }
     }
+    let buf: Bytes = match (joined, single) {
+        (Some(b), _) => b.freeze(),
+        (None, Some(b)) => b,
+        (None, None) => Bytes::new(),
+    };
     let alerts = match ingest::parse(format, &buf) {
         Ok(a) => a,
         Err(e) => {
@@ -230,7 +249,12 @@ where
         Ok(()) => {
             // `teflon_alerts_total` is counted by the engine task as it takes them.
             Counters::add(&state.counters.alerts_accepted, n as u64);
-            json(StatusCode::ACCEPTED, format!(r#"{{"accepted":{n}}}"#))
+            let body = if n == 1 {
+                r#"{"accepted":1}"#.to_owned()
+            } else {
+                format!(r#"{{"accepted":{n}}}"#)
+            };
+            json(StatusCode::ACCEPTED, body)
         }
         Err(PushError::Full) => {
             reject(state, RejectReason::Overloaded, n as u64);
