@@ -6,6 +6,9 @@
 //! settling into `duplicate` after the first reap; `dedup_window_secs: 0` for the same reason.
 
 use std::hint::black_box;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
