@@ -231,6 +231,17 @@ impl QueueDepth {
     }
 }
 
+/// Whether this replica may decide and act (leader election).
+#[derive(Debug, Clone, Copy)]
+pub struct Leader(pub bool);
+
+impl Leader {
+    /// Set the gauge.
+    pub fn emit(self) {
+        gauge!(names::LEADER).set(if self.0 { 1.0 } else { 0.0 });
+    }
+}
+
 /// The policy file was reloaded (or a reload was refused).
 #[derive(Debug, Clone, Copy)]
 pub struct PolicyReload {

@@ -128,6 +128,10 @@ pub fn describe() {
         "Decision to API call done."
     );
     describe_gauge!(names::QUEUE_DEPTH, "Alerts accepted and not yet decided.");
+    describe_gauge!(
+        names::LEADER,
+        "1 while this replica decides and acts, 0 while it accepts and buffers alerts."
+    );
     describe_counter!(
         names::POLICY_RELOADS_TOTAL,
         "Policy file reloads, by result."

@@ -29,6 +29,9 @@ pub const DECISION_LATENCY_SECONDS: &str = "teflon_decision_latency_seconds";
 pub const ACTION_LATENCY_SECONDS: &str = "teflon_action_latency_seconds";
 /// Gauge: alerts accepted and not yet decided.
 pub const QUEUE_DEPTH: &str = "teflon_queue_depth";
+/// Gauge: 1 while this replica may decide and act (holds the leader Lease, or runs without
+/// leader election), 0 while it only accepts and buffers alerts.
+pub const LEADER: &str = "teflon_leader";
 /// Counter `{result}` (`success`, `failure`): policy file reloads.
 pub const POLICY_RELOADS_TOTAL: &str = "teflon_policy_reloads_total";
 

@@ -89,6 +89,9 @@ pub struct Config {
     /// Opt-in autoscaling, per workload.
     #[serde(default)]
     pub autoscale: Vec<AutoscaleConfig>,
+    /// Lease-based leader election between replicas: only the leader decides and acts.
+    #[serde(default)]
+    pub leader_election: LeaderElectionConfig,
 }
 
 fn default_listen() -> SocketAddr {
@@ -114,6 +117,94 @@ fn default_cooldown_secs() -> u64 {
 }
 fn default_stabilization_secs() -> u64 {
     300
+}
+
+/// The Lease the manifests' RBAC Role allows (`teflon_k8s::lease::DEFAULT_LEASE_NAME`).
+pub const DEFAULT_LEASE_NAME: &str = "teflon-leader";
+
+fn default_lease_name() -> String {
+    DEFAULT_LEASE_NAME.to_owned()
+}
+fn default_lease_duration_secs() -> u64 {
+    15
+}
+fn default_renew_deadline_secs() -> u64 {
+    10
+}
+fn default_retry_period_secs() -> u64 {
+    2
+}
+
+/// `leader_election:` — with several replicas, only the holder of a coordination Lease takes
+/// alerts off the queue, decides and acts; the others accept and buffer alerts (202, 429
+/// when their queue is full) until they lead. Failover: ≤ `retry_period_secs` when the leader
+/// shuts down cleanly (it releases the Lease), ≤ `lease_duration_secs + retry_period_secs`
+/// when it crashes.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaderElectionConfig {
+    /// `true`: required; `false`: off; absent: on for `cluster.type: kube` when `POD_NAME`
+    /// is set (the Deployment sets it), off otherwise.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// The Lease's name.
+    #[serde(default = "default_lease_name")]
+    pub lease_name: String,
+    /// The Lease's namespace (default: `POD_NAMESPACE`).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// How long a silent leader keeps the Lease.
+    #[serde(default = "default_lease_duration_secs")]
+    pub lease_duration_secs: u64,
+    /// A leader that could not renew for this long stops acting (below `lease_duration_secs`).
+    #[serde(default = "default_renew_deadline_secs")]
+    pub renew_deadline_secs: u64,
+    /// Time between two election rounds (below `renew_deadline_secs`).
+    #[serde(default = "default_retry_period_secs")]
+    pub retry_period_secs: u64,
+}
+
+impl Default for LeaderElectionConfig {
+    fn default() -> Self {
+        LeaderElectionConfig {
+            enabled: None,
+            lease_name: default_lease_name(),
+            namespace: None,
+            lease_duration_secs: default_lease_duration_secs(),
+            renew_deadline_secs: default_renew_deadline_secs(),
+            retry_period_secs: default_retry_period_secs(),
+        }
+    }
+}
+
+impl LeaderElectionConfig {
+    /// Whether to elect, for this cluster type and whether `POD_NAME` is set.
+    pub fn is_enabled(&self, cluster: ClusterType, pod_name_set: bool) -> bool {
+        self.enabled
+            .unwrap_or(cluster == ClusterType::Kube && pod_name_set)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.lease_name.is_empty() {
+            return Err("leader_election.lease_name must not be empty".to_owned());
+        }
+        if self.lease_duration_secs == 0 || self.lease_duration_secs > i32::MAX as u64 {
+            return Err("leader_election.lease_duration_secs must be at least 1".to_owned());
+        }
+        if self.renew_deadline_secs >= self.lease_duration_secs {
+            return Err(format!(
+                "leader_election.renew_deadline_secs ({}) must be below lease_duration_secs ({}), or two replicas could act at once",
+                self.renew_deadline_secs, self.lease_duration_secs
+            ));
+        }
+        if self.retry_period_secs == 0 || self.retry_period_secs >= self.renew_deadline_secs {
+            return Err(format!(
+                "leader_election.retry_period_secs ({}) must be at least 1 and below renew_deadline_secs ({})",
+                self.retry_period_secs, self.renew_deadline_secs
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `cluster.type`.
@@ -339,6 +430,12 @@ impl Config {
                     .to_owned(),
             ));
         }
+        self.leader_election.validate().map_err(invalid)?;
+        if self.leader_election.enabled == Some(true) && self.cluster.kind == ClusterType::Sim {
+            return Err(invalid(
+                "leader_election.enabled: true needs `cluster.type: kube` (the Lease lives in the cluster)".to_owned(),
+            ));
+        }
         for s in &self.autoscale {
             if !matches!(s.kind.as_str(), "Deployment" | "StatefulSet") {
                 return Err(invalid(format!(
@@ -404,6 +501,7 @@ impl Config {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_concurrent_actions: DEFAULT_MAX_CONCURRENT_ACTIONS,
             autoscale: Vec::new(),
+            leader_election: LeaderElectionConfig::default(),
         }
     }
 }
@@ -506,6 +604,53 @@ autoscale:
         )
         .unwrap_err();
         assert!(err.to_string().contains("tls"), "{err}");
+    }
+
+    #[test]
+    fn leader_election_defaults_to_auto_and_can_be_turned_off() {
+        let c = Config::parse("policies: p.yaml\nauth: none\n", "t.yaml").unwrap();
+        let le = &c.leader_election;
+        assert_eq!(le.enabled, None);
+        assert_eq!(le.lease_name, "teflon-leader");
+        assert_eq!(
+            (
+                le.lease_duration_secs,
+                le.renew_deadline_secs,
+                le.retry_period_secs
+            ),
+            (15, 10, 2)
+        );
+        assert!(le.is_enabled(ClusterType::Kube, true));
+        assert!(!le.is_enabled(ClusterType::Kube, false));
+        assert!(!le.is_enabled(ClusterType::Sim, true));
+        let c = Config::parse(
+            "policies: p.yaml\nauth: none\nleader_election: {enabled: false}\n",
+            "t.yaml",
+        )
+        .unwrap();
+        assert!(!c.leader_election.is_enabled(ClusterType::Kube, true));
+    }
+
+    #[test]
+    fn leader_election_rejects_unknown_keys_and_unsafe_timings() {
+        let err = Config::parse(
+            "policies: p.yaml\nauth: none\nleader_election: {lease_nam: x}\n",
+            "t.yaml",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("lease_nam"), "{err}");
+        let err = Config::parse(
+            "policies: p.yaml\nauth: none\nleader_election: {lease_duration_secs: 10, renew_deadline_secs: 10}\n",
+            "t.yaml",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("renew_deadline_secs"), "{err}");
+        let err = Config::parse(
+            "policies: p.yaml\nauth: none\ncluster: {type: sim}\nleader_election: {enabled: true}\n",
+            "t.yaml",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("cluster.type: kube"), "{err}");
     }
 
     #[test]

@@ -2,6 +2,13 @@
 //! actions to the executor, feeds outcomes and recreations back, re-checks deferrals on a
 //! timer and on cluster changes, writes the audit log, and publishes the attack snapshot and
 //! the status.
+//!
+//! Leader election gates it: while `may_act` is false the task leaves the ingest queue alone
+//! (the routes keep accepting, so alerts are buffered up to `queue_capacity`) and re-checks no
+//! deferrals; outcomes, cluster changes and policy reloads are still taken in. When `may_act`
+//! turns true it resumes with the oldest buffered alert. When it turns false, no further batch
+//! is taken: the batch being decided (synchronous, microseconds) finishes, and in-flight
+//! actions finish and are recorded.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -10,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use teflon_core::{ActionId, ActionKind, Decision, Engine, Outcome, PolicySet, Timestamp, Verdict};
 use teflon_metrics::events::{
-    ActionExecuted, HotPath, InfectionRecorded, PodReaped, QueueDepth, RecreationObserved,
+    ActionExecuted, HotPath, InfectionRecorded, Leader, PodReaped, QueueDepth, RecreationObserved,
 };
 use teflon_metrics::{AttackSnapshot, SnapshotGauges};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -52,6 +59,8 @@ pub struct EngineReport {
     pub audit_records: u64,
     /// Actions still running when the drain timed out (recorded as failed).
     pub abandoned_actions: u64,
+    /// Alerts still buffered when a follower shut down: never decided, no audit record.
+    pub undecided: u64,
 }
 
 pub(crate) struct Pending {
@@ -68,6 +77,10 @@ pub(crate) struct EngineTask {
     pub done_rx: mpsc::UnboundedReceiver<Done>,
     pub cluster_rx: mpsc::UnboundedReceiver<ClusterEvent>,
     pub policy_rx: mpsc::UnboundedReceiver<PolicyUpdate>,
+    /// True while this replica may decide and act (always, without leader election).
+    pub may_act: watch::Receiver<bool>,
+    /// Turns true when shutdown begins: a follower then drains its buffer without deciding.
+    pub stop: watch::Receiver<bool>,
     pub executor: Executor,
     pub audit: AuditLog,
     pub snapshot_tx: watch::Sender<Arc<AttackSnapshot>>,
@@ -92,6 +105,10 @@ impl EngineTask {
         let mut buf = Vec::with_capacity(BATCH);
         let mut cluster_open = true;
         let mut policy_open = true;
+        let mut may_act_open = true;
+        let mut stopping = false;
+        let mut leading = *self.may_act.borrow_and_update();
+        Leader(leading).emit();
         self.publish();
         let drained: Option<oneshot::Sender<()>> = loop {
             tokio::select! {
@@ -101,21 +118,39 @@ impl EngineTask {
                     self.audit.flush();
                 }
                 ev = self.cluster_rx.recv(), if cluster_open => match ev {
-                    Some(ev) => self.on_cluster_event(ev),
+                    Some(ev) => self.on_cluster_event(ev, leading),
                     None => cluster_open = false,
                 },
                 upd = self.policy_rx.recv(), if policy_open => match upd {
                     Some(upd) => self.on_policy(upd),
                     None => policy_open = false,
                 },
-                n = self.rx.recv_many(&mut buf, BATCH) => {
+                changed = self.may_act.changed(), if may_act_open => {
+                    // Closed: no election any more (or none at all); keep the last value.
+                    may_act_open = changed.is_ok();
+                    let now_leading = *self.may_act.borrow_and_update();
+                    if now_leading != leading {
+                        leading = now_leading;
+                        Leader(leading).emit();
+                        tracing::info!(
+                            leading,
+                            buffered = self.depth.load(Ordering::Relaxed),
+                            "{}",
+                            if leading { "leading: deciding buffered alerts" } else { "following: buffering alerts" }
+                        );
+                        self.publish();
+                    }
+                }
+                _ = self.stop.changed(), if !stopping => stopping = true,
+                n = self.rx.recv_many(&mut buf, BATCH), if leading || stopping => {
                     if n == 0 {
                         break None;
                     }
                     let mut drain = None;
                     for msg in buf.drain(..) {
                         match msg {
-                            EngineMsg::Alerts(batch) => self.on_alerts(batch),
+                            EngineMsg::Alerts(batch) if leading => self.on_alerts(batch),
+                            EngineMsg::Alerts(batch) => self.on_undecided(batch),
                             EngineMsg::Drain(tx) => drain = Some(tx),
                         }
                     }
@@ -127,8 +162,10 @@ impl EngineTask {
                 }
                 _ = tick.tick() => {
                     let now = (self.clock)();
-                    let decisions = self.engine.tick(&self.view, now);
-                    self.handle(decisions, None, now);
+                    if leading {
+                        let decisions = self.engine.tick(&self.view, now);
+                        self.handle(decisions, None, now);
+                    }
                     if last_prune.elapsed() >= PRUNE_EVERY {
                         self.engine.prune(&self.view, now);
                         last_prune = Instant::now();
@@ -193,7 +230,20 @@ impl EngineTask {
         QueueDepth(left).emit();
     }
 
-    fn on_cluster_event(&mut self, ev: ClusterEvent) {
+    /// A follower shutting down cannot decide what it buffered (the leader might act on the
+    /// same workloads at once): count and report it instead.
+    fn on_undecided(&mut self, batch: Vec<Queued>) {
+        let n = batch.len();
+        tracing::warn!(
+            alerts = n,
+            "shutting down as a follower: buffered alerts were not decided"
+        );
+        self.report.undecided += n as u64;
+        let left = self.depth.fetch_sub(n, Ordering::AcqRel).saturating_sub(n);
+        QueueDepth(left).emit();
+    }
+
+    fn on_cluster_event(&mut self, ev: ClusterEvent, leading: bool) {
         let now = (self.clock)();
         if let ClusterEvent::Recreated { workload, took } = &ev {
             self.engine.record_recreation(workload, *took, now);
@@ -205,8 +255,10 @@ impl EngineTask {
             tracing::debug!(%workload, took_secs = took.as_secs_f64(), "replacement ready");
             self.dirty = true;
         }
-        let decisions = self.engine.tick(&self.view, now);
-        self.handle(decisions, None, now);
+        if leading {
+            let decisions = self.engine.tick(&self.view, now);
+            self.handle(decisions, None, now);
+        }
         self.audit.flush();
         self.publish_if_due();
     }

@@ -75,3 +75,39 @@ pub(crate) async fn backend() -> Result<ClusterBackend, ClusterError> {
         tasks: vec![forward],
     })
 }
+
+/// Start Lease leader election as `config` says: identity `POD_NAME`, the Lease in
+/// `config.namespace` or else `POD_NAMESPACE` (both set by the Deployment's downward API).
+pub(crate) async fn elector(
+    config: &crate::config::LeaderElectionConfig,
+) -> Result<teflon_k8s::lease::LeaderElector, String> {
+    use std::time::Duration;
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let identity = var("POD_NAME").ok_or_else(|| {
+        "leader_election: POD_NAME is not set (the Deployment sets it from the downward API)"
+            .to_owned()
+    })?;
+    let namespace = config
+        .namespace
+        .clone()
+        .or_else(|| var("POD_NAMESPACE"))
+        .ok_or_else(|| {
+            "leader_election: set `namespace`, or POD_NAMESPACE from the downward API".to_owned()
+        })?;
+    let mut lease = teflon_k8s::lease::LeaseConfig::new(namespace, identity);
+    lease.name = config.lease_name.clone();
+    lease.lease_duration = Duration::from_secs(config.lease_duration_secs);
+    lease.renew_deadline = Duration::from_secs(config.renew_deadline_secs);
+    lease.retry_period = Duration::from_secs(config.retry_period_secs);
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| format!("leader_election: cannot build a Kubernetes client: {e}"))?;
+    tracing::info!(
+        namespace = %lease.namespace,
+        lease = %lease.name,
+        identity = %lease.identity,
+        failover_secs = lease.failover_time().as_secs(),
+        "leader election: acting only while holding the Lease"
+    );
+    teflon_k8s::lease::LeaderElector::spawn(client, lease).map_err(|e| e.to_string())
+}

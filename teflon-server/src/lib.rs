@@ -50,7 +50,8 @@ pub use audit::{AuditRecord, DecisionRing};
 pub use auth::Authenticator;
 pub use cluster::{Clock, ClusterBackend, ClusterEvent, DynActuator, SharedView, tokio_clock};
 pub use config::{
-    AuthConfig, AutoscaleConfig, ClusterConfig, ClusterType, Config, MetricsApiConfig, TlsConfig,
+    AuthConfig, AutoscaleConfig, ClusterConfig, ClusterType, Config, LeaderElectionConfig,
+    MetricsApiConfig, TlsConfig,
 };
 pub use engine_task::EngineReport;
 pub use state::{Counters, SharedState, StatusSnapshot};
@@ -92,6 +93,9 @@ pub enum ServerError {
     /// The `autoscale` entries.
     #[error("{0}")]
     Autoscale(String),
+    /// Leader election could not start.
+    #[error("{0}")]
+    LeaderElection(String),
     /// The listen address.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -120,6 +124,7 @@ pub struct ServerBuilder {
     install_exporter: bool,
     clock: Option<Clock>,
     authenticator: Option<Authenticator>,
+    may_act: Option<watch::Receiver<bool>>,
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -163,6 +168,14 @@ impl ServerBuilder {
         self
     }
 
+    /// Take alerts off the queue, decide and act only while this says `true` (instead of
+    /// the Lease election `config.leader_election` describes): an embedder's own election,
+    /// or a test driving leadership by hand. While `false`, alerts are accepted and buffered.
+    pub fn may_act(mut self, may_act: watch::Receiver<bool>) -> Self {
+        self.may_act = Some(may_act);
+        self
+    }
+
     /// Load the policies, build the cluster backend, start the engine task, the policy
     /// watcher and the exporter upkeep. No listener yet: see [`Server::listen`], or drive
     /// [`Server::routes`] with `warp::test`.
@@ -187,6 +200,7 @@ impl ServerBuilder {
             (None, true) => Some(Exporter::install()?),
             (None, false) => None,
         };
+        let cluster_from_config = self.cluster.is_none();
         let mut cluster = match self.cluster {
             Some(c) => c,
             None => ClusterBackend::from_config(&config.cluster, clock.clone()).await?,
@@ -204,6 +218,14 @@ impl ServerBuilder {
         let (policy_tx, policy_rx) = mpsc::unbounded_channel::<PolicyUpdate>();
         let counters = Arc::new(Counters::default());
         let cluster_rx = std::mem::replace(&mut cluster.events, mpsc::unbounded_channel().1);
+        let (leader, elector) = match self.may_act {
+            Some(rx) => (Some(rx), None),
+            None => start_election(&config, cluster_from_config).await?,
+        };
+        // Without election this replica always acts; the sender is dropped on purpose (the
+        // engine task stops watching a closed channel and keeps the last value).
+        let may_act = leader.clone().unwrap_or_else(|| watch::channel(true).1);
+        let (engine_stop, stop_rx) = watch::channel(false);
         let view = cluster.view.clone();
         let engine = EngineTask {
             engine: Engine::with_config(policies, EngineConfig::default()),
@@ -214,6 +236,8 @@ impl ServerBuilder {
             done_rx,
             cluster_rx,
             policy_rx,
+            may_act,
+            stop: stop_rx,
             executor,
             audit,
             snapshot_tx,
@@ -259,6 +283,7 @@ impl ServerBuilder {
             exporter,
             counters,
             accepting: Arc::new(AtomicBool::new(true)),
+            leader,
             clock,
             ids: Arc::new(state::AlertIds::new(teflon_sim::shared::system_now())),
         };
@@ -266,6 +291,8 @@ impl ServerBuilder {
             state,
             cluster,
             engine: Some(engine),
+            engine_stop,
+            elector,
             background,
             http: None,
             side: Vec::new(),
@@ -281,6 +308,8 @@ pub struct Server {
     state: SharedState,
     cluster: ClusterBackend,
     engine: Option<JoinHandle<EngineReport>>,
+    engine_stop: watch::Sender<bool>,
+    elector: Option<Elector>,
     background: Vec<JoinHandle<()>>,
     http: Option<(JoinHandle<()>, watch::Sender<bool>)>,
     side: Vec<JoinHandle<()>>,
@@ -306,6 +335,7 @@ impl Server {
             install_exporter: true,
             clock: None,
             authenticator: None,
+            may_act: None,
         }
     }
 
@@ -418,12 +448,20 @@ impl Server {
         for t in self.side.drain(..) {
             let _ = t.await;
         }
+        // A follower cannot decide what it buffered; tell the engine task to stop waiting
+        // for leadership before asking it to drain.
+        let _ = self.engine_stop.send(true);
         let drained = self.state.queue.drain();
         let _ = drained.await;
         let engine = match self.engine.take() {
             Some(h) => h.await.unwrap_or_default(),
             None => EngineReport::default(),
         };
+        // Only now, with every decided action finished and recorded: release the Lease so a
+        // follower takes over at its next round (≤ retry_period) instead of after expiry.
+        if let Some(elector) = self.elector.take() {
+            elector.shutdown().await;
+        }
         for t in self.background.drain(..) {
             t.abort();
         }
@@ -448,6 +486,48 @@ impl Drop for Server {
             t.abort();
         }
         self.cluster.abort_tasks();
+    }
+}
+
+/// The running Lease election (none in builds without the `kube` feature).
+#[cfg(feature = "kube")]
+type Elector = teflon_k8s::lease::LeaderElector;
+#[cfg(not(feature = "kube"))]
+#[derive(Debug)]
+struct Elector;
+
+#[cfg(not(feature = "kube"))]
+impl Elector {
+    async fn shutdown(self) {}
+}
+
+/// Start leader election when `config.leader_election` asks for it (explicitly, or by
+/// default for `cluster.type: kube` built from the configuration with `POD_NAME` set).
+async fn start_election(
+    config: &Config,
+    cluster_from_config: bool,
+) -> Result<(Option<watch::Receiver<bool>>, Option<Elector>), ServerError> {
+    let le = &config.leader_election;
+    let pod_name_set = std::env::var_os("POD_NAME").is_some_and(|v| !v.is_empty());
+    let enabled = match le.enabled {
+        Some(explicit) => explicit,
+        None => cluster_from_config && le.is_enabled(config.cluster.kind, pod_name_set),
+    };
+    if !enabled {
+        return Ok((None, None));
+    }
+    #[cfg(feature = "kube")]
+    {
+        let elector = crate::kube::elector(le)
+            .await
+            .map_err(ServerError::LeaderElection)?;
+        Ok((Some(elector.watch()), Some(elector)))
+    }
+    #[cfg(not(feature = "kube"))]
+    {
+        Err(ServerError::LeaderElection(
+            "leader_election needs the `kube` feature of teflon-server".to_owned(),
+        ))
     }
 }
 

@@ -55,6 +55,8 @@ pub fn routes(state: SharedState) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .map(|| json(StatusCode::OK, r#"{"status":"ok"}"#.to_owned()));
     let s = state;
+    // Leadership does not count: a follower accepts and buffers alerts (so the Service may
+    // route to it, and a rolling update is not blocked on a replica that never leads).
     let readyz = warp::path!("readyz").and(warp::get()).map(move || {
         let synced = s.view.is_synced();
         let body =
@@ -304,6 +306,8 @@ struct StatusBody<'a> {
     queue_depth: usize,
     queue_capacity: usize,
     cluster_synced: bool,
+    /// `true` leads, `false` follows (buffers alerts), `null` without leader election.
+    leader: Option<bool>,
     alerts_accepted: u64,
     alerts_rejected: u64,
     decisions: u64,
@@ -318,6 +322,7 @@ fn status_reply(state: &SharedState) -> Response {
         queue_depth: state.queue.depth(),
         queue_capacity: state.queue.capacity(),
         cluster_synced: state.view.is_synced(),
+        leader: state.is_leader(),
         alerts_accepted: Counters::get(&c.alerts_accepted),
         alerts_rejected: Counters::get(&c.alerts_rejected),
         decisions: Counters::get(&c.decisions),

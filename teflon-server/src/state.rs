@@ -175,6 +175,8 @@ pub struct SharedState {
     pub counters: Arc<Counters>,
     /// False once shutdown began: POSTs get 503.
     pub accepting: Arc<AtomicBool>,
+    /// Whether this replica leads (may decide and act); `None` without leader election.
+    pub leader: Option<watch::Receiver<bool>>,
     /// The server's clock.
     pub clock: Clock,
     pub(crate) ids: Arc<AlertIds>,
@@ -200,7 +202,14 @@ impl SharedState {
         self.status.borrow().clone()
     }
 
-    /// Ready: policies loaded (always, once started) and the cluster view synced.
+    /// `Some(true)` while this replica leads, `Some(false)` while it follows (accepts and
+    /// buffers), `None` without leader election.
+    pub fn is_leader(&self) -> Option<bool> {
+        self.leader.as_ref().map(|rx| *rx.borrow())
+    }
+
+    /// Ready: policies loaded (always, once started) and the cluster view synced. A follower
+    /// is ready too: it accepts and buffers alerts until it leads.
     pub fn is_ready(&self) -> bool {
         self.view.is_synced()
     }

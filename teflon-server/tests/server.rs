@@ -140,6 +140,7 @@ struct Options {
     max_body_bytes: u64,
     delay: Option<Duration>,
     synced: bool,
+    may_act: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl Default for Options {
@@ -149,6 +150,7 @@ impl Default for Options {
             max_body_bytes: 1_048_576,
             delay: None,
             synced: true,
+            may_act: None,
         }
     }
 }
@@ -178,13 +180,14 @@ async fn harness(opts: Options) -> Harness {
     };
     let actions = recorder.calls.clone();
     let (backend, _events) = ClusterBackend::custom(view, Arc::new(recorder));
-    let server = Server::builder(config)
+    let mut builder = Server::builder(config)
         .cluster(backend)
         .authenticator(Authenticator::with_token(TOKEN))
-        .without_exporter()
-        .start()
-        .await
-        .unwrap();
+        .without_exporter();
+    if let Some(may_act) = opts.may_act {
+        builder = builder.may_act(may_act);
+    }
+    let server = builder.start().await.unwrap();
     Harness {
         server,
         dir,
@@ -400,6 +403,11 @@ async fn status_health_readiness_metrics_and_unknown_routes_answer() {
     assert!(status["workloads"].is_array());
     assert!(status["deferrals"].is_array());
     assert_eq!(status["alerts_accepted"], 1);
+    assert_eq!(
+        status["leader"],
+        serde_json::Value::Null,
+        "no leader election"
+    );
     assert_eq!(h.get("/healthz").await.0, 200);
     assert_eq!(h.get("/readyz").await.0, 200);
     let (code, _) = h.get("/metrics").await;
@@ -769,4 +777,98 @@ async fn run_serves_a_sim_config_until_its_shutdown_signal_fires_then_drains() {
     let report = server.await.unwrap().unwrap();
     assert_eq!(report.alerts_accepted, 0);
     assert!(dir.path().join("audit.jsonl").exists());
+}
+
+/// Wait (bounded, on the paused clock) for the engine task to catch up.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..1000 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_follower_buffers_alerts_decides_them_in_order_once_it_leads_and_stops_when_it_no_longer_does()
+ {
+    let (leader, may_act) = tokio::sync::watch::channel(false);
+    let h = harness(Options {
+        may_act: Some(may_act),
+        ..Options::default()
+    })
+    .await;
+    let audit = h.dir.path().join("audit.jsonl");
+
+    // Follower: accepted and buffered, not decided.
+    for i in 0..3 {
+        let (code, body) = h.post("/v1/alerts", Some(BEARER), &alert(i)).await;
+        assert_eq!((code, body["accepted"].as_u64()), (202, Some(1)));
+    }
+    // Give the engine task every chance to decide (wrongly): ten ticks on the paused clock.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let status: serde_json::Value = serde_json::from_str(&h.get("/v1/status").await.1).unwrap();
+    assert_eq!(status["leader"], false);
+    assert_eq!(status["queue_depth"], 3);
+    assert_eq!(status["decisions"], 0);
+    assert_eq!(
+        h.get("/readyz").await.0,
+        200,
+        "a follower is ready: it buffers"
+    );
+    assert!(audit_lines(&audit).is_empty());
+    assert!(h.actions.lock().unwrap().is_empty());
+
+    // Leader: the buffer is decided in arrival order, acted on and audited.
+    leader.send(true).unwrap();
+    eventually("3 audit lines", || audit_lines(&audit).len() == 3).await;
+    let lines = audit_lines(&audit);
+    let mut by_seq: Vec<(u64, String)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["seq"].as_u64().unwrap(),
+                l["target"]["pod"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    by_seq.sort();
+    assert_eq!(
+        by_seq,
+        [
+            (0, "web-0".to_owned()),
+            (1, "web-1".into()),
+            (2, "web-2".into())
+        ]
+    );
+    assert!(lines.iter().all(|l| l["outcome"] == "success"));
+    let status: serde_json::Value = serde_json::from_str(&h.get("/v1/status").await.1).unwrap();
+    assert_eq!(status["leader"], true);
+    assert_eq!(status["queue_depth"], 0);
+
+    // Leadership lost: new alerts are accepted and buffered again, not decided.
+    leader.send(false).unwrap();
+    for i in 3..5 {
+        let (code, _) = h.post("/v1/alerts", Some(BEARER), &alert(i)).await;
+        assert_eq!(code, 202);
+    }
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(audit_lines(&audit).len(), 3);
+    assert_eq!(h.server.state().queue.depth(), 2);
+
+    // A follower shutting down reports what it could not decide instead of deciding it.
+    let (report, lines, actions, _dir) = h.shutdown().await;
+    assert_eq!(report.alerts_accepted, 5);
+    assert_eq!(report.engine.alerts, 3);
+    assert_eq!(report.engine.undecided, 2);
+    assert_eq!(lines.len(), 3);
+    assert_eq!(
+        actions,
+        [
+            "delete default/web-0",
+            "delete default/web-1",
+            "delete default/web-2"
+        ]
+    );
 }
