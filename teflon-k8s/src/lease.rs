@@ -30,10 +30,11 @@
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::Client;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -62,9 +63,83 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// The leader label could not be put on (or taken off) this replica's pod.
+    #[error("leader label on pod {namespace}/{pod}: {source}")]
+    Label {
+        /// The pod's namespace.
+        namespace: String,
+        /// The pod.
+        pod: String,
+        /// What kube said.
+        #[source]
+        source: kube::Error,
+    },
     /// The configuration cannot work.
     #[error("leader election: {0}")]
     Config(String),
+}
+
+/// The label the leader puts on its own pod. The Services select on it, so alerts reach only
+/// the replica that acts, while every replica stays Ready (rollouts and PDBs keep working).
+pub const LEADER_LABEL: &str = "teflon.io/leader";
+
+/// Put [`LEADER_LABEL`]`=true` on `namespace/pod` (or take it off): one JSON merge patch.
+pub async fn label_pod_as_leader(
+    client: &Client,
+    namespace: &str,
+    pod: &str,
+    leading: bool,
+) -> Result<()> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let value = if leading {
+        serde_json::Value::from("true")
+    } else {
+        serde_json::Value::Null
+    };
+    let patch = serde_json::json!({ "metadata": { "labels": { LEADER_LABEL: value } } });
+    api.patch(pod, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
+        .map_err(|source| Error::Label {
+            namespace: namespace.to_owned(),
+            pod: pod.to_owned(),
+            source,
+        })
+}
+
+/// Keep this replica's pod labelled as leader exactly while `leader` says so; when the
+/// election ends (its sender is dropped), take the label off and stop.
+async fn mirror_leader_label(
+    client: Client,
+    namespace: String,
+    pod: String,
+    mut leader: watch::Receiver<bool>,
+    retry: Duration,
+) {
+    let mut labelled: Option<bool> = None;
+    loop {
+        let want = *leader.borrow_and_update();
+        if labelled != Some(want) {
+            match label_pod_as_leader(&client, &namespace, &pod, want).await {
+                Ok(()) => labelled = Some(want),
+                Err(e) => tracing::warn!(error = %e, "could not update the leader label; retrying"),
+            }
+        }
+        let settled = labelled == Some(want);
+        tokio::select! {
+            changed = leader.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+            }
+            () = tokio::time::sleep(retry), if !settled => {}
+        }
+    }
+    if labelled != Some(false)
+        && let Err(e) = label_pod_as_leader(&client, &namespace, &pod, false).await
+    {
+        tracing::warn!(error = %e, "could not remove the leader label at shutdown");
+    }
 }
 
 /// `Result` with this module's [`Error`].
@@ -336,6 +411,7 @@ pub struct LeaderElector {
     leader: watch::Receiver<bool>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    label: Option<JoinHandle<()>>,
 }
 
 impl LeaderElector {
@@ -346,7 +422,25 @@ impl LeaderElector {
         let (stop, stop_rx) = watch::channel(false);
         let lock = LeaseLock::new(client, config);
         let task = tokio::spawn(run(lock, leader_tx, stop_rx));
-        Ok(LeaderElector { leader, stop, task })
+        Ok(LeaderElector {
+            leader,
+            stop,
+            task,
+            label: None,
+        })
+    }
+
+    /// Also mirror leadership onto this replica's pod as [`LEADER_LABEL`], so Services that
+    /// select on it send alerts only to the leader. The label is removed on shutdown.
+    pub fn with_pod_label(mut self, client: Client, namespace: &str, pod: &str) -> Self {
+        self.label = Some(tokio::spawn(mirror_leader_label(
+            client,
+            namespace.to_owned(),
+            pod.to_owned(),
+            self.leader.clone(),
+            Duration::from_secs(2),
+        )));
+        self
     }
 
     /// True while this replica holds the Lease and may act.
@@ -365,6 +459,14 @@ impl LeaderElector {
         let _ = self.stop.send(true);
         if let Err(e) = self.task.await {
             tracing::warn!(error = %e, "leader election task ended abnormally");
+        }
+        // The election loop has ended and dropped its sender: the label task takes the
+        // label off and ends.
+        drop(self.leader);
+        if let Some(label) = self.label
+            && let Err(e) = label.await
+        {
+            tracing::warn!(error = %e, "leader label task ended abnormally");
         }
     }
 }

@@ -109,5 +109,11 @@ pub(crate) async fn elector(
         failover_secs = lease.failover_time().as_secs(),
         "leader election: acting only while holding the Lease"
     );
-    teflon_k8s::lease::LeaderElector::spawn(client, lease).map_err(|e| e.to_string())
+    // The leader labels its own pod; the Services select on that label, so alerts go only to
+    // the replica that acts instead of waiting on a follower's queue.
+    let pod_namespace = var("POD_NAMESPACE").unwrap_or_else(|| lease.namespace.clone());
+    let pod = lease.identity.clone();
+    let elector = teflon_k8s::lease::LeaderElector::spawn(client.clone(), lease)
+        .map_err(|e| e.to_string())?;
+    Ok(elector.with_pod_label(client, &pod_namespace, &pod))
 }

@@ -612,7 +612,20 @@ fn services_and_the_pdb_select_the_deployments_pods_and_name_its_ports() {
             let spec = service.spec.expect("service spec");
             let selector = spec.selector.unwrap_or_default();
             assert!(!selector.is_empty(), "{set}: {name} selects nothing");
+            // With several replicas only the leader acts: traffic must go to it alone.
+            if deployment.spec.replicas.unwrap_or(1) > 1 {
+                assert_eq!(
+                    selector
+                        .get(teflon_k8s::lease::LEADER_LABEL)
+                        .map(String::as_str),
+                    Some("true"),
+                    "{set}: {name} must select the leader's pod"
+                );
+            }
             for (k, v) in &selector {
+                if k == teflon_k8s::lease::LEADER_LABEL {
+                    continue; // put on the leader's pod at run time, not in the template
+                }
                 assert_eq!(labels.get(k), Some(v), "{set}: {name} selector {k}={v}");
             }
             for port in spec.ports.unwrap_or_default() {

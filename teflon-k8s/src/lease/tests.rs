@@ -578,3 +578,137 @@ async fn two_electors_on_a_real_cluster_elect_one_leader_and_fail_over_after_rel
         std::panic::resume_unwind(e.into_panic());
     }
 }
+
+const POD_PATH: &str = "/api/v1/namespaces/teflon/pods/teflon-a";
+
+fn pod_reply() -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "teflon-a", "namespace": "teflon", "uid": "uid-teflon-a", "resourceVersion": "7"}
+    })
+}
+
+fn label_patch(value: Value) -> Value {
+    json!({"metadata": {"labels": {LEADER_LABEL: value}}})
+}
+
+#[tokio::test]
+async fn leader_label_is_one_merge_patch_on_our_own_pod() {
+    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "default");
+    let mut api = ApiServerVerifier(handle);
+    let server = tokio::spawn(async move {
+        let (request, send) = api.0.next_request().await.expect("a request");
+        assert_eq!(request.method().as_str(), "PATCH");
+        assert_eq!(request.uri().path(), POD_PATH);
+        assert_eq!(
+            request
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+            Some("application/merge-patch+json")
+        );
+        let bytes = request.into_body().collect_bytes().await.expect("a body");
+        let got: Value = serde_json::from_slice(&bytes).expect("a JSON body");
+        assert_eq!(got, label_patch(json!("true")));
+        send.send_response(
+            Response::builder()
+                .status(StatusCode::OK)
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(Body::from(pod_reply().to_string().into_bytes()))
+                .expect("a response"),
+        );
+        api
+    });
+    label_pod_as_leader(&client, "teflon", "teflon-a", true)
+        .await
+        .expect("labelled");
+    server.await.expect("the verifier").no_more_requests().await;
+}
+
+#[tokio::test]
+async fn leader_label_follows_leadership_and_is_removed_when_the_election_ends() {
+    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "default");
+    let mut api = ApiServerVerifier(handle);
+    let (tx, rx) = watch::channel(false);
+    let task = tokio::spawn(mirror_leader_label(
+        client,
+        "teflon".to_owned(),
+        "teflon-a".to_owned(),
+        rx,
+        Duration::from_secs(2),
+    ));
+    // A follower first clears any label a crashed earlier run of this pod left behind.
+    api.answer(
+        "PATCH",
+        POD_PATH,
+        Some(label_patch(Value::Null)),
+        200,
+        pod_reply(),
+    )
+    .await;
+    tx.send(true).expect("the mirror listens");
+    api.answer(
+        "PATCH",
+        POD_PATH,
+        Some(label_patch(json!("true"))),
+        200,
+        pod_reply(),
+    )
+    .await;
+    // The election ends (its sender is dropped): the label comes off and the task ends.
+    drop(tx);
+    api.answer(
+        "PATCH",
+        POD_PATH,
+        Some(label_patch(Value::Null)),
+        200,
+        pod_reply(),
+    )
+    .await;
+    task.await.expect("the mirror task ends");
+    api.no_more_requests().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn leader_label_is_retried_when_the_api_server_fails() {
+    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "default");
+    let mut api = ApiServerVerifier(handle);
+    let (tx, rx) = watch::channel(true);
+    let task = tokio::spawn(mirror_leader_label(
+        client,
+        "teflon".to_owned(),
+        "teflon-a".to_owned(),
+        rx,
+        Duration::from_secs(2),
+    ));
+    api.answer(
+        "PATCH",
+        POD_PATH,
+        Some(label_patch(json!("true"))),
+        500,
+        status(500, "InternalError", "etcd timeout"),
+    )
+    .await;
+    api.answer(
+        "PATCH",
+        POD_PATH,
+        Some(label_patch(json!("true"))),
+        200,
+        pod_reply(),
+    )
+    .await;
+    drop(tx);
+    api.answer(
+        "PATCH",
+        POD_PATH,
+        Some(label_patch(Value::Null)),
+        200,
+        pod_reply(),
+    )
+    .await;
+    task.await.expect("the mirror task ends");
+}
