@@ -506,27 +506,14 @@ impl Config {
     }
 }
 
-/// A serde-saphyr error as `FILE:LINE:COL: message` (the same rendering as policy files).
+/// A serde-saphyr error as `FILE:LINE:COL: message`, rendered exactly as policy files are.
 fn saphyr_error(file: &str, e: &serde_saphyr::Error) -> ConfigError {
-    let (line, column) = e
-        .location()
-        .map(|l| (l.line(), l.column()))
-        .unwrap_or((0, 0));
-    let options = serde_saphyr::render_options! { snippets: serde_saphyr::SnippetMode::Off };
-    let mut message = e.without_snippet().render_with_options(options);
-    for suffix in [
-        format!(" at line {line}, column {column}"),
-        format!(" at {line}:{column}"),
-    ] {
-        if let Some(stripped) = message.strip_suffix(&suffix) {
-            message = stripped.to_owned();
-        }
-    }
+    let e = teflon_core::policy::yaml_error(file, e);
     ConfigError::Syntax {
-        file: file.to_owned(),
-        line,
-        column,
-        message,
+        file: e.file,
+        line: e.line,
+        column: e.column,
+        message: e.message,
     }
 }
 

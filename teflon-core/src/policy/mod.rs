@@ -210,8 +210,8 @@ pub struct PolicySet {
 impl PolicySet {
     /// Parse and compile a policy file (YAML, or JSON which is YAML too). `file` names it in errors.
     pub fn parse(source: &str, file: &str) -> Result<PolicySet, PolicyErrors> {
-        let raw: PolicyFileV1 = serde_saphyr::from_str(source)
-            .map_err(|e| PolicyErrors(vec![saphyr_error(file, &e)]))?;
+        let raw: PolicyFileV1 =
+            serde_saphyr::from_str(source).map_err(|e| PolicyErrors(vec![yaml_error(file, &e)]))?;
         compile(raw, file)
     }
 
@@ -269,7 +269,9 @@ impl PolicySet {
     }
 }
 
-fn saphyr_error(file: &str, e: &serde_saphyr::Error) -> PolicyError {
+/// A serde-saphyr error as a [`PolicyError`] (`FILE:LINE:COL: message`). Other YAML files of
+/// Teflon (the server configuration) render their errors with it too.
+pub fn yaml_error(file: &str, e: &serde_saphyr::Error) -> PolicyError {
     let (line, column) = e
         .location()
         .map(|l| (l.line(), l.column()))
