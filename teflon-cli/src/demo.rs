@@ -185,7 +185,11 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let _ = writeln!(out, "  metrics   {base}/metrics");
     let _ = writeln!(
         out,
-        "  status    {base}/v1/status   decisions: {base}/v1/decisions?limit=10"
+        "  status    curl -s -H 'Authorization: Bearer {token}' {base}/v1/status"
+    );
+    let _ = writeln!(
+        out,
+        "  decisions curl -s -H 'Authorization: Bearer {token}' '{base}/v1/decisions?limit=10'"
     );
     let _ = writeln!(out, "  audit log {}", audit_log.display());
     let _ = writeln!(

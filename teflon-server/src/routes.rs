@@ -32,15 +32,21 @@ pub fn routes(state: SharedState) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(ingest(Format::Tetragon, state.clone()));
 
+    // Decisions and status name pods, rules and policies: they need the same credentials as
+    // ingest. /metrics, /healthz and /readyz stay open for Prometheus and the kubelet.
     let s = state.clone();
     let decisions = warp::path!("v1" / "decisions")
         .and(warp::get())
+        .and(authorized(state.clone()))
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .map(move |q: String| decisions_reply(&s, &q));
+        .map(move |denied: Option<Response>, q: String| {
+            denied.unwrap_or_else(|| decisions_reply(&s, &q))
+        });
     let s = state.clone();
     let status = warp::path!("v1" / "status")
         .and(warp::get())
-        .map(move || status_reply(&s));
+        .and(authorized(state.clone()))
+        .map(move |denied: Option<Response>| denied.unwrap_or_else(|| status_reply(&s)));
     let s = state.clone();
     let metrics = warp::path!("metrics").and(warp::get()).map(move || {
         let text = s.exporter.as_ref().map(|e| e.render()).unwrap_or_default();
@@ -133,6 +139,39 @@ fn ingest(format: Format, state: SharedState) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
+/// `None` when the request carries the configured credentials (bearer token or a verified
+/// client certificate), else the 401 to answer.
+fn authorized(state: SharedState) -> BoxedFilter<(Option<Response>,)> {
+    warp::header::value("authorization")
+        .map(Some)
+        .or(warp::any().map(|| None))
+        .unify()
+        .and(warp::ext::optional::<VerifiedClientCert>())
+        .map(
+            move |auth: Option<HeaderValue>, cert: Option<VerifiedClientCert>| {
+                if state
+                    .auth
+                    .check(auth.as_ref().map(HeaderValue::as_bytes), cert.is_some())
+                {
+                    None
+                } else {
+                    Some(unauthorized())
+                }
+            },
+        )
+        .boxed()
+}
+
+fn unauthorized() -> Response {
+    let mut r = error(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized: send `Authorization: Bearer <token>` or a client certificate signed by the configured CA",
+    );
+    r.headers_mut()
+        .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    r
+}
+
 fn reject(state: &SharedState, reason: RejectReason, count: u64) {
     AlertRejected { reason, count }.emit();
     Counters::add(&state.counters.alerts_rejected, count);
@@ -166,13 +205,7 @@ where
         .check(auth.as_ref().map(HeaderValue::as_bytes), verified_cert)
     {
         reject(state, RejectReason::Unauthorized, 1);
-        let mut r = error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized: send `Authorization: Bearer <token>` or a client certificate signed by the configured CA",
-        );
-        r.headers_mut()
-            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        return r;
+        return unauthorized();
     }
     let limit = state.config.max_body_bytes;
     let too_large = || {

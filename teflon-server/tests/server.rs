@@ -100,12 +100,17 @@ impl Harness {
         (res.status().as_u16(), json)
     }
 
+    /// A GET with the harness's token.
     async fn get(&self, path: &str) -> (u16, String) {
-        let res = warp::test::request()
-            .method("GET")
-            .path(path)
-            .reply(&self.server.routes())
-            .await;
+        self.get_as(path, Some(BEARER)).await
+    }
+
+    async fn get_as(&self, path: &str, auth: Option<&str>) -> (u16, String) {
+        let mut req = warp::test::request().method("GET").path(path);
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let res = req.reply(&self.server.routes()).await;
         (
             res.status().as_u16(),
             String::from_utf8_lossy(res.body()).into_owned(),
@@ -385,6 +390,28 @@ async fn decisions_are_listed_newest_first_with_a_limit() {
     );
     let (code, _) = h.get("/v1/decisions?limit=lots").await;
     assert_eq!(code, 400);
+    let _ = h.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn decisions_and_status_need_credentials_but_probes_and_metrics_do_not() {
+    let h = harness(Options::default()).await;
+    h.post("/v1/alerts", Some(BEARER), &alert(0)).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    for path in ["/v1/decisions", "/v1/status"] {
+        let (code, body) = h.get_as(path, None).await;
+        assert_eq!(code, 401, "{path} without a token");
+        assert!(body.contains("unauthorized"), "{body}");
+        assert_eq!(
+            h.get_as(path, Some("Bearer wrong")).await.0,
+            401,
+            "{path} wrong token"
+        );
+        assert_eq!(h.get(path).await.0, 200, "{path} with the token");
+    }
+    for path in ["/metrics", "/healthz", "/readyz"] {
+        assert_eq!(h.get_as(path, None).await.0, 200, "{path} is open");
+    }
     let _ = h.shutdown().await;
 }
 
