@@ -54,7 +54,7 @@ pub enum BackendScaler {
     Sim(SharedSim),
     /// A real cluster.
     #[cfg(feature = "kube")]
-    Kube(crate::kube::KubeScaler),
+    Kube(crate::autoscaler::KubeScaler),
 }
 
 impl Scaler for BackendScaler {
@@ -70,6 +70,36 @@ impl Scaler for BackendScaler {
                 BackendScaler::Sim(s) => s.scale(&workload, replicas).await,
                 #[cfg(feature = "kube")]
                 BackendScaler::Kube(k) => k.scale(&workload, replicas).await,
+            }
+        }
+    }
+
+    fn current_replicas(
+        &self,
+        workload: &WorkloadRef,
+    ) -> impl Future<Output = Result<Option<u32>, String>> + Send {
+        let this = self.clone();
+        let workload = workload.clone();
+        async move {
+            match this {
+                BackendScaler::Sim(s) => s.current_replicas(&workload).await,
+                #[cfg(feature = "kube")]
+                BackendScaler::Kube(k) => k.current_replicas(&workload).await,
+            }
+        }
+    }
+
+    fn announce(
+        &self,
+        decision: &teflon_core::autoscale::ScaleDecision,
+    ) -> impl Future<Output = ()> + Send {
+        let this = self.clone();
+        let decision = decision.clone();
+        async move {
+            match this {
+                BackendScaler::Sim(s) => s.announce(&decision).await,
+                #[cfg(feature = "kube")]
+                BackendScaler::Kube(k) => k.announce(&decision).await,
             }
         }
     }

@@ -3,41 +3,10 @@
 
 use std::sync::Arc;
 
-use teflon_core::WorkloadRef;
-use teflon_core::autoscale::Scaler;
 use teflon_k8s::{KubeActuator, KubeClusterView, RecreationHandle, ViewConfig};
 use tokio::sync::mpsc;
 
 use crate::cluster::{BackendScaler, ClusterBackend, ClusterError, ClusterEvent};
-
-/// Scales Deployments and StatefulSets through the `scale` subresource.
-#[derive(Clone)]
-pub struct KubeScaler {
-    client: kube::Client,
-}
-
-impl std::fmt::Debug for KubeScaler {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KubeScaler").finish_non_exhaustive()
-    }
-}
-
-impl Scaler for KubeScaler {
-    fn scale(
-        &self,
-        workload: &WorkloadRef,
-        replicas: u32,
-    ) -> impl Future<Output = Result<(), String>> + Send {
-        let client = self.client.clone();
-        let workload = workload.clone();
-        async move {
-            teflon_k8s::scale(&client, &workload, replicas)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        }
-    }
-}
 
 /// Connect (in-cluster config or `KUBECONFIG`), start the reflectors and recreation tracking.
 pub(crate) async fn backend() -> Result<ClusterBackend, ClusterError> {
@@ -71,7 +40,9 @@ pub(crate) async fn backend() -> Result<ClusterBackend, ClusterError> {
         actuator: Arc::new(actuator),
         events,
         sim: None,
-        scaler: Some(BackendScaler::Kube(KubeScaler { client })),
+        scaler: Some(BackendScaler::Kube(crate::autoscaler::KubeScaler::new(
+            client,
+        ))),
         tasks: vec![forward],
     })
 }
