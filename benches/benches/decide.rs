@@ -96,11 +96,9 @@ fn check_realistic(alerts: &[Arc<Alert>], view: &StaticCluster) {
     );
 }
 
-fn bench_decide(c: &mut Criterion) {
-    let alerts = alerts();
-    let view = cluster(&alerts);
-    check_realistic(&alerts, &view);
-    let mut group = c.benchmark_group("decide");
+/// One benchmark group: `alerts` cycled through engines with 3, 100 and 1,000 policies.
+fn decide_group(c: &mut Criterion, name: &str, alerts: &[Arc<Alert>], view: &StaticCluster) {
+    let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Elements(1));
     for n in [3usize, 100, 1000] {
         let set = PolicySet::parse(&policy_file(n), "bench.yaml").expect("bench policies parse");
@@ -112,16 +110,21 @@ fn bench_decide(c: &mut Criterion) {
                 let alert = alerts[i % alerts.len()].clone();
                 i += 1;
                 now += 1_000_000;
-                black_box(engine.decide(alert, &view, Timestamp::from_nanos(now)))
+                black_box(engine.decide(alert, view, Timestamp::from_nanos(now)))
             })
         });
     }
     group.finish();
+}
+
+fn bench_decide(c: &mut Criterion) {
+    let alerts = alerts();
+    let view = cluster(&alerts);
+    check_realistic(&alerts, &view);
+    decide_group(c, "decide", &alerts, &view);
 
     // Worst case: every alert carries a rule name the engine has never seen, so the
     // rule-candidate cache misses and the hash index + compiled glob set run each time.
-    let mut group = c.benchmark_group("decide_uncached_rule");
-    group.throughput(Throughput::Elements(1));
     let fresh: Vec<Arc<Alert>> = (0..50_000)
         .map(|j| {
             let mut a = (*alerts[j % alerts.len()]).clone();
@@ -129,21 +132,7 @@ fn bench_decide(c: &mut Criterion) {
             Arc::new(a)
         })
         .collect();
-    for n in [3usize, 100, 1000] {
-        let set = PolicySet::parse(&policy_file(n), "bench.yaml").expect("bench policies parse");
-        let mut engine = Engine::new(set);
-        let mut i = 0usize;
-        let mut now = 1_700_000_000_000_000_000i64;
-        group.bench_with_input(BenchmarkId::new("policies", n), &n, |b, _| {
-            b.iter(|| {
-                let alert = fresh[i % fresh.len()].clone();
-                i += 1;
-                now += 1_000_000;
-                black_box(engine.decide(alert, &view, Timestamp::from_nanos(now)))
-            })
-        });
-    }
-    group.finish();
+    decide_group(c, "decide_uncached_rule", &fresh, &view);
 }
 
 criterion_group!(benches, bench_decide);

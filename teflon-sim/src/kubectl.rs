@@ -82,6 +82,27 @@ fn selector_keys(
         .collect()
 }
 
+impl WorkloadObject {
+    /// A controller's own labels, desired replicas, selector keys and pod-template labels.
+    fn new(
+        meta: ObjectMeta,
+        desired: Option<u32>,
+        selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+        template: &k8s_openapi::api::core::v1::PodTemplateSpec,
+    ) -> Self {
+        WorkloadObject {
+            labels: meta.labels.unwrap_or_default(),
+            desired,
+            selector_keys: selector_keys(selector),
+            template: template
+                .metadata
+                .as_ref()
+                .and_then(|m| m.labels.clone())
+                .unwrap_or_default(),
+        }
+    }
+}
+
 impl SimCluster {
     /// Build a cluster from the JSON of
     /// `kubectl get pods,replicasets,deployments,statefulsets,daemonsets,poddisruptionbudgets -A -o json`
@@ -137,39 +158,29 @@ impl SimCluster {
                 "Deployment" => {
                     let d: Deployment = parse_item(index, &kind, item)?;
                     let (ns, name) = ns_name(index, &kind, &d.metadata)?;
-                    let spec = d.spec;
+                    let desired = Some(replicas(d.spec.replicas));
                     objects.insert(
                         WorkloadRef::new(WorkloadKind::Deployment, ns, name),
-                        WorkloadObject {
-                            labels: d.metadata.labels.unwrap_or_default(),
-                            desired: Some(replicas(spec.replicas)),
-                            selector_keys: selector_keys(&spec.selector),
-                            template: spec
-                                .template
-                                .metadata
-                                .as_ref()
-                                .and_then(|m| m.labels.clone())
-                                .unwrap_or_default(),
-                        },
+                        WorkloadObject::new(
+                            d.metadata,
+                            desired,
+                            &d.spec.selector,
+                            &d.spec.template,
+                        ),
                     );
                 }
                 "StatefulSet" => {
                     let s: StatefulSet = parse_item(index, &kind, item)?;
                     let (ns, name) = ns_name(index, &kind, &s.metadata)?;
-                    let spec = s.spec;
+                    let desired = Some(replicas(s.spec.replicas));
                     objects.insert(
                         WorkloadRef::new(WorkloadKind::StatefulSet, ns, name),
-                        WorkloadObject {
-                            labels: s.metadata.labels.unwrap_or_default(),
-                            desired: Some(replicas(spec.replicas)),
-                            selector_keys: selector_keys(&spec.selector),
-                            template: spec
-                                .template
-                                .metadata
-                                .as_ref()
-                                .and_then(|m| m.labels.clone())
-                                .unwrap_or_default(),
-                        },
+                        WorkloadObject::new(
+                            s.metadata,
+                            desired,
+                            &s.spec.selector,
+                            &s.spec.template,
+                        ),
                     );
                 }
                 "DaemonSet" => {
@@ -181,18 +192,12 @@ impl SimCluster {
                         .and_then(|st| u32::try_from(st.desired_number_scheduled).ok());
                     objects.insert(
                         WorkloadRef::new(WorkloadKind::DaemonSet, ns, name),
-                        WorkloadObject {
-                            labels: s.metadata.labels.unwrap_or_default(),
+                        WorkloadObject::new(
+                            s.metadata,
                             desired,
-                            selector_keys: selector_keys(&s.spec.selector),
-                            template: s
-                                .spec
-                                .template
-                                .metadata
-                                .as_ref()
-                                .and_then(|m| m.labels.clone())
-                                .unwrap_or_default(),
-                        },
+                            &s.spec.selector,
+                            &s.spec.template,
+                        ),
                     );
                 }
                 "ReplicaSet" => {
