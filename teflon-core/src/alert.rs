@@ -3,6 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use compact_str::CompactString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::time::Timestamp;
@@ -127,8 +128,8 @@ pub enum FieldValue {
     U64(u64),
     /// A float.
     F64(f64),
-    /// A string.
-    Str(String),
+    /// A string (stored inline up to 24 bytes: most Falco values are short).
+    Str(CompactString),
     /// A JSON array (e.g. `proc.aname`-style list fields).
     List(Vec<FieldValue>),
 }
@@ -159,7 +160,7 @@ impl FieldValue {
             FieldValue::I64(n) => n.to_string(),
             FieldValue::U64(n) => n.to_string(),
             FieldValue::F64(x) => x.to_string(),
-            FieldValue::Str(s) => s.clone(),
+            FieldValue::Str(s) => s.to_string(),
             FieldValue::List(items) => {
                 let parts: Vec<String> = items.iter().map(FieldValue::to_text).collect();
                 format!("[{}]", parts.join(","))
@@ -170,11 +171,16 @@ impl FieldValue {
 
 impl From<&str> for FieldValue {
     fn from(s: &str) -> Self {
-        FieldValue::Str(s.to_owned())
+        FieldValue::Str(s.into())
     }
 }
 impl From<String> for FieldValue {
     fn from(s: String) -> Self {
+        FieldValue::Str(s.into())
+    }
+}
+impl From<CompactString> for FieldValue {
+    fn from(s: CompactString) -> Self {
         FieldValue::Str(s)
     }
 }
@@ -206,7 +212,7 @@ impl From<f64> for FieldValue {
 ///
 /// A small vector beats a hash map here: Falco alerts carry a dozen or two fields.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Fields(Vec<(String, FieldValue)>);
+pub struct Fields(Vec<(CompactString, FieldValue)>);
 
 impl Fields {
     /// No fields.
@@ -220,7 +226,7 @@ impl Fields {
     }
 
     /// Add or replace a field.
-    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<FieldValue>) {
+    pub fn insert(&mut self, key: impl Into<CompactString>, value: impl Into<FieldValue>) {
         let key = key.into();
         let value = value.into();
         match self.0.iter_mut().find(|(k, _)| *k == key) {
@@ -230,8 +236,8 @@ impl Fields {
     }
 
     /// Append without checking for an existing key (parsers that already know keys are unique).
-    pub fn push(&mut self, key: String, value: FieldValue) {
-        self.0.push((key, value));
+    pub fn push(&mut self, key: impl Into<CompactString>, value: FieldValue) {
+        self.0.push((key.into(), value));
     }
 
     /// The value of `key`, or `None` when missing, `null` or `"<NA>"`.
@@ -291,7 +297,7 @@ impl<'de> Deserialize<'de> for Fields {
                 mut map: A,
             ) -> Result<Fields, A::Error> {
                 let mut fields = Fields::with_capacity(map.size_hint().unwrap_or(16));
-                while let Some((k, v)) = map.next_entry::<String, FieldValue>()? {
+                while let Some((k, v)) = map.next_entry::<CompactString, FieldValue>()? {
                     fields.insert(k, v);
                 }
                 Ok(fields)
@@ -301,7 +307,7 @@ impl<'de> Deserialize<'de> for Fields {
     }
 }
 
-impl<K: Into<String>, V: Into<FieldValue>> FromIterator<(K, V)> for Fields {
+impl<K: Into<CompactString>, V: Into<FieldValue>> FromIterator<(K, V)> for Fields {
     fn from_iter<T: IntoIterator<Item = (K, V)>>(iter: T) -> Self {
         let mut f = Fields::new();
         for (k, v) in iter {

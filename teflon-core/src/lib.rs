@@ -25,6 +25,8 @@ pub use alert::{Alert, FieldValue, Fields, Priority, PriorityError, Target};
 pub use cluster::{
     ClusterView, PodInfo, PodSummary, WorkloadKind, WorkloadRef, WorkloadStatus, WorkloadSummary,
 };
+/// The small-string type of [`FieldValue::Str`] and field keys.
+pub use compact_str::CompactString;
 pub use decision::{Decision, DecisionRecord, Infection, Reason, RecordTarget, Verdict};
 pub use engine::{DeferralInfo, Engine, EngineConfig};
 pub use ledger::WorkloadStats;

@@ -56,10 +56,20 @@ impl Timestamp {
 
     /// RFC 3339 in UTC with nine fractional digits, the way Falco writes it.
     pub fn to_rfc3339(self) -> String {
+        self.with_rfc3339(str::to_owned)
+    }
+
+    /// Calls `f` with the RFC 3339 text of [`Timestamp::to_rfc3339`], formatted on the stack:
+    /// serializers and audit lines write it without an allocation.
+    pub fn with_rfc3339<R>(self, f: impl FnOnce(&str) -> R) -> R {
         let secs = self.0.div_euclid(1_000_000_000);
         let nanos = self.0.rem_euclid(1_000_000_000);
-        match OffsetDateTime::from_unix_timestamp(secs) {
-            Ok(dt) => format!(
+        let Ok(dt) = OffsetDateTime::from_unix_timestamp(secs) else {
+            return f(&format!("@{}", self.0));
+        };
+        let Ok(year) = u32::try_from(dt.year()) else {
+            // Before year 0 (never in practice): the general formatter.
+            return f(&format!(
                 "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
                 dt.year(),
                 u8::from(dt.month()),
@@ -67,9 +77,25 @@ impl Timestamp {
                 dt.hour(),
                 dt.minute(),
                 dt.second()
-            ),
-            Err(_) => format!("@{}", self.0),
-        }
+            ));
+        };
+        // YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ
+        let mut buf = *b"0000-00-00T00:00:00.000000000Z";
+        let mut put = |at: usize, width: usize, mut v: u32| {
+            for i in (at..at + width).rev() {
+                buf[i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, u32::from(u8::from(dt.month())));
+        put(8, 2, u32::from(dt.day()));
+        put(11, 2, u32::from(dt.hour()));
+        put(14, 2, u32::from(dt.minute()));
+        put(17, 2, u32::from(dt.second()));
+        put(20, 9, u32::try_from(nanos).unwrap_or(0));
+        // Only ASCII digits and separators were written.
+        f(std::str::from_utf8(&buf).unwrap_or_default())
     }
 
     /// `self + d`, saturating.
@@ -99,13 +125,13 @@ fn duration_nanos(d: Duration) -> i64 {
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_rfc3339())
+        self.with_rfc3339(|s| f.write_str(s))
     }
 }
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.to_rfc3339())
+        self.with_rfc3339(|s| serializer.serialize_str(s))
     }
 }
 
@@ -139,6 +165,25 @@ mod tests {
     fn offsets_are_converted_to_utc() {
         let t = Timestamp::parse_rfc3339("2023-05-25T15:44:05+02:00").unwrap();
         assert_eq!(t.to_rfc3339(), "2023-05-25T13:44:05.000000000Z");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn formatting_agrees_with_the_time_crate(
+            secs in -9_223_372_035_i64..9_223_372_035, // what i64 nanoseconds hold: 1677 to 2262
+            nanos in 0_i64..1_000_000_000,
+        ) {
+            use time::format_description::well_known::Rfc3339;
+            let t = Timestamp::from_nanos(secs * 1_000_000_000 + nanos);
+            let ours = t.to_rfc3339();
+            let dt = OffsetDateTime::from_unix_timestamp(secs).unwrap();
+            let theirs = dt.replace_nanosecond(u32::try_from(nanos).unwrap()).unwrap().format(&Rfc3339).unwrap();
+            // The time crate trims trailing fractional zeros: compare the date and time, then
+            // the instant.
+            proptest::prop_assert_eq!(&ours[..19], &theirs[..19]);
+            proptest::prop_assert_eq!(ours.len(), 30);
+            proptest::prop_assert_eq!(Timestamp::parse_rfc3339(&ours).unwrap(), t);
+        }
     }
 
     #[test]

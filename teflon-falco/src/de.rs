@@ -250,7 +250,7 @@ impl<'de> Deserialize<'de> for OutputFields {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 // Keys are unique in real alerts; `push` keeps decoding linear even when they are not.
                 let mut fields = Fields::with_capacity(map.size_hint().unwrap_or(16).min(256));
-                while let Some(key) = map.next_key::<String>()? {
+                while let Some(key) = map.next_key::<teflon_core::CompactString>()? {
                     let value = map.next_value_seed(FieldValueSeed)?;
                     fields.push(key, value);
                 }
@@ -293,10 +293,10 @@ impl<'de> Visitor<'de> for FieldValueVisitor {
         Ok(FieldValue::F64(v))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<FieldValue, E> {
-        Ok(FieldValue::Str(v.to_owned()))
+        Ok(FieldValue::Str(v.into()))
     }
     fn visit_string<E: de::Error>(self, v: String) -> Result<FieldValue, E> {
-        Ok(FieldValue::Str(v))
+        Ok(FieldValue::Str(v.into()))
     }
     fn visit_unit<E: de::Error>(self) -> Result<FieldValue, E> {
         Ok(FieldValue::Null)
@@ -313,6 +313,6 @@ impl<'de> Visitor<'de> for FieldValueVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<FieldValue, A::Error> {
         let value = serde_json::Value::deserialize(de::value::MapAccessDeserializer::new(map))?;
-        Ok(FieldValue::Str(value.to_string()))
+        Ok(FieldValue::Str(value.to_string().into()))
     }
 }

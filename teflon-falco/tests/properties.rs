@@ -69,7 +69,7 @@ fn field_value() -> impl Strategy<Value = FieldValue> {
         any::<f64>()
             .prop_filter("finite", |x| x.is_finite())
             .prop_map(FieldValue::F64),
-        "\\PC{0,16}".prop_map(FieldValue::Str),
+        "\\PC{0,16}".prop_map(FieldValue::from),
         Just(FieldValue::Str("<NA>".into())),
     ];
     leaf.prop_recursive(2, 16, 4, |inner| {

@@ -2,8 +2,9 @@
 //! `GET /v1/decisions`.
 //!
 //! A line is the replay record (`DecisionRecord`, SPEC §5) plus `alert_id`, `outcome` and
-//! timings. Lines go through a buffer that the engine task flushes after every batch of
-//! alerts and every outcome, and on shutdown: one `write` per batch, not per alert.
+//! timings. Lines go through a buffer that the engine task flushes a few milliseconds after
+//! the first unflushed line, and on shutdown: one `write` per interval, not per alert. A line
+//! enters the ring (and so `GET /v1/decisions`) when it has reached the file.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -52,26 +53,41 @@ struct Tail<'a> {
 }
 
 impl AuditRecord {
-    /// The JSON line, byte for byte what `serde_json::to_string(self)` gives, without the
-    /// cost of `#[serde(flatten)]` (which buffers through a map): the decision's object, then
-    /// the remaining keys spliced in before its closing brace.
+    /// The JSON line, byte for byte what `serde_json::to_string(self)` gives.
     pub fn to_line(&self) -> serde_json::Result<String> {
-        let mut line = serde_json::to_string(&self.decision)?;
-        let tail = serde_json::to_string(&Tail {
-            alert_id: &self.alert_id,
-            outcome: self.outcome,
-            outcome_message: self.outcome_message.as_deref(),
-            received_at: self.received_at,
-            acted_at: self.acted_at,
-            decision_latency_us: self.decision_latency_us,
-            action_latency_ms: self.action_latency_ms,
-        })?;
-        if line.ends_with('}') && tail.len() > 2 {
-            line.pop();
-            line.push(',');
-            line.push_str(&tail[1..]);
+        let mut out = Vec::with_capacity(512);
+        self.write_line(&mut out)?;
+        // serde_json writes UTF-8 only.
+        String::from_utf8(out).map_err(|e| serde_json::Error::io(io::Error::other(e)))
+    }
+
+    /// Append the JSON line (no newline) to `out`, without the cost of `#[serde(flatten)]`
+    /// (which buffers through a map): the decision's object, then the remaining keys in place
+    /// of its closing brace.
+    pub fn write_line(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        let start = out.len();
+        serde_json::to_writer(&mut *out, &self.decision)?;
+        if out.last() != Some(&b'}') {
+            return Ok(());
         }
-        Ok(line)
+        out.pop();
+        let tail_start = out.len();
+        serde_json::to_writer(
+            &mut *out,
+            &Tail {
+                alert_id: &self.alert_id,
+                outcome: self.outcome,
+                outcome_message: self.outcome_message.as_deref(),
+                received_at: self.received_at,
+                acted_at: self.acted_at,
+                decision_latency_us: self.decision_latency_us,
+                action_latency_ms: self.action_latency_ms,
+            },
+        )?;
+        // `{` of the tail becomes the `,` after the decision's last key (an empty decision
+        // object would have no key to follow).
+        out[tail_start] = if tail_start > start + 1 { b',' } else { b' ' };
+        Ok(())
     }
 
     /// Set the outcome fields.
@@ -101,9 +117,11 @@ pub struct AuditLog {
     out: Option<BufWriter<File>>,
     path: Option<PathBuf>,
     ring: Arc<DecisionRing>,
+    /// Lines appended since the last flush; they enter the ring when they reach the file.
+    unflushed: Vec<Arc<str>>,
+    scratch: Vec<u8>,
     lines: u64,
     write_errors: u64,
-    unflushed: bool,
 }
 
 impl AuditLog {
@@ -133,52 +151,58 @@ impl AuditLog {
             out,
             path: path.map(Path::to_owned),
             ring,
+            unflushed: Vec::new(),
+            scratch: Vec::with_capacity(1024),
             lines: 0,
             write_errors: 0,
-            unflushed: false,
         })
     }
 
-    /// Append one record (buffered) and put it in the ring.
+    /// Append one record to the buffer; it reaches the file and the ring at the next
+    /// [`AuditLog::flush`].
     pub fn append(&mut self, record: &AuditRecord) {
-        let line = match record.to_line() {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot serialize an audit record");
-                return;
-            }
+        self.scratch.clear();
+        if let Err(e) = record.write_line(&mut self.scratch) {
+            tracing::error!(error = %e, "cannot serialize an audit record");
+            return;
+        }
+        // serde_json writes UTF-8 only.
+        let Ok(line) = std::str::from_utf8(&self.scratch) else {
+            return;
         };
+        self.unflushed.push(line.into());
+        self.lines += 1;
         if let Some(out) = &mut self.out {
-            let res = out
-                .write_all(line.as_bytes())
-                .and_then(|()| out.write_all(b"\n"));
-            if let Err(e) = res {
+            self.scratch.push(b'\n');
+            if let Err(e) = out.write_all(&self.scratch) {
                 self.write_errors += 1;
                 tracing::error!(error = %e, path = ?self.path, "audit log write failed");
             }
-            self.unflushed = true;
         }
-        self.lines += 1;
-        self.ring.push(line.into());
     }
 
-    /// Write the buffer to the file.
+    /// True when appended lines wait for [`AuditLog::flush`].
+    pub fn has_unflushed(&self) -> bool {
+        !self.unflushed.is_empty()
+    }
+
+    /// Write the buffer to the file (one `write` for every line since the last flush), then
+    /// publish those lines in the ring.
     pub fn flush(&mut self) {
-        if !self.unflushed {
+        if self.unflushed.is_empty() {
             return;
         }
-        self.unflushed = false;
         if let Some(out) = &mut self.out
             && let Err(e) = out.flush()
         {
             self.write_errors += 1;
             tracing::error!(error = %e, path = ?self.path, "audit log flush failed");
         }
+        self.ring.extend(self.unflushed.drain(..));
     }
 
     /// Flush and fsync (shutdown).
     pub fn sync(&mut self) {
-        self.unflushed = true;
         self.flush();
         if let Some(out) = &mut self.out
             && let Err(e) = out.get_ref().sync_data()
@@ -222,11 +246,18 @@ impl DecisionRing {
 
     /// Add a record.
     pub fn push(&self, line: Arc<str>) {
+        self.extend(std::iter::once(line));
+    }
+
+    /// Add records, oldest first, under one lock.
+    pub fn extend(&self, lines: impl IntoIterator<Item = Arc<str>>) {
         let mut q = self.lock();
-        if q.len() == self.capacity {
-            q.pop_front();
+        for line in lines {
+            if q.len() == self.capacity {
+                q.pop_front();
+            }
+            q.push_back(line);
         }
-        q.push_back(line);
     }
 
     /// The latest `limit` records as a JSON array, newest first.
@@ -278,6 +309,47 @@ mod tests {
         .with_outcome(&Outcome::Failed("boom".into()));
         assert_eq!(rec.to_line().unwrap(), serde_json::to_string(&rec).unwrap());
         assert!(rec.to_line().unwrap().ends_with(r#""outcome":"failed","outcome_message":"boom","received_at":"1970-01-01T00:00:05.000000000Z","acted_at":null,"decision_latency_us":12,"action_latency_ms":null}"#));
+    }
+
+    #[test]
+    fn a_line_reaches_the_ring_when_it_reaches_the_file() {
+        let dir = std::env::temp_dir().join(format!("teflon-audit-{}", std::process::id()));
+        let path = dir.join("audit.jsonl");
+        let _ = std::fs::remove_file(&path);
+        let ring = Arc::new(DecisionRing::new(10));
+        let mut log = AuditLog::open(Some(&path), ring.clone()).unwrap();
+        let decision: DecisionRecord = serde_json::from_str(
+            r#"{"seq":7,"time":"2023-05-25T13:44:05.478445995Z","rule":"r","priority":"Critical","target":null,"workload":null,"policy":null,"verdict":"skip","action":null,"reason":"no_match","dry_run":false}"#,
+        )
+        .unwrap();
+        let rec = AuditRecord {
+            decision,
+            alert_id: "a-7".into(),
+            outcome: None,
+            outcome_message: None,
+            received_at: None,
+            acted_at: None,
+            decision_latency_us: None,
+            action_latency_ms: None,
+        };
+        log.append(&rec);
+        log.append(&rec);
+        assert!(log.has_unflushed());
+        assert!(ring.is_empty(), "not in the ring before the flush");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "",
+            "buffered, not written"
+        );
+        log.flush();
+        assert!(!log.has_unflushed());
+        assert_eq!(ring.len(), 2);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let line = rec.to_line().unwrap();
+        assert_eq!(text, format!("{line}\n{line}\n"));
+        assert_eq!(ring.latest_json(1), format!("[{line}]"));
+        assert_eq!(log.lines(), 2);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

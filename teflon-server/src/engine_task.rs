@@ -36,8 +36,13 @@ const PRUNE_EVERY: Duration = Duration::from_secs(30);
 const MIN_PUBLISH_GAP: Duration = Duration::from_millis(100);
 /// How long shutdown waits for in-flight actions.
 pub(crate) const DRAIN_ACTIONS_TIMEOUT: Duration = Duration::from_secs(30);
-/// Messages taken from the queue per wake-up (one audit flush per batch).
+/// Messages taken from the queue per wake-up.
 const BATCH: usize = 64;
+/// Yield-and-take rounds while the queue stays busy, before the other inputs get a turn.
+const BUSY_ROUNDS: usize = 32;
+/// Audit lines are written this long after the first unflushed one: one `write` for every
+/// decision of the interval, not one per alert or per batch.
+pub(crate) const AUDIT_FLUSH_EVERY: Duration = Duration::from_millis(5);
 
 /// A policy file change for the engine task.
 #[derive(Debug)]
@@ -108,13 +113,23 @@ impl EngineTask {
         let mut may_act_open = true;
         let mut stopping = false;
         let mut leading = *self.may_act.borrow_and_update();
+        let flush_timer = tokio::time::sleep(AUDIT_FLUSH_EVERY);
+        tokio::pin!(flush_timer);
+        let mut flush_armed = false;
         Leader(leading).emit();
         self.publish();
         let drained: Option<oneshot::Sender<()>> = loop {
+            if !flush_armed && self.audit.has_unflushed() {
+                flush_timer
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + AUDIT_FLUSH_EVERY);
+                flush_armed = true;
+            }
             tokio::select! {
                 biased;
-                Some(done) = self.done_rx.recv() => {
-                    self.on_done(done);
+                Some(done) = self.done_rx.recv() => self.on_done(done),
+                () = &mut flush_timer, if flush_armed => {
+                    flush_armed = false;
                     self.audit.flush();
                 }
                 ev = self.cluster_rx.recv(), if cluster_open => match ev {
@@ -146,15 +161,25 @@ impl EngineTask {
                     if n == 0 {
                         break None;
                     }
-                    let mut drain = None;
-                    for msg in buf.drain(..) {
-                        match msg {
-                            EngineMsg::Alerts(batch) if leading => self.on_alerts(batch),
-                            EngineMsg::Alerts(batch) => self.on_undecided(batch),
-                            EngineMsg::Drain(tx) => drain = Some(tx),
+                    let mut drain = self.take(&mut buf, leading);
+                    // While alerts keep coming, do not wait to be woken by the next one (one
+                    // wake-up and one decided alert per request): let the connection tasks
+                    // that are ready run first, then take everything they queued at once.
+                    let mut rounds = 0;
+                    while drain.is_none() && rounds < BUSY_ROUNDS {
+                        tokio::task::yield_now().await;
+                        while buf.len() < BATCH {
+                            match self.rx.try_recv() {
+                                Ok(msg) => buf.push(msg),
+                                Err(_) => break,
+                            }
                         }
+                        if buf.is_empty() {
+                            break;
+                        }
+                        drain = self.take(&mut buf, leading);
+                        rounds += 1;
                     }
-                    self.audit.flush();
                     self.publish_if_due();
                     if let Some(tx) = drain {
                         break Some(tx);
@@ -170,7 +195,6 @@ impl EngineTask {
                         self.engine.prune(&self.view, now);
                         last_prune = Instant::now();
                     }
-                    self.audit.flush();
                     self.publish();
                 }
             }
@@ -185,6 +209,20 @@ impl EngineTask {
             let _ = tx.send(());
         }
         self.report
+    }
+
+    /// Decide (or, as a follower shutting down, count) the alerts of `buf`; the drain request
+    /// among them, if any.
+    fn take(&mut self, buf: &mut Vec<EngineMsg>, leading: bool) -> Option<oneshot::Sender<()>> {
+        let mut drain = None;
+        for msg in buf.drain(..) {
+            match msg {
+                EngineMsg::Alerts(batch) if leading => self.on_alerts(batch),
+                EngineMsg::Alerts(batch) => self.on_undecided(batch),
+                EngineMsg::Drain(tx) => drain = Some(tx),
+            }
+        }
+        drain
     }
 
     async fn finish_in_flight(&mut self) {
@@ -259,7 +297,6 @@ impl EngineTask {
             let decisions = self.engine.tick(&self.view, now);
             self.handle(decisions, None, now);
         }
-        self.audit.flush();
         self.publish_if_due();
     }
 

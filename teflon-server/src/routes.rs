@@ -59,7 +59,7 @@ pub fn routes(state: SharedState) -> BoxedFilter<(Response,)> {
     });
     let healthz = warp::path!("healthz")
         .and(warp::get())
-        .map(|| json(StatusCode::OK, r#"{"status":"ok"}"#.to_owned()));
+        .map(|| json(StatusCode::OK, r#"{"status":"ok"}"#));
     let s = state;
     // Leadership does not count: a follower accepts and buffers alerts (so the Service may
     // route to it, and a rolling update is not blocked on a replica that never leads).
@@ -94,8 +94,8 @@ pub fn routes(state: SharedState) -> BoxedFilter<(Response,)> {
 }
 
 /// A JSON response.
-fn json(status: StatusCode, body: String) -> Response {
-    let mut r = Response::new(body.into());
+fn json(status: StatusCode, body: impl Into<Bytes>) -> Response {
+    let mut r = Response::new(body.into().into());
     *r.status_mut() = status;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -284,12 +284,11 @@ where
         Ok(()) => {
             // `teflon_alerts_total` is counted by the engine task as it takes them.
             Counters::add(&state.counters.alerts_accepted, n as u64);
-            let body = if n == 1 {
-                r#"{"accepted":1}"#.to_owned()
+            if n == 1 {
+                json(StatusCode::ACCEPTED, r#"{"accepted":1}"#)
             } else {
-                format!(r#"{{"accepted":{n}}}"#)
-            };
-            json(StatusCode::ACCEPTED, body)
+                json(StatusCode::ACCEPTED, format!(r#"{{"accepted":{n}}}"#))
+            }
         }
         Err(PushError::Full) => {
             reject(state, RejectReason::Overloaded, n as u64);

@@ -231,7 +231,38 @@ impl AlertIds {
     }
 
     pub(crate) fn next(&self) -> String {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        format!("{}-{n}", self.prefix)
+        let mut n = self.next.fetch_add(1, Ordering::Relaxed);
+        // `{prefix}-{n}` without the formatting machinery (one per alert on the hot path).
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let mut id = String::with_capacity(self.prefix.len() + 1 + digits.len() - at);
+        id.push_str(&self.prefix);
+        id.push('-');
+        id.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
+        id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alert_ids_are_the_prefix_and_a_decimal_counter() {
+        let ids = AlertIds::new(Timestamp::from_secs(1));
+        assert_eq!(ids.next(), "3e8-0");
+        assert_eq!(ids.next(), "3e8-1");
+        ids.next.store(u64::MAX, Ordering::Relaxed);
+        assert_eq!(ids.next(), format!("3e8-{}", u64::MAX));
+        ids.next.store(1_000_000_007, Ordering::Relaxed);
+        assert_eq!(ids.next(), "3e8-1000000007");
     }
 }

@@ -391,12 +391,12 @@ fn arg_value(arg: &serde_json::Value) -> FieldValue {
             (Some(i), _, _) => FieldValue::I64(i),
             (None, Some(u), _) => FieldValue::from(u),
             (None, None, Some(f)) => FieldValue::F64(f),
-            _ => FieldValue::Str(n.to_string()),
+            _ => FieldValue::Str(n.to_string().into()),
         },
         Value::String(s) => number_from_text_if_numeric(s),
         Value::Object(m) => match m.get("path").and_then(Value::as_str) {
-            Some(path) => FieldValue::Str(path.to_owned()),
-            None => FieldValue::Str(inner.to_string()),
+            Some(path) => FieldValue::Str(path.into()),
+            None => FieldValue::Str(inner.to_string().into()),
         },
         Value::Array(items) => FieldValue::List(items.iter().map(arg_value).collect()),
     }
@@ -406,7 +406,7 @@ fn number_from_text_if_numeric(s: &str) -> FieldValue {
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
         number_from_text(s)
     } else {
-        FieldValue::Str(s.to_owned())
+        FieldValue::Str(s.into())
     }
 }
 

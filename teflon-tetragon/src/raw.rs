@@ -65,7 +65,7 @@ pub(crate) fn number_from_text(s: &str) -> FieldValue {
     } else if let Ok(n) = s.parse::<u64>() {
         FieldValue::U64(n)
     } else {
-        FieldValue::Str(s.to_owned())
+        FieldValue::Str(s.into())
     }
 }
 
