@@ -163,33 +163,36 @@ impl Decision {
     }
 }
 
-/// The pod a record is about.
+/// The pod a record is about (`RecordTarget<&str>` borrows it from the decision).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RecordTarget {
+pub struct RecordTarget<S = String> {
     /// Namespace.
-    pub namespace: String,
+    pub namespace: S,
     /// Pod name.
-    pub pod: String,
+    pub pod: S,
 }
 
 /// A decision as printed by `teflon replay --format jsonl` and written to the audit log
 /// (SPEC §5): field names and order are the contract.
+///
+/// `DecisionRecord` owns its strings; [`Decision::record_ref`] gives the same record borrowing
+/// them from the decision (`DecisionRecord<&str, &WorkloadRef>`), for writing it without copies.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DecisionRecord {
+pub struct DecisionRecord<S = String, W = WorkloadRef> {
     /// 0-based index of the input alert.
     pub seq: u64,
     /// When the decision was taken (RFC 3339, nanoseconds).
     pub time: Timestamp,
     /// Rule.
-    pub rule: String,
+    pub rule: S,
     /// Priority.
     pub priority: crate::alert::Priority,
     /// The pod, or null.
-    pub target: Option<RecordTarget>,
+    pub target: Option<RecordTarget<S>>,
     /// The workload, or null.
-    pub workload: Option<WorkloadRef>,
+    pub workload: Option<W>,
     /// The policy, or null for `no_match`.
-    pub policy: Option<String>,
+    pub policy: Option<S>,
     /// `act`, `defer`, `skip`.
     pub verdict: Verdict,
     /// The action kind, or null.
@@ -203,17 +206,38 @@ pub struct DecisionRecord {
 impl Decision {
     /// The record of this decision in the replay / audit format.
     pub fn record(&self) -> DecisionRecord {
+        let r = self.record_ref();
+        DecisionRecord {
+            seq: r.seq,
+            time: r.time,
+            rule: r.rule.to_owned(),
+            priority: r.priority,
+            target: r.target.map(|t| RecordTarget {
+                namespace: t.namespace.to_owned(),
+                pod: t.pod.to_owned(),
+            }),
+            workload: r.workload.cloned(),
+            policy: r.policy.map(str::to_owned),
+            verdict: r.verdict,
+            action: r.action,
+            reason: r.reason,
+            dry_run: r.dry_run,
+        }
+    }
+
+    /// [`Decision::record`] borrowing its strings: serializes to the same JSON.
+    pub fn record_ref(&self) -> DecisionRecord<&str, &WorkloadRef> {
         DecisionRecord {
             seq: self.seq,
             time: self.decided_at,
-            rule: self.alert.rule.clone(),
+            rule: &self.alert.rule,
             priority: self.alert.priority,
             target: self.alert.target.as_ref().map(|t| RecordTarget {
-                namespace: t.namespace.clone(),
-                pod: t.pod.clone(),
+                namespace: t.namespace.as_str(),
+                pod: t.pod.as_str(),
             }),
-            workload: self.workload.clone(),
-            policy: self.policy.as_deref().map(str::to_owned),
+            workload: self.workload.as_ref(),
+            policy: self.policy.as_deref(),
             verdict: self.verdict,
             action: self.action,
             reason: self.reason,
@@ -250,6 +274,7 @@ mod tests {
             infection: None,
         };
         let json = serde_json::to_string(&d.record()).unwrap();
+        assert_eq!(serde_json::to_string(&d.record_ref()).unwrap(), json);
         assert_eq!(
             json,
             r#"{"seq":0,"time":"2023-05-25T13:44:05.478445995Z","rule":"Terminal shell in container","priority":"Critical","target":{"namespace":"default","pod":"kubecon"},"workload":{"kind":"Deployment","namespace":"default","name":"web"},"policy":"reap-shells","verdict":"act","action":"delete","reason":"matched","dry_run":false}"#

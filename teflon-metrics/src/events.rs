@@ -261,17 +261,20 @@ impl PolicyReload {
 /// once per label set and reused (same names, labels and values as the one-shot events).
 #[derive(Default)]
 pub struct HotPath {
-    alerts: std::collections::HashMap<String, [Option<metrics::Counter>; 8]>,
-    decisions: std::collections::HashMap<
-        (
-            Option<std::sync::Arc<str>>,
-            teflon_core::Verdict,
-            teflon_core::Reason,
-        ),
-        metrics::Counter,
-    >,
+    /// Per source (a handful: `syscall`, `k8s_audit`, plugins, `tetragon`), one slot per
+    /// priority; searched linearly, which beats hashing at this size.
+    alerts: Vec<(String, [Option<metrics::Counter>; 8])>,
+    decisions: std::collections::HashMap<DecisionKey, metrics::Counter>,
+    /// The last decision label set and its counter: consecutive alerts mostly share it.
+    last_decision: Option<(DecisionKey, metrics::Counter)>,
     latency: Option<metrics::Histogram>,
 }
+
+type DecisionKey = (
+    Option<std::sync::Arc<str>>,
+    teflon_core::Verdict,
+    teflon_core::Reason,
+);
 
 impl std::fmt::Debug for HotPath {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -293,13 +296,14 @@ impl HotPath {
             .iter()
             .position(|p| *p == priority)
             .unwrap_or(0);
-        if !self.alerts.contains_key(source) {
-            self.alerts.insert(source.to_owned(), Default::default());
-        }
-        let Some(slots) = self.alerts.get_mut(source) else {
-            return;
+        let at = match self.alerts.iter().position(|(s, _)| s == source) {
+            Some(at) => at,
+            None => {
+                self.alerts.push((source.to_owned(), Default::default()));
+                self.alerts.len() - 1
+            }
         };
-        slots[idx]
+        self.alerts[at].1[idx]
             .get_or_insert_with(|| {
                 counter!(names::ALERTS_TOTAL, label::SOURCE => source_label(source), label::PRIORITY => priority.as_str())
             })
@@ -308,21 +312,145 @@ impl HotPath {
 
     /// Same as [`DecisionTaken::emit`].
     pub fn decision_taken(&mut self, d: &Decision, latency: Option<Duration>) {
-        let key = (d.policy.clone(), d.verdict, d.reason);
-        self.decisions
-            .entry(key)
-            .or_insert_with(|| {
-                let policy = d.policy.as_deref().unwrap_or(names::NO_POLICY).to_owned();
-                counter!(names::DECISIONS_TOTAL,
-                    label::POLICY => policy,
-                    label::VERDICT => d.verdict.as_str(),
-                    label::REASON => d.reason.as_str())
-            })
-            .increment(1);
+        match &self.last_decision {
+            Some(((policy, verdict, reason), counter))
+                if *verdict == d.verdict && *reason == d.reason && *policy == d.policy =>
+            {
+                counter.increment(1);
+            }
+            _ => {
+                let key = (d.policy.clone(), d.verdict, d.reason);
+                let counter = self
+                    .decisions
+                    .entry(key.clone())
+                    .or_insert_with(|| {
+                        let policy = d.policy.as_deref().unwrap_or(names::NO_POLICY).to_owned();
+                        counter!(names::DECISIONS_TOTAL,
+                            label::POLICY => policy,
+                            label::VERDICT => d.verdict.as_str(),
+                            label::REASON => d.reason.as_str())
+                    })
+                    .clone();
+                counter.increment(1);
+                self.last_decision = Some((key, counter));
+            }
+        }
         if let Some(latency) = latency {
             self.latency
                 .get_or_insert_with(|| histogram!(names::DECISION_LATENCY_SECONDS))
                 .record(latency.as_secs_f64());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use teflon_core::{Alert, Reason, Timestamp, Verdict};
+
+    use super::*;
+
+    fn decision(policy: Option<&str>, verdict: Verdict, reason: Reason) -> Decision {
+        Decision {
+            seq: 0,
+            decided_at: Timestamp::EPOCH,
+            alert: Arc::new(Alert::test().build()),
+            policy: policy.map(Arc::from),
+            action: None,
+            verdict,
+            reason,
+            dry_run: false,
+            workload: None,
+            plan: None,
+            infection: None,
+        }
+    }
+
+    /// Every counter and histogram count, keyed by name and sorted labels.
+    fn counts(run: impl FnOnce()) -> Vec<(String, Vec<String>, u64)> {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, run);
+        let mut out: Vec<_> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .map(|(key, _, _, value)| {
+                let mut labels: Vec<String> = key
+                    .key()
+                    .labels()
+                    .map(|l| format!("{}={}", l.key(), l.value()))
+                    .collect();
+                labels.sort();
+                let n = match value {
+                    DebugValue::Counter(n) => n,
+                    DebugValue::Histogram(v) => v.len() as u64,
+                    DebugValue::Gauge(_) => 0,
+                };
+                (key.key().name().to_owned(), labels, n)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn the_hot_path_counts_exactly_what_the_one_shot_events_count() {
+        // Label sets that change, repeat, and come back after others (the cached last set
+        // must not swallow a change).
+        let decisions = [
+            decision(Some("reap"), Verdict::Act, Reason::Matched),
+            decision(Some("reap"), Verdict::Skip, Reason::Duplicate),
+            decision(Some("reap"), Verdict::Skip, Reason::Duplicate),
+            decision(Some("reap"), Verdict::Skip, Reason::RateLimited),
+            decision(Some("reap"), Verdict::Defer, Reason::BelowMinAvailable),
+            decision(Some("reap"), Verdict::Skip, Reason::BelowMinAvailable),
+            decision(None, Verdict::Skip, Reason::NoMatch),
+            decision(Some("other"), Verdict::Skip, Reason::Duplicate),
+            decision(Some("reap"), Verdict::Skip, Reason::Duplicate),
+            decision(Some("reap"), Verdict::Act, Reason::Matched),
+        ];
+        let alerts = [
+            ("syscall", Priority::Critical),
+            ("syscall", Priority::Critical),
+            ("k8s_audit", Priority::Warning),
+            ("my_plugin", Priority::Critical),
+            ("syscall", Priority::Notice),
+            ("k8s_audit", Priority::Warning),
+        ];
+        let latency = Some(Duration::from_micros(30));
+        let one_shot = counts(|| {
+            for (source, priority) in alerts {
+                AlertReceived { source, priority }.emit();
+            }
+            for d in &decisions {
+                DecisionTaken {
+                    decision: d,
+                    latency,
+                }
+                .emit();
+            }
+        });
+        let hot = counts(|| {
+            let mut hot = HotPath::new();
+            for (source, priority) in alerts {
+                hot.alert_received(source, priority);
+            }
+            for d in &decisions {
+                hot.decision_taken(d, latency);
+            }
+        });
+        assert_eq!(hot, one_shot);
+        let reap_dup = one_shot
+            .iter()
+            .find(|(n, l, _)| {
+                n == names::DECISIONS_TOTAL
+                    && l.contains(&"reason=duplicate".to_owned())
+                    && l.contains(&"policy=reap".to_owned())
+            })
+            .map(|x| x.2);
+        assert_eq!(reap_dup, Some(3));
     }
 }

@@ -39,17 +39,47 @@ pub struct AuditRecord {
     pub action_latency_ms: Option<f64>,
 }
 
-/// The keys after the decision's, in the same order as [`AuditRecord`]'s.
-#[derive(Serialize)]
-struct Tail<'a> {
-    alert_id: &'a str,
-    outcome: Option<&'static str>,
+/// The keys after the decision's, in the same order as [`AuditRecord`]'s (borrowed: for
+/// writing a line without building an owned record).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct AuditTail<'a> {
+    /// See [`AuditRecord::alert_id`].
+    pub alert_id: &'a str,
+    /// See [`AuditRecord::outcome`].
+    pub outcome: Option<&'static str>,
+    /// See [`AuditRecord::outcome_message`].
     #[serde(skip_serializing_if = "Option::is_none")]
-    outcome_message: Option<&'a str>,
-    received_at: Option<Timestamp>,
-    acted_at: Option<Timestamp>,
-    decision_latency_us: Option<u64>,
-    action_latency_ms: Option<f64>,
+    pub outcome_message: Option<&'a str>,
+    /// See [`AuditRecord::received_at`].
+    pub received_at: Option<Timestamp>,
+    /// See [`AuditRecord::acted_at`].
+    pub acted_at: Option<Timestamp>,
+    /// See [`AuditRecord::decision_latency_us`].
+    pub decision_latency_us: Option<u64>,
+    /// See [`AuditRecord::action_latency_ms`].
+    pub action_latency_ms: Option<f64>,
+}
+
+/// Append the line of `decision` (a `DecisionRecord`, owned or borrowed) and `tail` to `out`,
+/// without the cost of `#[serde(flatten)]` (which buffers through a map): the decision's
+/// object, then the tail's keys in place of its closing brace.
+pub fn write_line(
+    out: &mut Vec<u8>,
+    decision: &impl Serialize,
+    tail: &AuditTail<'_>,
+) -> serde_json::Result<()> {
+    let start = out.len();
+    serde_json::to_writer(&mut *out, decision)?;
+    if out.last() != Some(&b'}') {
+        return Ok(());
+    }
+    out.pop();
+    let tail_start = out.len();
+    serde_json::to_writer(&mut *out, tail)?;
+    // `{` of the tail becomes the `,` after the decision's last key (an empty decision object
+    // would have no key to follow).
+    out[tail_start] = if tail_start > start + 1 { b',' } else { b' ' };
+    Ok(())
 }
 
 impl AuditRecord {
@@ -61,33 +91,22 @@ impl AuditRecord {
         String::from_utf8(out).map_err(|e| serde_json::Error::io(io::Error::other(e)))
     }
 
-    /// Append the JSON line (no newline) to `out`, without the cost of `#[serde(flatten)]`
-    /// (which buffers through a map): the decision's object, then the remaining keys in place
-    /// of its closing brace.
-    pub fn write_line(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
-        let start = out.len();
-        serde_json::to_writer(&mut *out, &self.decision)?;
-        if out.last() != Some(&b'}') {
-            return Ok(());
+    /// The keys after the decision's.
+    pub fn tail(&self) -> AuditTail<'_> {
+        AuditTail {
+            alert_id: &self.alert_id,
+            outcome: self.outcome,
+            outcome_message: self.outcome_message.as_deref(),
+            received_at: self.received_at,
+            acted_at: self.acted_at,
+            decision_latency_us: self.decision_latency_us,
+            action_latency_ms: self.action_latency_ms,
         }
-        out.pop();
-        let tail_start = out.len();
-        serde_json::to_writer(
-            &mut *out,
-            &Tail {
-                alert_id: &self.alert_id,
-                outcome: self.outcome,
-                outcome_message: self.outcome_message.as_deref(),
-                received_at: self.received_at,
-                acted_at: self.acted_at,
-                decision_latency_us: self.decision_latency_us,
-                action_latency_ms: self.action_latency_ms,
-            },
-        )?;
-        // `{` of the tail becomes the `,` after the decision's last key (an empty decision
-        // object would have no key to follow).
-        out[tail_start] = if tail_start > start + 1 { b',' } else { b' ' };
-        Ok(())
+    }
+
+    /// Append the JSON line (no newline) to `out`.
+    pub fn write_line(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        write_line(out, &self.decision, &self.tail())
     }
 
     /// Set the outcome fields.
@@ -161,8 +180,13 @@ impl AuditLog {
     /// Append one record to the buffer; it reaches the file and the ring at the next
     /// [`AuditLog::flush`].
     pub fn append(&mut self, record: &AuditRecord) {
+        self.append_parts(&record.decision, &record.tail());
+    }
+
+    /// [`AuditLog::append`] from a decision record (owned or borrowed) and the other keys.
+    pub fn append_parts(&mut self, decision: &impl Serialize, tail: &AuditTail<'_>) {
         self.scratch.clear();
-        if let Err(e) = record.write_line(&mut self.scratch) {
+        if let Err(e) = write_line(&mut self.scratch, decision, tail) {
             tracing::error!(error = %e, "cannot serialize an audit record");
             return;
         }

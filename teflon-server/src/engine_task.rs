@@ -22,7 +22,7 @@ use teflon_metrics::events::{
 use teflon_metrics::{AttackSnapshot, SnapshotGauges};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::audit::{AuditLog, AuditRecord};
+use crate::audit::{AuditLog, AuditRecord, AuditTail};
 use crate::cluster::{Clock, ClusterEvent, SharedView};
 use crate::executor::{Done, Executor};
 use crate::queue::{EngineMsg, Queued};
@@ -222,6 +222,7 @@ impl EngineTask {
                 EngineMsg::Drain(tx) => drain = Some(tx),
             }
         }
+        QueueDepth(self.depth.load(Ordering::Relaxed)).emit();
         drain
     }
 
@@ -264,8 +265,7 @@ impl EngineTask {
             self.report.alerts += 1;
             self.handle(decisions, Some((q.received_at, q.received)), now);
         }
-        let left = self.depth.fetch_sub(n, Ordering::AcqRel).saturating_sub(n);
-        QueueDepth(left).emit();
+        self.depth.fetch_sub(n, Ordering::AcqRel);
     }
 
     /// A follower shutting down cannot decide what it buffered (the leader might act on the
@@ -277,8 +277,7 @@ impl EngineTask {
             "shutting down as a follower: buffered alerts were not decided"
         );
         self.report.undecided += n as u64;
-        let left = self.depth.fetch_sub(n, Ordering::AcqRel).saturating_sub(n);
-        QueueDepth(left).emit();
+        self.depth.fetch_sub(n, Ordering::AcqRel);
     }
 
     fn on_cluster_event(&mut self, ev: ClusterEvent, leading: bool) {
@@ -321,10 +320,12 @@ impl EngineTask {
         now: Timestamp,
     ) {
         let fresh_seq = decisions.last().map(|d| d.seq).filter(|_| alert.is_some());
-        for d in decisions {
+        for mut d in decisions {
             let is_fresh = Some(d.seq) == fresh_seq;
             let receipt = if is_fresh {
                 alert
+            } else if self.deferred_received.is_empty() {
+                None
             } else if d.verdict == Verdict::Defer {
                 self.deferred_received.get(&d.seq).copied()
             } else {
@@ -363,18 +364,10 @@ impl EngineTask {
                 dry_run = d.dry_run,
                 "decision"
             );
-            let record = AuditRecord {
-                decision: d.record(),
-                alert_id: d.alert.id.clone().unwrap_or_default(),
-                outcome: None,
-                outcome_message: None,
-                received_at: receipt.map(|(t, _)| t),
-                acted_at: None,
-                decision_latency_us: receipt
-                    .map(|(t, _)| u64::try_from(now.since(t).as_micros()).unwrap_or(u64::MAX)),
-                action_latency_ms: None,
-            };
-            match d.plan {
+            let received_at = receipt.map(|(t, _)| t);
+            let decision_latency_us =
+                receipt.map(|(t, _)| u64::try_from(now.since(t).as_micros()).unwrap_or(u64::MAX));
+            match d.plan.take() {
                 Some(plan) if plan.action.kind() != ActionKind::Log => {
                     tracing::info!(
                         seq = d.seq,
@@ -385,6 +378,16 @@ impl EngineTask {
                         reason = %d.reason,
                         "acting"
                     );
+                    let record = AuditRecord {
+                        decision: d.record(),
+                        alert_id: d.alert.id.clone().unwrap_or_default(),
+                        outcome: None,
+                        outcome_message: None,
+                        received_at,
+                        acted_at: None,
+                        decision_latency_us,
+                        action_latency_ms: None,
+                    };
                     self.pending.insert(
                         plan.id,
                         Pending {
@@ -395,12 +398,27 @@ impl EngineTask {
                     Counters::add(&self.counters.actions, 1);
                     self.executor.submit(plan);
                 }
-                Some(plan) => {
-                    // `log`: the decision is the whole action.
-                    self.engine.record(plan.id, &Outcome::Success, now);
-                    self.append(&record);
+                plan => {
+                    if let Some(plan) = plan {
+                        // `log`: the decision is the whole action.
+                        self.engine.record(plan.id, &Outcome::Success, now);
+                    }
+                    // Nothing runs after this decision: its line is written from borrowed
+                    // parts, without an owned record.
+                    self.audit.append_parts(
+                        &d.record_ref(),
+                        &AuditTail {
+                            alert_id: d.alert.id.as_deref().unwrap_or_default(),
+                            outcome: None,
+                            outcome_message: None,
+                            received_at,
+                            acted_at: None,
+                            decision_latency_us,
+                            action_latency_ms: None,
+                        },
+                    );
+                    Counters::add(&self.counters.audit_records, 1);
                 }
-                None => self.append(&record),
             }
         }
     }
