@@ -1,7 +1,15 @@
 -- wrk script: POST one real Falco alert (fixture 01) with a bearer token, keep-alive.
+-- TEFLON_BATCH=N sends N copies of it per request as JSON Lines (scripts/overload.sh).
 local f = assert(io.open(os.getenv("TEFLON_ALERT") or "teflon-server/tests/fixtures/falco/01-terminal-shell-k8s-pod-syscall.json", "r"))
 local body = f:read("*a")
 f:close()
+local batch = tonumber(os.getenv("TEFLON_BATCH") or "1")
+if batch > 1 then
+  local line = body:gsub("\n", "")
+  local lines = {}
+  for i = 1, batch do lines[i] = line end
+  body = table.concat(lines, "\n") .. "\n"
+end
 wrk.method = "POST"
 wrk.body = body
 wrk.headers["Content-Type"] = "application/json"

@@ -172,6 +172,17 @@ fn unauthorized() -> Response {
     r
 }
 
+/// 429: the queue has no room for the request's alerts.
+fn overloaded() -> Response {
+    let mut r = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "queue full: nothing from this request was accepted; retry later",
+    );
+    r.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
+
 fn reject(state: &SharedState, reason: RejectReason, count: u64) {
     AlertRejected { reason, count }.emit();
     Counters::add(&state.counters.alerts_rejected, count);
@@ -217,6 +228,13 @@ where
     if content_length.is_some_and(|l| l > limit) {
         reject(state, RejectReason::TooLarge, 1);
         return too_large();
+    }
+    // A full queue refuses before reading and parsing the body: under overload the cores go
+    // to deciding what was accepted, not to parsing what cannot be (counted as one, like the
+    // other refusals that never read the body).
+    if state.queue.depth() >= state.queue.capacity() {
+        reject(state, RejectReason::Overloaded, 1);
+        return overloaded();
     }
     let cap = usize::try_from(content_length.unwrap_or(8192).min(limit)).unwrap_or(8192);
     // A body that arrives in one chunk (the usual case) is used as is, without a copy.
@@ -292,13 +310,7 @@ where
         }
         Err(PushError::Full) => {
             reject(state, RejectReason::Overloaded, n as u64);
-            let mut r = error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "queue full: nothing from this request was accepted; retry later",
-            );
-            r.headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-            r
+            overloaded()
         }
         Err(PushError::Closed) => {
             let mut r = error(

@@ -336,6 +336,29 @@ async fn overload_gets_429_with_retry_after_and_nothing_accepted_is_lost() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_full_queue_refuses_before_parsing_and_takes_alerts_again_once_drained() {
+    let h = harness(Options {
+        queue_capacity: 3,
+        ..Options::default()
+    })
+    .await;
+    let (code, _) = h.post("/v1/alerts", Some(BEARER), &lines(3)).await;
+    assert_eq!(code, 202);
+    // Full: even a malformed body is refused with 429, unread (no 400, nothing parsed).
+    let (code, body) = h.post("/v1/alerts", Some(BEARER), "{not json").await;
+    assert_eq!(code, 429, "{body}");
+    // Once the engine has decided the queued alerts, requests are read again.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (code, _) = h.post("/v1/alerts", Some(BEARER), "{not json").await;
+    assert_eq!(code, 400);
+    let (code, _) = h.post("/v1/alerts", Some(BEARER), &lines(2)).await;
+    assert_eq!(code, 202);
+    let (report, lines, _, _dir) = h.shutdown().await;
+    assert_eq!(report.alerts_accepted, 5);
+    assert_eq!(lines.len(), 5);
+}
+
+#[tokio::test(start_paused = true)]
 async fn shutdown_drains_the_queue_and_records_in_flight_actions() {
     let h = harness(Options {
         delay: Some(Duration::from_secs(3)),
