@@ -9,33 +9,9 @@ DUR=${1:-10}
 CONNS=${2:-64}
 THREADS=${3:-2}
 ROUNDS=${4:-1}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
-command -v wrk >/dev/null || { echo "wrk not found (apt-get install -y wrk)"; exit 1; }
-cargo build --release -q -p teflon-server --bin teflon-server --example bare_warp
-BIN=$CARGO_TARGET_DIR/release
-WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
-export TEFLON_TOKEN=bench-token
-printf '%s' "$TEFLON_TOKEN" > "$WORK/token"
-cat > "$WORK/policies.yaml" <<'YAML'
-version: 1
-policies:
-  - name: reap-shells
-    match: {rules: ["Terminal shell in container"], priority: ">=Notice"}
-    action: {type: delete, grace_period_secs: 0}
-    guard: {min_available: "50%"}
-  - name: log-the-rest
-    match: {}
-    action: {type: log}
-YAML
-cat > "$WORK/teflon.yaml" <<YAML
-listen: 127.0.0.1:28080
-policies: policies.yaml
-cluster: {type: sim, recovery_secs: 15}
-auth: {token_file: token}
-audit_log: audit.jsonl
-queue_capacity: 10000
-YAML
+PORT=28080 QUEUE=10000 BUILD="--bin teflon-server --example bare_warp"
+# shellcheck source=scripts/bench-server.sh
+source "$(dirname "$0")/bench-server.sh"
 
 rss() { awk '/VmRSS/{printf "%.1f", $2/1024}' /proc/$1/status; }
 hwm() { awk '/VmHWM/{printf "%.1f", $2/1024}' /proc/$1/status; }

@@ -9,31 +9,10 @@ DUR=${1:-20}
 CONNS=${2:-64}
 BATCH=${3:-100}
 QUEUE=${4:-10000}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
-command -v wrk >/dev/null || { echo "wrk not found (apt-get install -y wrk)"; exit 1; }
-cargo build --release -q -p teflon-server --bin teflon-server
-BIN=$CARGO_TARGET_DIR/release
-WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
-export TEFLON_TOKEN=bench-token TEFLON_BATCH=$BATCH
-printf '%s' "$TEFLON_TOKEN" > "$WORK/token"
-cat > "$WORK/policies.yaml" <<'YAML'
-version: 1
-policies:
-  - name: reap-shells
-    match: {rules: ["Terminal shell in container"], priority: ">=Notice"}
-    action: {type: delete, grace_period_secs: 0}
-    guard: {min_available: "50%"}
-YAML
-cat > "$WORK/teflon.yaml" <<YAML
-listen: 127.0.0.1:28090
-policies: policies.yaml
-cluster: {type: sim, recovery_secs: 15}
-auth: {token_file: token}
-audit_log: audit.jsonl
-queue_capacity: $QUEUE
-max_body_bytes: 8388608
-YAML
+PORT=28090 BUILD="--bin teflon-server"
+# shellcheck source=scripts/bench-server.sh
+source "$(dirname "$0")/bench-server.sh"
+export TEFLON_BATCH=$BATCH
 RUST_LOG=warn "$BIN/teflon-server" --config "$WORK/teflon.yaml" 2>"$WORK/server.log" & TEFLON=$!
 sleep 1
 ( peak=0; while kill -0 $TEFLON 2>/dev/null; do

@@ -67,18 +67,6 @@ impl Timestamp {
         let Ok(dt) = OffsetDateTime::from_unix_timestamp(secs) else {
             return f(&format!("@{}", self.0));
         };
-        let Ok(year) = u32::try_from(dt.year()) else {
-            // Before year 0 (never in practice): the general formatter.
-            return f(&format!(
-                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-                dt.year(),
-                u8::from(dt.month()),
-                dt.day(),
-                dt.hour(),
-                dt.minute(),
-                dt.second()
-            ));
-        };
         // YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ
         let mut buf = *b"0000-00-00T00:00:00.000000000Z";
         let mut put = |at: usize, width: usize, mut v: u32| {
@@ -87,7 +75,8 @@ impl Timestamp {
                 v /= 10;
             }
         };
-        put(0, 4, year);
+        // i64 nanoseconds span the years 1677 to 2262: always four digits.
+        put(0, 4, dt.year().unsigned_abs());
         put(5, 2, u32::from(u8::from(dt.month())));
         put(8, 2, u32::from(dt.day()));
         put(11, 2, u32::from(dt.hour()));

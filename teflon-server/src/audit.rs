@@ -70,19 +70,54 @@ pub fn write_line(
 ) -> serde_json::Result<()> {
     let start = out.len();
     serde_json::to_writer(&mut *out, decision)?;
-    if out.last() != Some(&b'}') {
-        return Ok(());
+    // A decision record is an object with keys: `{…}` of at least one key.
+    if out.len() < start + 3 || out.pop() != Some(b'}') {
+        out.truncate(start);
+        return Err(serde_json::Error::io(io::Error::other(
+            "an audit record's decision must serialize as a non-empty JSON object",
+        )));
     }
-    out.pop();
     let tail_start = out.len();
     serde_json::to_writer(&mut *out, tail)?;
-    // `{` of the tail becomes the `,` after the decision's last key (an empty decision object
-    // would have no key to follow).
-    out[tail_start] = if tail_start > start + 1 { b',' } else { b' ' };
+    // The tail's `{` becomes the `,` after the decision's last key.
+    out[tail_start] = b',';
     Ok(())
 }
 
+impl<'a> AuditTail<'a> {
+    /// The tail of a decision as it is taken: nothing executed yet.
+    pub fn decided(
+        alert_id: &'a str,
+        received_at: Option<Timestamp>,
+        decision_latency_us: Option<u64>,
+    ) -> Self {
+        AuditTail {
+            alert_id,
+            outcome: None,
+            outcome_message: None,
+            received_at,
+            acted_at: None,
+            decision_latency_us,
+            action_latency_ms: None,
+        }
+    }
+}
+
 impl AuditRecord {
+    /// An owned record of `decision` and `tail` (kept while its action runs).
+    pub fn new(decision: DecisionRecord, tail: &AuditTail<'_>) -> Self {
+        AuditRecord {
+            decision,
+            alert_id: tail.alert_id.to_owned(),
+            outcome: tail.outcome,
+            outcome_message: tail.outcome_message.map(str::to_owned),
+            received_at: tail.received_at,
+            acted_at: tail.acted_at,
+            decision_latency_us: tail.decision_latency_us,
+            action_latency_ms: tail.action_latency_ms,
+        }
+    }
+
     /// The JSON line, byte for byte what `serde_json::to_string(self)` gives.
     pub fn to_line(&self) -> serde_json::Result<String> {
         let mut out = Vec::with_capacity(512);
@@ -333,6 +368,29 @@ mod tests {
         .with_outcome(&Outcome::Failed("boom".into()));
         assert_eq!(rec.to_line().unwrap(), serde_json::to_string(&rec).unwrap());
         assert!(rec.to_line().unwrap().ends_with(r#""outcome":"failed","outcome_message":"boom","received_at":"1970-01-01T00:00:05.000000000Z","acted_at":null,"decision_latency_us":12,"action_latency_ms":null}"#));
+    }
+
+    #[test]
+    fn a_decision_that_is_not_an_object_with_keys_is_an_error_and_writes_nothing() {
+        let tail = AuditTail::decided("a-1", None, None);
+        for decision in [
+            serde_json::json!({}),
+            serde_json::json!([1]),
+            serde_json::json!(7),
+        ] {
+            let mut out = b"kept".to_vec();
+            assert!(
+                write_line(&mut out, &decision, &tail).is_err(),
+                "{decision}"
+            );
+            assert_eq!(out, b"kept");
+        }
+        let mut out = Vec::new();
+        write_line(&mut out, &serde_json::json!({"seq": 1}), &tail).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"seq":1,"alert_id":"a-1","outcome":null,"received_at":null,"acted_at":null,"decision_latency_us":null,"action_latency_ms":null}"#
+        );
     }
 
     #[test]

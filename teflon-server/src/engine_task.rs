@@ -367,7 +367,13 @@ impl EngineTask {
             let received_at = receipt.map(|(t, _)| t);
             let decision_latency_us =
                 receipt.map(|(t, _)| u64::try_from(now.since(t).as_micros()).unwrap_or(u64::MAX));
-            match d.plan.take() {
+            let plan = d.plan.take();
+            let tail = AuditTail::decided(
+                d.alert.id.as_deref().unwrap_or_default(),
+                received_at,
+                decision_latency_us,
+            );
+            match plan {
                 Some(plan) if plan.action.kind() != ActionKind::Log => {
                     tracing::info!(
                         seq = d.seq,
@@ -378,20 +384,10 @@ impl EngineTask {
                         reason = %d.reason,
                         "acting"
                     );
-                    let record = AuditRecord {
-                        decision: d.record(),
-                        alert_id: d.alert.id.clone().unwrap_or_default(),
-                        outcome: None,
-                        outcome_message: None,
-                        received_at,
-                        acted_at: None,
-                        decision_latency_us,
-                        action_latency_ms: None,
-                    };
                     self.pending.insert(
                         plan.id,
                         Pending {
-                            record,
+                            record: AuditRecord::new(d.record(), &tail),
                             decided: Instant::now(),
                         },
                     );
@@ -405,18 +401,7 @@ impl EngineTask {
                     }
                     // Nothing runs after this decision: its line is written from borrowed
                     // parts, without an owned record.
-                    self.audit.append_parts(
-                        &d.record_ref(),
-                        &AuditTail {
-                            alert_id: d.alert.id.as_deref().unwrap_or_default(),
-                            outcome: None,
-                            outcome_message: None,
-                            received_at,
-                            acted_at: None,
-                            decision_latency_us,
-                            action_latency_ms: None,
-                        },
-                    );
+                    self.audit.append_parts(&d.record_ref(), &tail);
                     Counters::add(&self.counters.audit_records, 1);
                 }
             }

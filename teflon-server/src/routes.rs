@@ -172,15 +172,28 @@ fn unauthorized() -> Response {
     r
 }
 
-/// 429: the queue has no room for the request's alerts.
-fn overloaded() -> Response {
-    let mut r = error(
-        StatusCode::TOO_MANY_REQUESTS,
-        "queue full: nothing from this request was accepted; retry later",
-    );
+/// An error the sender should retry in a second.
+fn retry_later(status: StatusCode, message: &str) -> Response {
+    let mut r = error(status, message);
     r.headers_mut()
         .insert(RETRY_AFTER, HeaderValue::from_static("1"));
     r
+}
+
+/// 429: the queue has no room for the request's alerts.
+fn overloaded() -> Response {
+    retry_later(
+        StatusCode::TOO_MANY_REQUESTS,
+        "queue full: nothing from this request was accepted; retry later",
+    )
+}
+
+/// 503: this replica stopped taking alerts.
+fn shutting_down() -> Response {
+    retry_later(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "shutting down; retry on another replica",
+    )
 }
 
 fn reject(state: &SharedState, reason: RejectReason, count: u64) {
@@ -203,13 +216,7 @@ where
     let received = Instant::now();
     let received_at = (state.clock)();
     if !state.accepting.load(std::sync::atomic::Ordering::Relaxed) {
-        let mut r = error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting down; retry on another replica",
-        );
-        r.headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-        return r;
+        return shutting_down();
     }
     if !state
         .auth
@@ -312,15 +319,7 @@ where
             reject(state, RejectReason::Overloaded, n as u64);
             overloaded()
         }
-        Err(PushError::Closed) => {
-            let mut r = error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "shutting down; retry on another replica",
-            );
-            r.headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-            r
-        }
+        Err(PushError::Closed) => shutting_down(),
     }
 }
 
