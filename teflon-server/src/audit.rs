@@ -165,6 +165,10 @@ pub struct AuditError {
     pub source: io::Error,
 }
 
+/// Lines buffered at most before a flush, whatever the timer: bounds the buffer (and the
+/// memory of the lines waiting for the ring) when decisions come faster than the flush interval.
+pub const MAX_UNFLUSHED: usize = 1024;
+
 /// Appends audit lines to a file (or nowhere) and keeps the latest in a ring.
 #[derive(Debug)]
 pub struct AuditLog {
@@ -213,7 +217,7 @@ impl AuditLog {
     }
 
     /// Append one record to the buffer; it reaches the file and the ring at the next
-    /// [`AuditLog::flush`].
+    /// [`AuditLog::flush`] (at the latest after [`MAX_UNFLUSHED`] lines).
     pub fn append(&mut self, record: &AuditRecord) {
         self.append_parts(&record.decision, &record.tail());
     }
@@ -237,6 +241,9 @@ impl AuditLog {
                 self.write_errors += 1;
                 tracing::error!(error = %e, path = ?self.path, "audit log write failed");
             }
+        }
+        if self.unflushed.len() >= MAX_UNFLUSHED {
+            self.flush();
         }
     }
 
@@ -432,6 +439,21 @@ mod tests {
         assert_eq!(ring.latest_json(1), format!("[{line}]"));
         assert_eq!(log.lines(), 2);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_full_buffer_is_flushed_without_waiting_for_the_timer() {
+        let ring = Arc::new(DecisionRing::new(MAX_UNFLUSHED * 2));
+        let mut log = AuditLog::open(None, ring.clone()).unwrap();
+        let tail = AuditTail::decided("a", None, None);
+        let decision = serde_json::json!({"seq": 1});
+        for _ in 0..MAX_UNFLUSHED - 1 {
+            log.append_parts(&decision, &tail);
+        }
+        assert!(ring.is_empty());
+        log.append_parts(&decision, &tail);
+        assert_eq!(ring.len(), MAX_UNFLUSHED);
+        assert!(!log.has_unflushed());
     }
 
     #[test]

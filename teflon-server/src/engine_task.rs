@@ -38,8 +38,11 @@ const MIN_PUBLISH_GAP: Duration = Duration::from_millis(100);
 pub(crate) const DRAIN_ACTIONS_TIMEOUT: Duration = Duration::from_secs(30);
 /// Messages taken from the queue per wake-up.
 const BATCH: usize = 64;
-/// Yield-and-take rounds while the queue stays busy, before the other inputs get a turn.
+/// Yield-and-take rounds while the queue stays busy, before the other inputs (outcomes, the
+/// audit flush timer, ticks, leadership) get a turn…
 const BUSY_ROUNDS: usize = 32;
+/// …or this many alerts decided, whichever comes first (requests may carry large batches).
+const BUSY_ALERTS: u64 = 4096;
 /// Audit lines are written this long after the first unflushed one: one `write` for every
 /// decision of the interval, not one per alert or per batch.
 pub(crate) const AUDIT_FLUSH_EVERY: Duration = Duration::from_millis(5);
@@ -166,7 +169,11 @@ impl EngineTask {
                     // wake-up and one decided alert per request): let the connection tasks
                     // that are ready run first, then take everything they queued at once.
                     let mut rounds = 0;
-                    while drain.is_none() && rounds < BUSY_ROUNDS {
+                    let taken_before = self.report.alerts;
+                    while drain.is_none()
+                        && rounds < BUSY_ROUNDS
+                        && self.report.alerts - taken_before < BUSY_ALERTS
+                    {
                         tokio::task::yield_now().await;
                         while buf.len() < BATCH {
                             match self.rx.try_recv() {

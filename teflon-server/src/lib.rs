@@ -286,6 +286,7 @@ impl ServerBuilder {
             leader,
             clock,
             ids: Arc::new(state::AlertIds::new(teflon_sim::shared::system_now())),
+            parsing: Arc::new(tokio::sync::Semaphore::new(state::parse_permits())),
         };
         Ok(Server {
             state,

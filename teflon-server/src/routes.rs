@@ -188,6 +188,16 @@ fn overloaded() -> Response {
     )
 }
 
+/// The 429 for a request that arrives while the queue is full (counted as one refusal: its
+/// alerts are never parsed).
+fn refuse_when_full(state: &SharedState) -> Option<Response> {
+    if state.queue.depth() < state.queue.capacity() {
+        return None;
+    }
+    reject(state, RejectReason::Overloaded, 1);
+    Some(overloaded())
+}
+
 /// 503: this replica stopped taking alerts.
 fn shutting_down() -> Response {
     retry_later(
@@ -239,9 +249,8 @@ where
     // A full queue refuses before reading and parsing the body: under overload the cores go
     // to deciding what was accepted, not to parsing what cannot be (counted as one, like the
     // other refusals that never read the body).
-    if state.queue.depth() >= state.queue.capacity() {
-        reject(state, RejectReason::Overloaded, 1);
-        return overloaded();
+    if let Some(refused) = refuse_when_full(state) {
+        return refused;
     }
     let cap = usize::try_from(content_length.unwrap_or(8192).min(limit)).unwrap_or(8192);
     // A body that arrives in one chunk (the usual case) is used as is, without a copy.
@@ -282,6 +291,13 @@ where
         (None, Some(b)) => b,
         (None, None) => Bytes::new(),
     };
+    // Bounded parsing (see `SharedState::parsing`); the queue may have filled while waiting.
+    let Ok(_parsing) = state.parsing.acquire().await else {
+        return shutting_down();
+    };
+    if let Some(refused) = refuse_when_full(state) {
+        return refused;
+    }
     let alerts = match ingest::parse(format, &buf) {
         Ok(a) => a,
         Err(e) => {

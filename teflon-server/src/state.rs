@@ -180,6 +180,15 @@ pub struct SharedState {
     /// The server's clock.
     pub clock: Clock,
     pub(crate) ids: Arc<AlertIds>,
+    /// Bodies parsed at once: the alerts parsed and not yet queued stay bounded by
+    /// `permits × max_body_bytes` however many connections send at the same time.
+    pub parsing: Arc<tokio::sync::Semaphore>,
+}
+
+/// Permits of [`SharedState::parsing`]: parsing is CPU work, more at once than twice the cores
+/// only holds more memory.
+pub(crate) fn parse_permits() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()) * 2
 }
 
 impl std::fmt::Debug for SharedState {

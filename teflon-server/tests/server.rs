@@ -359,6 +359,32 @@ async fn a_full_queue_refuses_before_parsing_and_takes_alerts_again_once_drained
 }
 
 #[tokio::test(start_paused = true)]
+async fn bodies_wait_for_a_parse_permit_so_parsed_alerts_in_flight_stay_bounded() {
+    let h = harness(Options::default()).await;
+    let permits = h.server.state().parsing.clone();
+    let n = u32::try_from(permits.available_permits()).unwrap();
+    assert!(n >= 2, "at least two bodies are parsed at once");
+    let all = permits.acquire_many(n).await.unwrap();
+    // Every permit is taken: the request waits (its body read, not parsed) instead of adding
+    // one more parsed batch to memory.
+    let waited = tokio::time::timeout(
+        Duration::from_secs(5),
+        h.post("/v1/alerts", Some(BEARER), &lines(2)),
+    )
+    .await;
+    assert!(waited.is_err(), "answered without a parse permit");
+    drop(all);
+    let (code, _) = h.post("/v1/alerts", Some(BEARER), &lines(2)).await;
+    assert_eq!(code, 202);
+    let (report, lines, _, _dir) = h.shutdown().await;
+    assert_eq!(
+        report.alerts_accepted, 2,
+        "the abandoned request queued nothing"
+    );
+    assert_eq!(lines.len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
 async fn shutdown_drains_the_queue_and_records_in_flight_actions() {
     let h = harness(Options {
         delay: Some(Duration::from_secs(3)),
