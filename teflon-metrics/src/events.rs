@@ -231,6 +231,17 @@ impl QueueDepth {
     }
 }
 
+/// Audit lines that could not be written.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditLinesLost(pub u64);
+
+impl AuditLinesLost {
+    /// Count them.
+    pub fn emit(self) {
+        counter!(names::AUDIT_LINES_LOST_TOTAL).increment(self.0);
+    }
+}
+
 /// Whether this replica may decide and act (leader election).
 #[derive(Debug, Clone, Copy)]
 pub struct Leader(pub bool);

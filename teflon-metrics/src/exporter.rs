@@ -136,6 +136,10 @@ pub fn describe() {
         names::POLICY_RELOADS_TOTAL,
         "Policy file reloads, by result."
     );
+    describe_counter!(
+        names::AUDIT_LINES_LOST_TOTAL,
+        "Audit lines that could not be written."
+    );
 }
 
 #[cfg(test)]

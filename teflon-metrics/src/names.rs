@@ -34,6 +34,9 @@ pub const QUEUE_DEPTH: &str = "teflon_queue_depth";
 pub const LEADER: &str = "teflon_leader";
 /// Counter `{result}` (`success`, `failure`): policy file reloads.
 pub const POLICY_RELOADS_TOTAL: &str = "teflon_policy_reloads_total";
+/// Counter: audit lines that could not be written (disk full, I/O error). Not in SPEC §7: an
+/// operator needs to know when the audit trail has gaps.
+pub const AUDIT_LINES_LOST_TOTAL: &str = "teflon_audit_lines_lost_total";
 
 /// Label keys.
 pub mod label {

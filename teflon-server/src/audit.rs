@@ -4,16 +4,19 @@
 //! A line is the replay record (`DecisionRecord`, SPEC §5) plus `alert_id`, `outcome` and
 //! timings. Lines go through a buffer that the engine task flushes a few milliseconds after
 //! the first unflushed line, and on shutdown: one `write` per interval, not per alert. A line
-//! enters the ring (and so `GET /v1/decisions`) when it has reached the file.
+//! enters the ring (and so `GET /v1/decisions`) when it has been written (see [`AuditHealth`]
+//! for writes that fail).
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use teflon_core::{DecisionRecord, Outcome, Timestamp};
+use teflon_metrics::events::AuditLinesLost;
 
 /// One audit line.
 #[derive(Debug, Clone, Serialize)]
@@ -169,6 +172,26 @@ pub struct AuditError {
 /// memory of the lines waiting for the ring) when decisions come faster than the flush interval.
 pub const MAX_UNFLUSHED: usize = 1024;
 
+/// Whether the audit log's writes succeed; shared with `/readyz` (not ready while failing, so
+/// the Service sends alerts elsewhere) and counted as `teflon_audit_lines_lost_total`.
+#[derive(Debug, Default)]
+pub struct AuditHealth {
+    failing: AtomicBool,
+    lines_lost: AtomicU64,
+}
+
+impl AuditHealth {
+    /// False from a failed write until a flush succeeds again.
+    pub fn is_ok(&self) -> bool {
+        !self.failing.load(Ordering::Relaxed)
+    }
+
+    /// Lines that could not be written.
+    pub fn lines_lost(&self) -> u64 {
+        self.lines_lost.load(Ordering::Relaxed)
+    }
+}
+
 /// Appends audit lines to a file (or nowhere) and keeps the latest in a ring.
 #[derive(Debug)]
 pub struct AuditLog {
@@ -179,7 +202,7 @@ pub struct AuditLog {
     unflushed: Vec<Arc<str>>,
     scratch: Vec<u8>,
     lines: u64,
-    write_errors: u64,
+    health: Arc<AuditHealth>,
 }
 
 impl AuditLog {
@@ -212,8 +235,39 @@ impl AuditLog {
             unflushed: Vec::new(),
             scratch: Vec::with_capacity(1024),
             lines: 0,
-            write_errors: 0,
+            health: Arc::default(),
         })
+    }
+
+    /// The health of the writes, for `/readyz`.
+    pub fn health(&self) -> Arc<AuditHealth> {
+        self.health.clone()
+    }
+
+    /// A failed write: `lost` lines are gone. Logged once per failing streak (a full disk would
+    /// otherwise log once per decision), counted always.
+    fn failed(&self, e: &io::Error, lost: u64) {
+        self.health.lines_lost.fetch_add(lost, Ordering::Relaxed);
+        AuditLinesLost(lost).emit();
+        if !self.health.failing.swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                error = %e,
+                path = ?self.path,
+                lines_lost = self.health.lines_lost(),
+                "audit log write failed: not ready until a write succeeds; lost lines are counted in teflon_audit_lines_lost_total"
+            );
+        }
+    }
+
+    /// A successful flush ends a failing streak.
+    fn succeeded(&self) {
+        if self.health.failing.swap(false, Ordering::Relaxed) {
+            tracing::warn!(
+                path = ?self.path,
+                lines_lost = self.health.lines_lost(),
+                "audit log writes succeed again"
+            );
+        }
     }
 
     /// Append one record to the buffer; it reaches the file and the ring at the next
@@ -238,8 +292,7 @@ impl AuditLog {
         if let Some(out) = &mut self.out {
             self.scratch.push(b'\n');
             if let Err(e) = out.write_all(&self.scratch) {
-                self.write_errors += 1;
-                tracing::error!(error = %e, path = ?self.path, "audit log write failed");
+                self.failed(&e, 1);
             }
         }
         if self.unflushed.len() >= MAX_UNFLUSHED {
@@ -253,16 +306,19 @@ impl AuditLog {
     }
 
     /// Write the buffer to the file (one `write` for every line since the last flush), then
-    /// publish those lines in the ring.
+    /// publish those lines in the ring. A failed write keeps the bytes buffered for the next
+    /// flush, which retries them even without new lines (they are lost only when the buffer is
+    /// full too, or at shutdown).
     pub fn flush(&mut self) {
-        if self.unflushed.is_empty() {
+        let failed_bytes = self.out.as_ref().is_some_and(|o| !o.buffer().is_empty());
+        if self.unflushed.is_empty() && !failed_bytes {
             return;
         }
-        if let Some(out) = &mut self.out
-            && let Err(e) = out.flush()
-        {
-            self.write_errors += 1;
-            tracing::error!(error = %e, path = ?self.path, "audit log flush failed");
+        if let Some(out) = &mut self.out {
+            match out.flush() {
+                Ok(()) => self.succeeded(),
+                Err(e) => self.failed(&e, 0),
+            }
         }
         self.ring.extend(self.unflushed.drain(..));
     }
@@ -270,6 +326,14 @@ impl AuditLog {
     /// Flush and fsync (shutdown).
     pub fn sync(&mut self) {
         self.flush();
+        // What is still buffered now is never written.
+        if let Some(out) = &mut self.out
+            && !out.buffer().is_empty()
+        {
+            let lost = out.buffer().iter().filter(|b| **b == b'\n').count() as u64;
+            let e = io::Error::other("still buffered at shutdown");
+            self.failed(&e, lost);
+        }
         if let Some(out) = &mut self.out
             && let Err(e) = out.get_ref().sync_data()
         {
@@ -454,6 +518,35 @@ mod tests {
         log.append_parts(&decision, &tail);
         assert_eq!(ring.len(), MAX_UNFLUSHED);
         assert!(!log.has_unflushed());
+    }
+
+    #[test]
+    fn failed_writes_make_the_log_unhealthy_and_count_every_lost_line() {
+        let ring = Arc::new(DecisionRing::new(10));
+        // Writes to /dev/full fail with ENOSPC, like a full disk.
+        let mut log = AuditLog::open(Some(Path::new("/dev/full")), ring).unwrap();
+        let health = log.health();
+        let tail = AuditTail::decided("a", None, None);
+        let decision = serde_json::json!({"seq": 1, "rule": "x".repeat(1000)});
+        log.append_parts(&decision, &tail);
+        assert!(health.is_ok(), "buffered, not written yet");
+        log.flush();
+        assert!(!health.is_ok());
+        assert_eq!(
+            health.lines_lost(),
+            0,
+            "still buffered, retried at the next flush"
+        );
+        // ~1 KiB lines: the 256 KiB buffer fills, and lines that do not fit are lost.
+        for _ in 0..400 {
+            log.append_parts(&decision, &tail);
+        }
+        let lost_while_running = health.lines_lost();
+        assert!(lost_while_running > 0);
+        log.sync();
+        // Every line is either lost while running or lost at shutdown.
+        assert_eq!(health.lines_lost(), 401);
+        assert!(!health.is_ok());
     }
 
     #[test]

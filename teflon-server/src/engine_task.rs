@@ -202,6 +202,8 @@ impl EngineTask {
                         self.engine.prune(&self.view, now);
                         last_prune = Instant::now();
                     }
+                    // Retries writes that failed, even when no new decision comes.
+                    self.audit.flush();
                     self.publish();
                 }
             }

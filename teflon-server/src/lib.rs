@@ -207,6 +207,7 @@ impl ServerBuilder {
         };
         let ring = Arc::new(DecisionRing::new(DECISION_RING));
         let audit = AuditLog::open(config.audit_log.as_deref(), ring.clone())?;
+        let audit_health = audit.health();
         let (queue, rx, depth) = Queue::new(config.queue_capacity);
         let (executor, done_rx) = executor::Executor::new(
             cluster.actuator.clone(),
@@ -279,6 +280,7 @@ impl ServerBuilder {
             status: status_rx,
             decisions: ring,
             queue,
+            audit: audit_health,
             auth: Arc::new(auth),
             exporter,
             counters,

@@ -65,9 +65,14 @@ pub fn routes(state: SharedState) -> BoxedFilter<(Response,)> {
     // route to it, and a rolling update is not blocked on a replica that never leads).
     let readyz = warp::path!("readyz").and(warp::get()).map(move || {
         let synced = s.view.is_synced();
-        let body =
-            format!(r#"{{"ready":{synced},"policies_loaded":true,"cluster_synced":{synced}}}"#);
-        let code = if synced {
+        // A replica whose audit log cannot be written would decide without a trail: not ready,
+        // so the Service sends alerts to another replica.
+        let audit_ok = s.audit.is_ok();
+        let ready = synced && audit_ok;
+        let body = format!(
+            r#"{{"ready":{ready},"policies_loaded":true,"cluster_synced":{synced},"audit_ok":{audit_ok}}}"#
+        );
+        let code = if ready {
             StatusCode::OK
         } else {
             StatusCode::SERVICE_UNAVAILABLE

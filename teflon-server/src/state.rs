@@ -167,6 +167,8 @@ pub struct SharedState {
     pub decisions: Arc<DecisionRing>,
     /// The ingest queue.
     pub queue: Queue,
+    /// Whether audit writes succeed (`/readyz` is not ready while they fail).
+    pub audit: Arc<crate::audit::AuditHealth>,
     /// Who may POST.
     pub auth: Arc<Authenticator>,
     /// The Prometheus exporter `/metrics` renders (none: `/metrics` is empty).

@@ -146,6 +146,7 @@ struct Options {
     delay: Option<Duration>,
     synced: bool,
     may_act: Option<tokio::sync::watch::Receiver<bool>>,
+    audit_log: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -156,6 +157,7 @@ impl Default for Options {
             delay: None,
             synced: true,
             may_act: None,
+            audit_log: None,
         }
     }
 }
@@ -170,7 +172,10 @@ async fn harness(opts: Options) -> Harness {
             ..AuthConfig::default()
         },
     );
-    config.audit_log = Some(dir.path().join("audit.jsonl"));
+    config.audit_log = Some(
+        opts.audit_log
+            .unwrap_or_else(|| dir.path().join("audit.jsonl")),
+    );
     config.queue_capacity = opts.queue_capacity;
     config.max_body_bytes = opts.max_body_bytes;
     let cluster = StaticCluster::new().deployment("default", "web", 6, 6);
@@ -382,6 +387,29 @@ async fn bodies_wait_for_a_parse_permit_so_parsed_alerts_in_flight_stay_bounded(
         "the abandoned request queued nothing"
     );
     assert_eq!(lines.len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replica_whose_audit_log_cannot_be_written_is_not_ready() {
+    // Writes to /dev/full fail with ENOSPC, like a full disk.
+    let h = harness(Options {
+        audit_log: Some(PathBuf::from("/dev/full")),
+        ..Options::default()
+    })
+    .await;
+    let (code, body) = h.get_as("/readyz", None).await;
+    assert_eq!(code, 200, "{body}");
+    let (code, _) = h.post("/v1/alerts", Some(BEARER), &lines(3)).await;
+    assert_eq!(code, 202);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (code, body) = h.get_as("/readyz", None).await;
+    assert_eq!(code, 503, "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["audit_ok"], false);
+    assert_eq!(body["cluster_synced"], true);
+    let health = h.server.state().audit.clone();
+    let _ = h.shutdown().await;
+    assert_eq!(health.lines_lost(), 3, "every line is counted as lost");
 }
 
 #[tokio::test(start_paused = true)]

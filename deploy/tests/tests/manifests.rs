@@ -1113,6 +1113,7 @@ fn known_metrics() -> BTreeSet<&'static str> {
         ACTION_LATENCY_SECONDS,
         QUEUE_DEPTH,
         POLICY_RELOADS_TOTAL,
+        AUDIT_LINES_LOST_TOTAL,
     ])
 }
 
