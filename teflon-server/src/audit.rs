@@ -247,8 +247,10 @@ impl AuditLog {
     /// A failed write: `lost` lines are gone. Logged once per failing streak (a full disk would
     /// otherwise log once per decision), counted always.
     fn failed(&self, e: &io::Error, lost: u64) {
-        self.health.lines_lost.fetch_add(lost, Ordering::Relaxed);
-        AuditLinesLost(lost).emit();
+        if lost > 0 {
+            self.health.lines_lost.fetch_add(lost, Ordering::Relaxed);
+            AuditLinesLost(lost).emit();
+        }
         if !self.health.failing.swap(true, Ordering::Relaxed) {
             tracing::error!(
                 error = %e,
