@@ -273,6 +273,7 @@ impl ServerBuilder {
                 }
             }));
         }
+        let body_budget = state::body_budget(config.max_body_bytes);
         let state = SharedState {
             config: Arc::new(config),
             view,
@@ -289,6 +290,7 @@ impl ServerBuilder {
             clock,
             ids: Arc::new(state::AlertIds::new(teflon_sim::shared::system_now())),
             parsing: Arc::new(tokio::sync::Semaphore::new(state::parse_permits())),
+            reading: Arc::new(tokio::sync::Semaphore::new(body_budget)),
         };
         Ok(Server {
             state,

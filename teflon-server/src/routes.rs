@@ -2,7 +2,7 @@
 //! with a 4xx status: bad input never gets a 5xx.
 
 use std::convert::Infallible;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures::{Stream, StreamExt};
@@ -17,7 +17,7 @@ use warp::{Filter, Rejection, Reply};
 use crate::auth::VerifiedClientCert;
 use crate::ingest::{self, Format};
 use crate::queue::{PushError, Queued};
-use crate::state::{Counters, SharedState};
+use crate::state::{Counters, SharedState, body_permits};
 
 /// Default and largest `limit` of `GET /v1/decisions`.
 pub const DEFAULT_DECISIONS_LIMIT: usize = 100;
@@ -257,44 +257,39 @@ where
     if let Some(refused) = refuse_when_full(state) {
         return refused;
     }
-    let cap = usize::try_from(content_length.unwrap_or(8192).min(limit)).unwrap_or(8192);
-    // A body that arrives in one chunk (the usual case) is used as is, without a copy.
-    let mut single: Option<Bytes> = None;
-    let mut joined: Option<BytesMut> = None;
-    let mut total = 0u64;
-    let mut body = std::pin::pin!(body);
-    while let Some(chunk) = body.next().await {
-        let mut chunk = match chunk {
-            Ok(c) => c,
-            Err(e) => {
-                reject(state, RejectReason::ParseError, 1);
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("cannot read the request body: {e}"),
-                );
-            }
-        };
-        total += chunk.remaining() as u64;
-        if total > limit {
+    // Bounded memory for bodies (see `SharedState::reading`); the body stays in the socket
+    // while this waits.
+    let Ok(_reading) = state
+        .reading
+        .acquire_many(body_permits(limit, content_length))
+        .await
+    else {
+        return shutting_down();
+    };
+    let buf = match tokio::time::timeout(BODY_TIMEOUT, read_body(body, content_length, limit)).await
+    {
+        Ok(Ok(buf)) => buf,
+        Ok(Err(BodyError::TooLarge)) => {
             reject(state, RejectReason::TooLarge, 1);
             return too_large();
         }
-        let bytes = chunk.copy_to_bytes(chunk.remaining());
-        match (&mut joined, single.take()) {
-            (Some(buf), _) => buf.put(bytes),
-            (None, None) => single = Some(bytes),
-            (None, Some(first)) => {
-                let mut buf = BytesMut::with_capacity(cap.max(first.len() + bytes.len()));
-                buf.put(first);
-                buf.put(bytes);
-                joined = Some(buf);
-            }
+        Ok(Err(BodyError::Read(e))) => {
+            reject(state, RejectReason::ParseError, 1);
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("cannot read the request body: {e}"),
+            );
         }
-    }
-    let buf: Bytes = match (joined, single) {
-        (Some(b), _) => b.freeze(),
-        (None, Some(b)) => b,
-        (None, None) => Bytes::new(),
+        Err(_) => {
+            reject(state, RejectReason::ParseError, 1);
+            return error(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!(
+                    "request body not received within {} s",
+                    BODY_TIMEOUT.as_secs()
+                ),
+            );
+        }
     };
     // Bounded parsing (see `SharedState::parsing`); the queue may have filled while waiting.
     let Ok(_parsing) = state.parsing.acquire().await else {
@@ -342,6 +337,56 @@ where
         }
         Err(PushError::Closed) => shutting_down(),
     }
+}
+
+/// How long a request body may take to arrive once its turn to be read came: a sender that
+/// trickles its body must not hold the body budget.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+enum BodyError {
+    TooLarge,
+    Read(warp::Error),
+}
+
+/// The whole body, at most `limit` bytes.
+async fn read_body<S, B>(
+    body: S,
+    content_length: Option<u64>,
+    limit: u64,
+) -> Result<Bytes, BodyError>
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let cap = usize::try_from(content_length.unwrap_or(8192).min(limit)).unwrap_or(8192);
+    // A body that arrives in one chunk (the usual case) is used as is, without a copy.
+    let mut single: Option<Bytes> = None;
+    let mut joined: Option<BytesMut> = None;
+    let mut total = 0u64;
+    let mut body = std::pin::pin!(body);
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk.map_err(BodyError::Read)?;
+        total += chunk.remaining() as u64;
+        if total > limit {
+            return Err(BodyError::TooLarge);
+        }
+        let bytes = chunk.copy_to_bytes(chunk.remaining());
+        match (&mut joined, single.take()) {
+            (Some(buf), _) => buf.put(bytes),
+            (None, None) => single = Some(bytes),
+            (None, Some(first)) => {
+                let mut buf = BytesMut::with_capacity(cap.max(first.len() + bytes.len()));
+                buf.put(first);
+                buf.put(bytes);
+                joined = Some(buf);
+            }
+        }
+    }
+    Ok(match (joined, single) {
+        (Some(b), _) => b.freeze(),
+        (None, Some(b)) => b,
+        (None, None) => Bytes::new(),
+    })
 }
 
 fn decisions_reply(state: &SharedState, query: &str) -> Response {

@@ -185,6 +185,24 @@ pub struct SharedState {
     /// Bodies parsed at once: the alerts parsed and not yet queued stay bounded by
     /// `permits × max_body_bytes` however many connections send at the same time.
     pub parsing: Arc<tokio::sync::Semaphore>,
+    /// Body bytes being read, one permit per byte (see [`body_budget`]): a request holds its
+    /// declared length (the limit when undeclared) until its body is parsed, so the memory
+    /// holding bodies stays bounded however many connections send at once. The others wait
+    /// with their bodies unread in the socket.
+    pub reading: Arc<tokio::sync::Semaphore>,
+}
+
+/// The body bytes read at once: 8 MiB, or one body at the limit when that is larger.
+pub(crate) fn body_budget(max_body_bytes: u64) -> usize {
+    let one = usize::try_from(body_permits(max_body_bytes, None)).unwrap_or(usize::MAX >> 4);
+    one.max(8 << 20)
+}
+
+/// The permits of [`SharedState::reading`] a body of `content_length` holds: its declared
+/// length up to the limit, the limit when undeclared.
+pub(crate) fn body_permits(max_body_bytes: u64, content_length: Option<u64>) -> u32 {
+    let n = content_length.map_or(max_body_bytes, |l| l.min(max_body_bytes));
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// Permits of [`SharedState::parsing`]: parsing is CPU work, more at once than twice the cores

@@ -178,6 +178,7 @@ async fn harness(opts: Options) -> Harness {
     );
     config.queue_capacity = opts.queue_capacity;
     config.max_body_bytes = opts.max_body_bytes;
+    config.listen = ([127, 0, 0, 1], 0).into();
     let cluster = StaticCluster::new().deployment("default", "web", 6, 6);
     let view: teflon_server::SharedView = if opts.synced {
         Arc::new(cluster)
@@ -387,6 +388,97 @@ async fn bodies_wait_for_a_parse_permit_so_parsed_alerts_in_flight_stay_bounded(
         "the abandoned request queued nothing"
     );
     assert_eq!(lines.len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn bodies_wait_for_the_body_budget_which_holds_their_declared_length() {
+    let h = harness(Options::default()).await;
+    let budget = h.server.state().reading.clone();
+    let total = budget.available_permits();
+    assert!(total >= 8 << 20, "8 MiB of bodies are read at once");
+    // Leave less than this body declares: it waits, unread.
+    let body = lines(2);
+    let len = u32::try_from(body.len()).unwrap();
+    let mut held = budget
+        .acquire_many(u32::try_from(total).unwrap() - len + 1)
+        .await
+        .unwrap();
+    let waited = tokio::time::timeout(
+        Duration::from_secs(5),
+        h.post("/v1/alerts", Some(BEARER), &body),
+    )
+    .await;
+    assert!(waited.is_err(), "read a body beyond the budget");
+    // With exactly its length free, it goes through and gives the budget back.
+    drop(held.split(1));
+    let (code, _) = h.post("/v1/alerts", Some(BEARER), &body).await;
+    assert_eq!(code, 202);
+    assert_eq!(budget.available_permits(), usize::try_from(len).unwrap());
+    let (report, lines, _, _dir) = h.shutdown().await;
+    assert_eq!(report.alerts_accepted, 2);
+    assert_eq!(lines.len(), 2);
+}
+
+/// Send `head` and `body` over a fresh connection, then read the status line of the answer.
+async fn raw_post(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> std::io::Result<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await?;
+    tcp.write_all(head.as_bytes()).await?;
+    tcp.write_all(body).await?;
+    let mut resp = vec![0; 1024];
+    let n = tcp.read(&mut resp).await?;
+    let text = String::from_utf8_lossy(&resp[..n]);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no status in {text:?}")))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_that_does_not_arrive_in_time_gets_408_and_gives_its_budget_back() {
+    let mut h = harness(Options::default()).await;
+    let addr = h.server.listen().await.unwrap();
+    let budget = h.server.state().reading.clone();
+    let total = budget.available_permits();
+    let body = alert(0);
+    let head = |len: usize| {
+        format!(
+            "POST /v1/alerts HTTP/1.1\r\nHost: teflon\r\nAuthorization: {BEARER}\r\nContent-Length: {len}\r\n\r\n"
+        )
+    };
+    // The body declares one byte more than it sends: the read waits for it, then times out.
+    let started = tokio::time::Instant::now();
+    let code = raw_post(addr, &head(body.len() + 1), body.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(code, 408);
+    // On the paused clock: the timeout fired, not some other one.
+    let timeout = teflon_server::routes::BODY_TIMEOUT;
+    let waited = started.elapsed();
+    assert!(waited >= timeout && waited < timeout * 2, "{waited:?}");
+    assert_eq!(budget.available_permits(), total);
+    // The whole body on time is accepted, and so is one far larger than a connection's read
+    // buffer (it is read through the buffer in pieces).
+    let code = raw_post(addr, &head(body.len()), body.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(code, 202);
+    let batch = lines(400);
+    assert!(batch.len() > 256 * 1024);
+    let code = raw_post(addr, &head(batch.len()), batch.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(code, 202);
+    let rejected = h.server.state().counters.clone();
+    let (report, lines, _, _dir) = h.shutdown().await;
+    assert_eq!(report.alerts_accepted, 401);
+    assert_eq!(lines.len(), 401);
+    assert_eq!(
+        rejected
+            .alerts_rejected
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
 }
 
 #[tokio::test(start_paused = true)]
