@@ -185,10 +185,10 @@ pub struct SharedState {
     /// Bodies parsed at once: the alerts parsed and not yet queued stay bounded by
     /// `permits × max_body_bytes` however many connections send at the same time.
     pub parsing: Arc<tokio::sync::Semaphore>,
-    /// Body bytes being read, one permit per byte (see [`body_budget`]): a request holds its
-    /// declared length (the limit when undeclared) until its body is parsed, so the memory
-    /// holding bodies stays bounded however many connections send at once. The others wait
-    /// with their bodies unread in the socket.
+    /// Body bytes being read, one permit per byte (8 MiB, or one body at `max_body_bytes` when
+    /// that is larger): a request holds its declared length (the limit when undeclared) until
+    /// its body is parsed, so the memory holding bodies stays bounded however many connections
+    /// send at once. The others wait with their bodies unread in the socket.
     pub reading: Arc<tokio::sync::Semaphore>,
 }
 
