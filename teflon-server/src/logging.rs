@@ -26,13 +26,14 @@ impl std::str::FromStr for LogFormat {
     }
 }
 
-/// Install the global subscriber (logs go to stderr). `default_filter` applies when
-/// `RUST_LOG` is unset. A second call does nothing.
+/// Install the global subscriber (logs go to stderr, in colour only when stderr is a
+/// terminal). `default_filter` applies when `RUST_LOG` is unset. A second call does nothing.
 pub fn init(format: LogFormat, default_filter: &str) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
