@@ -148,7 +148,7 @@ async fn run(rate: u64, seconds: u64) {
         assert_eq!(res.status(), 202, "{:?}", res.body());
         sent.insert(pod, (posted, accepted));
     }
-    let report_ = server.shutdown().await;
+    let done = server.shutdown().await;
     let arrivals = arrivals.lock().expect("arrivals lock").clone();
     let mut from_accepted = Vec::with_capacity(total);
     let mut from_posted = Vec::with_capacity(total);
@@ -164,8 +164,8 @@ async fn run(rate: u64, seconds: u64) {
     }
     println!(
         "alerts accepted {}, decided {}, first API requests {} ({} arrived before the 202 did)",
-        report_.alerts_accepted,
-        report_.engine.alerts,
+        done.alerts_accepted,
+        done.engine.alerts,
         from_accepted.len(),
         before_202
     );
