@@ -427,7 +427,12 @@ async fn raw_post(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> std::i
     tcp.write_all(body).await?;
     let mut resp = vec![0; 1024];
     let n = tcp.read(&mut resp).await?;
-    let text = String::from_utf8_lossy(&resp[..n]);
+    status_of(&resp[..n])
+}
+
+/// The status code of a raw HTTP/1.1 response.
+fn status_of(resp: &[u8]) -> std::io::Result<u16> {
+    let text = String::from_utf8_lossy(resp);
     text.split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
@@ -891,11 +896,7 @@ mod tls {
         tls.write_all(req.as_bytes()).await?;
         let mut resp = Vec::new();
         tls.read_to_end(&mut resp).await?;
-        let text = String::from_utf8_lossy(&resp);
-        text.split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| std::io::Error::other(format!("no status in {text:?}")))
+        status_of(&resp)
     }
 
     #[tokio::test]
