@@ -18,7 +18,7 @@ use std::io::Write;
 use std::sync::Mutex;
 
 use teflon_core::{
-    Actuator, ClusterView, Engine, Outcome, PlannedAction, PodInfo, PolicySet, Verdict,
+    Actuator, ClusterView, Engine, Executed, Outcome, PlannedAction, PodInfo, PolicySet, Verdict,
     WorkloadKind, WorkloadRef, WorkloadStatus,
 };
 
@@ -124,10 +124,11 @@ impl<W: Write + Send> Pager<W> {
 }
 
 impl<W: Write + Send> Actuator for Pager<W> {
-    fn execute(&self, action: &PlannedAction) -> impl Future<Output = Outcome> + Send {
-        // Writing a line is synchronous; a real pager would await an HTTP call here.
-        let outcome = self.page(action);
-        async move { outcome }
+    fn execute(&self, action: &PlannedAction) -> impl Future<Output = Executed> + Send {
+        // Writing a line is synchronous; a real pager would await an HTTP call here (and
+        // retry it until `action.deadline`, reporting the attempts).
+        let executed = Executed::from(self.page(action));
+        async move { executed }
     }
 }
 
@@ -156,7 +157,7 @@ async fn handle(
                 .as_ref()
                 .filter(|_| decision.verdict == Verdict::Act)
             {
-                let outcome = pager.execute(plan).await;
+                let outcome = pager.execute(plan).await.outcome;
                 if outcome == Outcome::Success {
                     summary.pages += 1;
                 }

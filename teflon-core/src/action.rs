@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::alert::Alert;
 use crate::cluster::WorkloadRef;
+use crate::time::Timestamp;
 
 /// What a policy does to a pod (SPEC §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -141,6 +142,10 @@ pub struct PlannedAction {
     pub binary: Option<String>,
     /// The alert that caused it (rule, output, time for Events and annotations).
     pub alert: Arc<Alert>,
+    /// Retry calls that can pass (no answer, connection errors, 5xx, throttling) until this
+    /// time, then give up with [`Outcome::Failed`]: the decision time plus
+    /// [`crate::EngineConfig::action_deadline`].
+    pub deadline: Timestamp,
 }
 
 /// How an action ended (also the `outcome` metric label).
@@ -183,11 +188,32 @@ impl fmt::Display for Outcome {
     }
 }
 
+/// What executing a planned action came to: its final outcome and how many attempts the
+/// calls took (1 when nothing had to be retried).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Executed {
+    /// The final outcome.
+    pub outcome: Outcome,
+    /// Attempts of the action's API calls, the first included: `1 + retries`.
+    pub attempts: u32,
+}
+
+impl From<Outcome> for Executed {
+    /// An outcome reached at the first attempt.
+    fn from(outcome: Outcome) -> Self {
+        Executed {
+            outcome,
+            attempts: 1,
+        }
+    }
+}
+
 /// The write port: executes one planned action.
 ///
 /// Implementations never act on a pod other than `action.pod` (UID precondition) and never
-/// panic; every failure becomes an [`Outcome`].
+/// panic; every failure becomes an [`Outcome`]. Failures that can pass are retried until
+/// `action.deadline`; the outcome returned is final.
 pub trait Actuator {
     /// Execute `action` and say how it went.
-    fn execute(&self, action: &PlannedAction) -> impl Future<Output = Outcome> + Send;
+    fn execute(&self, action: &PlannedAction) -> impl Future<Output = Executed> + Send;
 }

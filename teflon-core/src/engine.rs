@@ -27,6 +27,9 @@ pub struct EngineConfig {
     /// After an eviction is refused by a PodDisruptionBudget, wait at least this long before
     /// the deferred retry (the cluster view's PDB status may lag the API server's).
     pub pdb_retry_after: Duration,
+    /// How long after its decision a planned action's calls may be retried
+    /// ([`PlannedAction::deadline`]); SPEC §4 `action_deadline_secs`.
+    pub action_deadline: Duration,
 }
 
 impl Default for EngineConfig {
@@ -35,6 +38,7 @@ impl Default for EngineConfig {
             rate_window: Duration::from_secs(300),
             retention: Duration::from_secs(3600),
             pdb_retry_after: Duration::from_secs(5),
+            action_deadline: Duration::from_secs(300),
         }
     }
 }
@@ -387,23 +391,43 @@ impl Engine {
             .collect()
     }
 
-    /// The earliest time at which a pending deferral could change by time alone (a retry
-    /// becomes allowed, a rate window frees up, or it expires). Replay uses it to settle.
-    pub fn next_deadline(&self) -> Option<Timestamp> {
+    /// The earliest time after `after` at which a pending deferral could change by time alone
+    /// (a retry becomes allowed, a rate window frees up, or it expires). Drivers that move time
+    /// themselves (replay, the simulator, the server's timer) re-check deferrals at that time,
+    /// so that events are processed in time order, expiry included.
+    pub fn next_deadline(&self, after: Timestamp) -> Option<Timestamp> {
         let mut best: Option<Timestamp> = None;
-        let mut consider = |t: Timestamp| best = Some(best.map_or(t, |b: Timestamp| b.min(t)));
+        let mut consider = |t: Timestamp| {
+            if t > after {
+                best = Some(best.map_or(t, |b: Timestamp| b.min(t)));
+            }
+        };
+        let defaults = self.policies.defaults();
+        // A window frees up when the oldest action still in it leaves it.
+        let window_frees = |q: &VecDeque<(Timestamp, ActionId)>, window: Duration| {
+            q.iter()
+                .map(|(t, _)| t.plus(window))
+                .find(|end| *end > after)
+        };
+        if defaults.cluster_max_actions.is_some()
+            && !self.deferrals.is_empty()
+            && let Some(end) = window_frees(&self.cluster_actions, defaults.cluster_window)
+        {
+            consider(end);
+        }
         for d in &self.deferrals {
             consider(d.expires_at());
             if let Some(nb) = d.not_before {
                 consider(nb);
             }
-            if let Some(w) = &d.workload
-                && let Some((t, _)) = self.workload_actions.get(w).and_then(|q| q.front())
+            if d.policy.guard.max_actions.is_some()
+                && let Some(q) = d
+                    .workload
+                    .as_ref()
+                    .and_then(|w| self.workload_actions.get(w))
+                && let Some(end) = window_frees(q, d.policy.guard.window)
             {
-                consider(t.plus(d.policy.guard.window));
-            }
-            if let Some((t, _)) = self.cluster_actions.front() {
-                consider(t.plus(self.policies.defaults().cluster_window));
+                consider(end);
             }
         }
         best
@@ -737,6 +761,7 @@ impl Engine {
             policy: policy.name.clone(),
             binary,
             alert: d.alert.clone(),
+            deadline: now.plus(self.config.action_deadline),
         });
         d
     }
@@ -769,9 +794,12 @@ impl Engine {
         else {
             return Some(decision(Verdict::Skip, Reason::PodNotFound, d));
         };
-        let expired = now >= d.expires_at();
+        // A deferral never acts after its deadline, whatever has changed since.
+        if now >= d.expires_at() {
+            return Some(decision(Verdict::Skip, Reason::DeferExpired, d));
+        }
         if d.not_before.is_some_and(|nb| now < nb) {
-            return expired.then(|| decision(Verdict::Skip, Reason::DeferExpired, d));
+            return None;
         }
         let policy = d.policy.clone();
         match self.guards(&policy, &d.pod, &info, view, now) {
@@ -789,7 +817,7 @@ impl Engine {
             }
             GuardResult::Skip(reason) | GuardResult::Block(reason) => {
                 d.blocked_by = reason;
-                expired.then(|| decision(Verdict::Skip, Reason::DeferExpired, d))
+                None
             }
         }
     }

@@ -20,7 +20,9 @@ pub mod ledger;
 pub mod policy;
 pub mod time;
 
-pub use action::{Action, ActionId, ActionKind, Actuator, Outcome, PlannedAction, PodTarget};
+pub use action::{
+    Action, ActionId, ActionKind, Actuator, Executed, Outcome, PlannedAction, PodTarget,
+};
 pub use alert::{Alert, FieldValue, Fields, Priority, PriorityError, Target};
 pub use cluster::{
     ClusterView, PodInfo, PodSummary, WorkloadKind, WorkloadRef, WorkloadStatus, WorkloadSummary,

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
@@ -11,20 +11,23 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::Client;
 use kube::api::Api;
 use serde_json::json;
-use teflon_core::{Action, ActionKind, Actuator, Alert, Outcome, PlannedAction, WorkloadKind};
+use teflon_core::{
+    Action, ActionKind, Actuator, Alert, Executed, Outcome, PlannedAction, Timestamp, WorkloadKind,
+};
 
 use crate::events::{Clock, EventRecorder, EventSpec, default_reporting_instance, truncate};
 use crate::recreation::RecreationHandle;
-use crate::retry::{CallError, RetryPolicy, with_retry};
+use crate::retry::{Budget, CallError, RetryPolicy};
 use crate::{block_binary, delete, evict, quarantine};
 
 /// Field manager for server-side apply.
 pub(crate) const FIELD_MANAGER: &str = "teflon";
 
-/// What an action needs to make calls.
+/// What an action needs to make calls: the client, and the action's retry budget (its
+/// deadline, and the retries spent so far over all of its calls).
 pub(crate) struct Ctx<'a> {
     pub client: &'a Client,
-    pub retry: &'a RetryPolicy,
+    pub budget: &'a Budget<'a>,
 }
 
 /// An owner's label selector, if Teflon knows how to read it.
@@ -47,7 +50,8 @@ pub(crate) async fn owner_selector(
         ("apps", "ReplicaSet") => {
             let api: Api<ReplicaSet> = Api::namespaced(c, namespace);
             Some(
-                with_retry(ctx.retry, "get replicaset", || api.get(name))
+                ctx.budget
+                    .call("get replicaset", || api.get(name))
                     .await?
                     .spec
                     .selector,
@@ -56,7 +60,8 @@ pub(crate) async fn owner_selector(
         ("apps", "Deployment") => {
             let api: Api<Deployment> = Api::namespaced(c, namespace);
             Some(
-                with_retry(ctx.retry, "get deployment", || api.get(name))
+                ctx.budget
+                    .call("get deployment", || api.get(name))
                     .await?
                     .spec
                     .selector,
@@ -65,7 +70,8 @@ pub(crate) async fn owner_selector(
         ("apps", "StatefulSet") => {
             let api: Api<StatefulSet> = Api::namespaced(c, namespace);
             Some(
-                with_retry(ctx.retry, "get statefulset", || api.get(name))
+                ctx.budget
+                    .call("get statefulset", || api.get(name))
                     .await?
                     .spec
                     .selector,
@@ -74,7 +80,8 @@ pub(crate) async fn owner_selector(
         ("apps", "DaemonSet") => {
             let api: Api<DaemonSet> = Api::namespaced(c, namespace);
             Some(
-                with_retry(ctx.retry, "get daemonset", || api.get(name))
+                ctx.budget
+                    .call("get daemonset", || api.get(name))
                     .await?
                     .spec
                     .selector,
@@ -82,7 +89,8 @@ pub(crate) async fn owner_selector(
         }
         ("batch", "Job") => {
             let api: Api<Job> = Api::namespaced(c, namespace);
-            with_retry(ctx.retry, "get job", || api.get(name))
+            ctx.budget
+                .call("get job", || api.get(name))
                 .await?
                 .spec
                 .and_then(|s| s.selector)
@@ -106,9 +114,12 @@ pub(crate) fn alert_summary(alert: &Alert) -> String {
 
 /// Executes [`PlannedAction`]s against the API server.
 ///
-/// Every action is preconditioned on the pod's UID (or idempotent by name), retried with
-/// jittered exponential backoff on 5xx, throttling 429, timeouts and connection errors
-/// (bounded by [`RetryPolicy`]), and recorded as an `events.k8s.io/v1` Event.
+/// Every action is preconditioned on the pod's UID (or idempotent by name); its calls are
+/// retried with jittered exponential backoff on 5xx, throttling 429, write conflicts,
+/// timeouts and connection errors until the action's deadline
+/// ([`PlannedAction::deadline`], at most [`RetryPolicy::total`]), across an API server
+/// outage; then it is recorded as an `events.k8s.io/v1` Event. Build the client with
+/// [`crate::client`], which turns the kube client's own retries off.
 #[derive(Clone)]
 pub struct KubeActuator {
     client: Client,
@@ -146,7 +157,7 @@ impl KubeActuator {
     }
 
     /// Use this retry policy for actions (Events keep [`RetryPolicy::events`]: an Event is
-    /// worth one retry, not a delayed outcome).
+    /// worth one retry, not a delayed outcome). Its `total` caps the action's own deadline.
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
         self
@@ -170,10 +181,18 @@ impl KubeActuator {
         self
     }
 
-    async fn run(&self, a: &PlannedAction) -> Outcome {
+    /// Time left until the action's deadline, by this actuator's clock.
+    fn time_left(&self, a: &PlannedAction) -> Duration {
+        let now = (self.events.clock)()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+        a.deadline.since(Timestamp::from_nanos(now))
+    }
+
+    async fn run(&self, a: &PlannedAction, budget: &Budget<'_>) -> Outcome {
         let ctx = Ctx {
             client: &self.client,
-            retry: &self.retry,
+            budget,
         };
         match &a.action {
             Action::Delete { grace_period_secs } => {
@@ -241,15 +260,17 @@ pub(crate) fn event_note(a: &PlannedAction, outcome: &Outcome) -> String {
 }
 
 impl Actuator for KubeActuator {
-    async fn execute(&self, a: &PlannedAction) -> Outcome {
+    async fn execute(&self, a: &PlannedAction) -> Executed {
         if matches!(a.action, Action::Log) {
-            return Outcome::Success;
+            return Outcome::Success.into();
         }
         let before = self.recreation.as_ref().and_then(|r| r.before(a));
-        let outcome = self.run(a).await;
+        let budget = Budget::new(&self.retry, Some(self.time_left(a)));
+        let outcome = self.run(a, &budget).await;
+        let attempts = budget.attempts();
         tracing::info!(
             action = %a.action.kind(), namespace = %a.pod.namespace, pod = %a.pod.name,
-            policy = %a.policy, outcome = %outcome, "action executed"
+            policy = %a.policy, outcome = %outcome, attempts, "action executed"
         );
         self.events
             .record(EventSpec {
@@ -266,6 +287,6 @@ impl Actuator for KubeActuator {
         {
             r.reaped(before);
         }
-        outcome
+        Executed { outcome, attempts }
     }
 }

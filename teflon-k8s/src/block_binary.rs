@@ -17,7 +17,6 @@ use teflon_core::{Outcome, PlannedAction, WorkloadKind, WorkloadRef};
 use crate::actuator::{Ctx, FIELD_MANAGER, SelectorLookup, alert_summary, owner_selector};
 use crate::names::{dns_label_part, fnv1a64, label_value_for};
 use crate::quarantine::ALERT_ANNOTATION;
-use crate::retry::with_retry;
 
 /// The Tetragon resource written.
 pub fn tracing_policy_resource() -> ApiResource {
@@ -140,7 +139,7 @@ async fn target_selector(
         }
         None => {
             let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &a.pod.namespace);
-            let pod = match with_retry(ctx.retry, "get pod", || pods.get(&a.pod.name)).await {
+            let pod = match ctx.budget.call("get pod", || pods.get(&a.pod.name)).await {
                 Ok(p) => p,
                 Err(e) if e.code() == Some(404) => return Err(Outcome::Gone),
                 Err(e) => return Err(failed(a, format!("read pod: {e}"))),
@@ -204,10 +203,10 @@ pub(crate) async fn block_binary(ctx: &Ctx<'_>, a: &PlannedAction) -> Outcome {
         Api::namespaced_with(ctx.client.clone(), ns, &tracing_policy_resource());
     let pp = PatchParams::apply(FIELD_MANAGER).force();
     let patch = Patch::Apply(obj);
-    match with_retry(ctx.retry, "apply tracing policy", || {
-        api.patch(&name, &pp, &patch)
-    })
-    .await
+    match ctx
+        .budget
+        .call("apply tracing policy", || api.patch(&name, &pp, &patch))
+        .await
     {
         Ok(_) => Outcome::Success,
         Err(e) if e.code() == Some(404) => failed(

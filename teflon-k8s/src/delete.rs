@@ -5,7 +5,6 @@ use kube::api::{Api, DeleteParams, Preconditions};
 use teflon_core::{Outcome, PodTarget};
 
 use crate::actuator::Ctx;
-use crate::retry::with_retry;
 
 /// The `DeleteOptions` sent: UID precondition (never the pod's replacement) and grace period.
 pub(crate) fn delete_params(pod: &PodTarget, grace_period_secs: Option<u32>) -> DeleteParams {
@@ -28,7 +27,11 @@ pub(crate) async fn delete(
 ) -> Outcome {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &pod.namespace);
     let dp = delete_params(pod, grace_period_secs);
-    match with_retry(ctx.retry, "delete pod", || api.delete(&pod.name, &dp)).await {
+    match ctx
+        .budget
+        .call("delete pod", || api.delete(&pod.name, &dp))
+        .await
+    {
         Ok(_) => Outcome::Success,
         Err(e) if matches!(e.code(), Some(404 | 409)) => Outcome::Gone,
         Err(e) => Outcome::Failed(format!("delete pod {}/{}: {e}", pod.namespace, pod.name)),

@@ -4,7 +4,6 @@ use serde_json::{Value, json};
 use teflon_core::{Outcome, PodTarget};
 
 use crate::actuator::Ctx;
-use crate::retry::with_retry;
 
 /// The Eviction body, built by hand: `deleteOptions` carries the UID precondition and the
 /// grace period exactly as the API server expects them.
@@ -42,16 +41,18 @@ pub(crate) async fn evict(
         Ok(b) => b,
         Err(e) => return Outcome::Failed(format!("evict pod {}/{}: {e}", pod.namespace, pod.name)),
     };
-    let result = with_retry(ctx.retry, "evict pod", || {
-        let request = http::Request::post(path.as_str())
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(body.clone());
-        async move {
-            let request = request.map_err(kube::Error::HttpError)?;
-            ctx.client.request_text(request).await
-        }
-    })
-    .await;
+    let result = ctx
+        .budget
+        .call("evict pod", || {
+            let request = http::Request::post(path.as_str())
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(body.clone());
+            async move {
+                let request = request.map_err(kube::Error::HttpError)?;
+                ctx.client.request_text(request).await
+            }
+        })
+        .await;
     match result {
         Ok(_) => Outcome::Success,
         Err(e) if e.is_disruption_budget() => Outcome::DisruptionBudget,

@@ -14,9 +14,12 @@
 
 mod actuator;
 mod block_binary;
+pub mod client;
 mod delete;
 mod events;
 mod evict;
+#[cfg(feature = "test-util")]
+pub mod fake_api;
 pub mod lease;
 mod names;
 mod quarantine;

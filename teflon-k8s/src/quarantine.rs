@@ -20,7 +20,7 @@ use teflon_core::{Alert, Outcome, PlannedAction};
 
 use crate::actuator::{Ctx, SelectorLookup, alert_summary, owner_selector};
 use crate::names::{bounded_name, label_value_for};
-use crate::retry::{CallError, with_retry};
+use crate::retry::CallError;
 use crate::selector::required_keys;
 use crate::view::{QUARANTINED_LABEL, controller_of};
 
@@ -154,7 +154,7 @@ pub(crate) async fn quarantine(
 ) -> Outcome {
     let (ns, name) = (a.pod.namespace.as_str(), a.pod.name.as_str());
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-    let pod = match with_retry(ctx.retry, "get pod", || pods.get(name)).await {
+    let pod = match ctx.budget.call("get pod", || pods.get(name)).await {
         Ok(p) => p,
         Err(e) if e.code() == Some(404) => return Outcome::Gone,
         Err(e) => return failed(a, "read pod", e),
@@ -202,7 +202,10 @@ pub(crate) async fn quarantine(
             Err(e) => return failed(a, "build patch", e),
         };
         let pp = PatchParams::default();
-        let patched = with_retry(ctx.retry, "patch pod", || pods.patch(name, &pp, &patch)).await;
+        let patched = ctx
+            .budget
+            .call("patch pod", || pods.patch(name, &pp, &patch))
+            .await;
         match patched {
             Ok(_) => {}
             Err(e) if e.code() == Some(404) => return Outcome::Gone,
@@ -225,10 +228,10 @@ pub(crate) async fn quarantine(
         let np_api: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), ns);
         let np = network_policy(&pod, ns, name, &a.policy);
         let pp = PostParams::default();
-        match with_retry(ctx.retry, "create network policy", || {
-            np_api.create(&pp, &np)
-        })
-        .await
+        match ctx
+            .budget
+            .call("create network policy", || np_api.create(&pp, &np))
+            .await
         {
             Ok(_) => {}
             // Same name = same pod: already isolated (a retried or repeated quarantine).
@@ -253,7 +256,7 @@ enum Recheck {
 }
 
 async fn recheck(ctx: &Ctx<'_>, pods: &Api<Pod>, name: &str, uid: Option<&str>) -> Recheck {
-    match with_retry(ctx.retry, "get pod", || pods.get(name)).await {
+    match ctx.budget.call("get pod", || pods.get(name)).await {
         Ok(p) if uid.is_some() && p.metadata.uid.as_deref() != uid => Recheck::Gone,
         Ok(p)
             if p.metadata

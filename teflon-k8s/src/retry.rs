@@ -1,18 +1,22 @@
 //! Bounded, jittered retries for API calls, and the classification of what went wrong.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use kube::core::Status;
 use rand::Rng;
 use tokio::time::Instant;
 
-/// How hard to try one API call.
+/// How hard to try one API call: Teflon's one place where retries are decided (the kube
+/// client's own retry layer is off, see [`crate::client`]).
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
-    /// Attempts in all, the first included.
+    /// Attempts per call in all, the first included (`u32::MAX`: until the deadline).
     pub max_attempts: u32,
-    /// Give up once this much time has passed since the first attempt.
+    /// Give up once this much time has passed since the first attempt. For an action the
+    /// earlier of this and the action's own deadline ([`teflon_core::PlannedAction::deadline`])
+    /// applies.
     pub total: Duration,
     /// One attempt that has not answered after this long counts as timed out.
     pub attempt_timeout: Duration,
@@ -23,13 +27,17 @@ pub struct RetryPolicy {
 }
 
 impl Default for RetryPolicy {
+    /// For actions (SPEC §4): failures that can pass are retried with backoff for up to
+    /// 300 s (`action_deadline_secs`), across an API server outage; a retry at least every 5 s
+    /// once the backoff has grown, so that an action goes through within seconds of the API
+    /// server coming back.
     fn default() -> Self {
         RetryPolicy {
-            max_attempts: 4,
-            total: Duration::from_secs(10),
-            attempt_timeout: Duration::from_secs(3),
+            max_attempts: u32::MAX,
+            total: Duration::from_secs(300),
+            attempt_timeout: Duration::from_secs(5),
             base_delay: Duration::from_millis(200),
-            max_delay: Duration::from_secs(2),
+            max_delay: Duration::from_secs(5),
         }
     }
 }
@@ -54,6 +62,18 @@ impl RetryPolicy {
         }
     }
 
+    /// For reads and writes that a caller repeats by itself (the autoscaler's scale calls,
+    /// pod look-ups): four attempts within 10 s.
+    pub fn short() -> Self {
+        RetryPolicy {
+            max_attempts: 4,
+            total: Duration::from_secs(10),
+            attempt_timeout: Duration::from_secs(3),
+            max_delay: Duration::from_secs(2),
+            ..RetryPolicy::default()
+        }
+    }
+
     /// The delay before retry number `retry` (1-based): `base × 2^(retry-1)`, capped, times a
     /// random factor in [0.5, 1) so that many actors do not retry in step.
     fn delay(&self, retry: u32) -> Duration {
@@ -66,6 +86,85 @@ impl RetryPolicy {
             .min(self.max_delay);
         exp.mul_f64(rand::rng().random_range(0.5..1.0))
     }
+}
+
+/// The retry budget of one action (or one stand-alone call): its policy, the time it must be
+/// done by, and the retries spent so far over all of its calls.
+#[derive(Debug)]
+pub(crate) struct Budget<'a> {
+    policy: &'a RetryPolicy,
+    deadline: Instant,
+    retries: AtomicU32,
+}
+
+impl<'a> Budget<'a> {
+    /// A budget of `policy.total` from now, or less when `deadline` (time left until the
+    /// action's own deadline) is shorter.
+    pub(crate) fn new(policy: &'a RetryPolicy, left: Option<Duration>) -> Self {
+        let total = left.map_or(policy.total, |l| l.min(policy.total));
+        Budget {
+            policy,
+            deadline: Instant::now() + total,
+            retries: AtomicU32::new(0),
+        }
+    }
+
+    /// Attempts made by the calls so far, the first included: `1 + retries`.
+    pub(crate) fn attempts(&self) -> u32 {
+        self.retries.load(Ordering::Relaxed).saturating_add(1)
+    }
+
+    /// Runs `op` until it succeeds, fails for good, or the attempts or the time run out.
+    /// Every call gets at least one attempt, even when the deadline has passed.
+    ///
+    /// Only calls whose repetition cannot act twice go through here: every mutating call
+    /// carries a UID precondition or is idempotent by name, so a retry after an ambiguous
+    /// failure either does the same thing again or answers 404/409/422, which callers map.
+    pub(crate) async fn call<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T, CallError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, kube::Error>>,
+    {
+        let policy = self.policy;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            let timeout = if left.is_zero() {
+                policy.attempt_timeout
+            } else {
+                policy.attempt_timeout.min(left)
+            };
+            let err = match tokio::time::timeout(timeout, op()).await {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(e)) => CallError::from(e),
+                Err(_) => CallError::Timeout,
+            };
+            if !err.is_retryable() || attempt >= policy.max_attempts {
+                return Err(err);
+            }
+            let delay = policy.delay(attempt);
+            if Instant::now() + delay >= self.deadline {
+                return Err(err);
+            }
+            self.retries.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(what, attempt, error = %err, ?delay, "retrying Kubernetes API call");
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+/// Runs one stand-alone call under `policy` (its own budget of `policy.total`).
+pub(crate) async fn with_retry<T, F, Fut>(
+    policy: &RetryPolicy,
+    what: &str,
+    op: F,
+) -> Result<T, CallError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, kube::Error>>,
+{
+    Budget::new(policy, None).call(what, op).await
 }
 
 /// Why an API call failed (crate-internal: callers see [`teflon_core::Outcome`]s or this
@@ -104,10 +203,26 @@ impl CallError {
                 || s.message.contains("disruption budget"))
     }
 
-    /// Worth another attempt: 5xx, 429 (other than a PDB refusal), timeouts, connection errors.
+    /// A 409 because the object's UID is not the one in the precondition: a different object
+    /// has that name now (the registry store's "Precondition failed: UID in precondition").
+    pub(crate) fn is_uid_precondition(&self) -> bool {
+        let CallError::Api(s) = self else {
+            return false;
+        };
+        s.code == 409 && s.message.contains("Precondition failed: UID")
+    }
+
+    /// Worth another attempt (SPEC §4): 5xx, 429 other than a PDB refusal, a write conflict
+    /// (409 `Conflict` that is not the UID precondition: "the object has been modified"),
+    /// timeouts and connection errors. 403, 404, 422, `AlreadyExists` and the UID
+    /// precondition are final.
     fn is_retryable(&self) -> bool {
         match self {
-            CallError::Api(s) => s.code >= 500 || (s.code == 429 && !self.is_disruption_budget()),
+            CallError::Api(s) => {
+                s.code >= 500
+                    || (s.code == 429 && !self.is_disruption_budget())
+                    || (s.code == 409 && s.reason == "Conflict" && !self.is_uid_precondition())
+            }
             CallError::Timeout | CallError::Transport(_) => true,
             CallError::Other(_) => false,
         }
@@ -134,42 +249,6 @@ impl From<kube::Error> for CallError {
             kube::Error::Service(e) => CallError::Transport(e.to_string()),
             other => CallError::Other(other.to_string()),
         }
-    }
-}
-
-/// Runs `op` until it succeeds, fails for good, or the policy's attempts or time run out.
-///
-/// Only calls whose repetition cannot act twice go through here: every mutating call
-/// carries a UID precondition or is idempotent by name, so a retry after an ambiguous
-/// failure either does the same thing again or answers 404/409/422, which callers map.
-pub(crate) async fn with_retry<T, F, Fut>(
-    policy: &RetryPolicy,
-    what: &str,
-    mut op: F,
-) -> Result<T, CallError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, kube::Error>>,
-{
-    let start = Instant::now();
-    let mut attempt = 0u32;
-    loop {
-        attempt += 1;
-        let left = policy.total.saturating_sub(start.elapsed());
-        let err = match tokio::time::timeout(policy.attempt_timeout.min(left), op()).await {
-            Ok(Ok(v)) => return Ok(v),
-            Ok(Err(e)) => CallError::from(e),
-            Err(_) => CallError::Timeout,
-        };
-        if !err.is_retryable() || attempt >= policy.max_attempts {
-            return Err(err);
-        }
-        let delay = policy.delay(attempt);
-        if start.elapsed() + delay >= policy.total {
-            return Err(err);
-        }
-        tracing::debug!(what, attempt, error = %err, ?delay, "retrying Kubernetes API call");
-        tokio::time::sleep(delay).await;
     }
 }
 
@@ -212,6 +291,62 @@ mod tests {
     }
 
     #[test]
+    fn a_write_conflict_is_retried_but_the_uid_precondition_and_already_exists_are_final() {
+        let uid = status(
+            409,
+            include_str!("../tests/fixtures/delete-precondition-conflict-status.json"),
+        );
+        assert!(uid.is_uid_precondition());
+        assert!(!uid.is_retryable());
+        let modified = status(
+            409,
+            r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"Operation cannot be fulfilled on poddisruptionbudgets.policy \"web\": the object has been modified; please apply your changes to the latest version and try again","reason":"Conflict","code":409}"#,
+        );
+        assert!(!modified.is_uid_precondition());
+        assert!(modified.is_retryable());
+        let exists = status(
+            409,
+            r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"networkpolicies.networking.k8s.io \"x\" already exists","reason":"AlreadyExists","code":409}"#,
+        );
+        assert!(!exists.is_retryable());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_action_budget_retries_until_its_deadline_and_counts_the_retries() {
+        let p = RetryPolicy::default();
+        let start = Instant::now();
+        let budget = Budget::new(&p, Some(Duration::from_secs(30)));
+        let mut calls = 0u32;
+        let r: Result<(), CallError> = budget
+            .call("test", || {
+                calls += 1;
+                std::future::ready(Err(kube::Error::Api(
+                    Status::failure("down", "InternalError")
+                        .with_code(500)
+                        .boxed(),
+                )))
+            })
+            .await;
+        assert_eq!(r.unwrap_err().code(), Some(500));
+        let elapsed = start.elapsed();
+        // Virtual time: retried until the 30 s left, not the policy's 300 s, and not before
+        // the delays (at most 5 s each) would cross it.
+        assert!(elapsed <= Duration::from_secs(30), "{elapsed:?}");
+        assert!(elapsed >= Duration::from_secs(25), "{elapsed:?}");
+        assert!(calls > 4, "{calls} attempts");
+        assert_eq!(budget.attempts(), calls);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_past_its_deadline_still_gets_one_attempt() {
+        let p = RetryPolicy::default();
+        let budget = Budget::new(&p, Some(Duration::ZERO));
+        let r: Result<u32, CallError> = budget.call("test", || std::future::ready(Ok(7))).await;
+        assert_eq!(r.unwrap(), 7);
+        assert_eq!(budget.attempts(), 1);
+    }
+
+    #[test]
     fn delays_grow_and_stay_within_the_cap() {
         let p = RetryPolicy::default();
         for retry in 1..40 {
@@ -228,7 +363,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_call_that_never_answers_stops_within_the_attempt_and_time_bounds() {
-        let p = RetryPolicy::default();
+        let p = RetryPolicy::short();
         let start = Instant::now();
         let mut calls = 0u32;
         let r: Result<(), CallError> = with_retry(&p, "test", || {

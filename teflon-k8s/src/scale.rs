@@ -59,7 +59,7 @@ fn map_err(w: &WorkloadRef, e: CallError) -> ScaleError {
 
 /// Read the scale of a Deployment or StatefulSet.
 pub async fn get_scale(client: &Client, workload: &WorkloadRef) -> Result<ScaleState, ScaleError> {
-    let retry = RetryPolicy::default();
+    let retry = RetryPolicy::short();
     let name = workload.name.as_str();
     let result = match workload.kind {
         WorkloadKind::Deployment => {
@@ -82,7 +82,7 @@ pub async fn scale(
     workload: &WorkloadRef,
     replicas: u32,
 ) -> Result<ScaleState, ScaleError> {
-    let retry = RetryPolicy::default();
+    let retry = RetryPolicy::short();
     let name = workload.name.as_str();
     let pp = PatchParams::default();
     let patch = Patch::Merge(json!({ "spec": { "replicas": replicas } }));

@@ -13,8 +13,8 @@ use kube::Client;
 use kube::client::Body;
 use serde_json::{Value, json};
 use teflon_core::{
-    Action, ActionId, Actuator, Alert, Outcome, PlannedAction, PodTarget, Priority, WorkloadKind,
-    WorkloadRef,
+    Action, ActionId, Actuator, Alert, Executed, Outcome, PlannedAction, PodTarget, Priority,
+    Timestamp, WorkloadKind, WorkloadRef,
 };
 use teflon_k8s::{KubeActuator, RetryPolicy};
 use tower_test::mock::{self, Handle, SendResponse};
@@ -63,7 +63,17 @@ fn planned(action: Action) -> PlannedAction {
         policy: Arc::from("reap-shells"),
         binary: None,
         alert: alert(),
+        deadline: deadline_in(300),
     }
+}
+
+/// The action's deadline, `secs` after the fixed clock's now.
+fn deadline_in(secs: u64) -> Timestamp {
+    let now = fixed_clock()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    Timestamp::from_nanos(i64::try_from(now).unwrap()).plus(Duration::from_secs(secs))
 }
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -310,8 +320,17 @@ impl ApiServerVerifier {
     }
 }
 
-/// Runs `action` against a scripted API server.
+/// Runs `action` against a scripted API server; its outcome.
 async fn run<F, Fut>(action: PlannedAction, scenario: F) -> Outcome
+where
+    F: FnOnce(ApiServerVerifier) -> Fut + Send + 'static,
+    Fut: Future<Output = ApiServerVerifier> + Send,
+{
+    run_executed(action, scenario).await.outcome
+}
+
+/// Runs `action` against a scripted API server; its outcome and attempts.
+async fn run_executed<F, Fut>(action: PlannedAction, scenario: F) -> Executed
 where
     F: FnOnce(ApiServerVerifier) -> Fut + Send + 'static,
     Fut: Future<Output = ApiServerVerifier> + Send,
@@ -324,12 +343,12 @@ where
         .with_retry(RetryPolicy::default());
     let verifier =
         tokio::spawn(async move { scenario(ApiServerVerifier(handle)).await.done().await });
-    let outcome = actuator.execute(&action).await;
+    let executed = actuator.execute(&action).await;
     tokio::time::timeout(Duration::from_secs(60), verifier)
         .await
         .expect("the scenario finished")
         .expect("the scenario's assertions held");
-    outcome
+    executed
 }
 
 // ---------------------------------------------------------------- delete
@@ -395,7 +414,7 @@ async fn delete_whose_uid_precondition_fails_is_gone_and_not_retried() {
 
 #[tokio::test(start_paused = true)]
 async fn delete_is_retried_after_a_server_error_and_then_succeeds() {
-    let outcome = run(delete_action(), |mut api| async move {
+    let executed = run_executed(delete_action(), |mut api| async move {
         api.answer("DELETE", DELETE_URI, Some(delete_body()), 500, INTERNAL)
             .await;
         api.answer(
@@ -410,7 +429,13 @@ async fn delete_is_retried_after_a_server_error_and_then_succeeds() {
         api
     })
     .await;
-    assert_eq!(outcome, Outcome::Success);
+    assert_eq!(
+        executed,
+        Executed {
+            outcome: Outcome::Success,
+            attempts: 2
+        }
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -428,20 +453,52 @@ async fn a_retry_after_a_timed_out_delete_that_did_delete_is_gone() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn delete_gives_up_after_four_server_errors() {
-    let outcome = run(delete_action(), |mut api| async move {
-        for _ in 0..4 {
-            api.answer("DELETE", DELETE_URI, Some(delete_body()), 500, INTERNAL).await;
+async fn delete_keeps_retrying_server_errors_until_the_actions_deadline_then_fails() {
+    let mut action = delete_action();
+    action.deadline = deadline_in(20);
+    let executed = run_executed(action, |mut api| async move {
+        // 500s for as long as the actuator asks: it must stop by itself at the deadline, then
+        // record a Warning Event.
+        let mut deletes = 0u32;
+        loop {
+            let (request, send) = api.0.next_request().await.expect("a request");
+            if request.method() == "DELETE" {
+                assert_eq!(request.uri().to_string(), DELETE_URI);
+                deletes += 1;
+                send.send_response(
+                    Response::builder()
+                        .status(500)
+                        .body(Body::from(INTERNAL.as_bytes().to_vec()))
+                        .unwrap(),
+                );
+                continue;
+            }
+            assert_eq!(request.method(), "POST", "the Event after {deletes} deletes");
+            let event: Value =
+                serde_json::from_slice(&request.into_body().collect_bytes().await.unwrap())
+                    .unwrap();
+            assert_eq!(event["type"], "Warning");
+            assert_eq!(
+                event["note"],
+                "delete pod shop/web-1 for rule \"Terminal shell in container\" (Critical): failed: delete pod shop/web-1: HTTP 500 : etcdserver: request timed out"
+            );
+            send.send_response(
+                Response::builder()
+                    .status(201)
+                    .body(Body::from(b"{}".to_vec()))
+                    .unwrap(),
+            );
+            assert!(deletes > 4, "only {deletes} attempts in 20 s");
+            break;
         }
-        let note = "delete pod shop/web-1 for rule \"Terminal shell in container\" (Critical): failed: delete pod shop/web-1: HTTP 500 : etcdserver: request timed out";
-        api.pod_event("delete", note, "Warning").await;
         api
     })
     .await;
     assert!(
-        matches!(outcome, Outcome::Failed(ref why) if why.contains("500")),
-        "{outcome:?}"
+        matches!(executed.outcome, Outcome::Failed(ref why) if why.contains("500")),
+        "{executed:?}"
     );
+    assert!(executed.attempts > 4, "{executed:?}");
 }
 
 #[tokio::test(start_paused = true)]

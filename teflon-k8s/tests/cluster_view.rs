@@ -359,8 +359,18 @@ async fn a_reap_through_the_actuator_is_measured_when_the_replacement_is_ready()
         policy: Arc::from("reap-shells"),
         binary: None,
         alert: Arc::new(Alert::test().pod("shop", "web-1").build()),
+        deadline: teflon_core::Timestamp::from_nanos(
+            i64::try_from(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos(),
+            )
+            .unwrap(),
+        )
+        .plus(Duration::from_secs(300)),
     };
-    assert_eq!(actuator.execute(&action).await, Outcome::Success);
+    assert_eq!(actuator.execute(&action).await.outcome, Outcome::Success);
     let measured = tokio::time::timeout(Duration::from_secs(10), measurements.recv())
         .await
         .expect("a measurement within the tracker's tick")

@@ -24,9 +24,8 @@ use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec}
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
+use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
 use rand::Rng;
 use serde_json::json;
 use teflon_core::{
@@ -44,21 +43,12 @@ async fn client_from_env() -> Option<Client> {
         );
         return None;
     };
-    let kubeconfig = Kubeconfig::read_from(&path).unwrap_or_else(|e| {
-        panic!(
-            "TEST_KUBECONFIG={}: cannot read kubeconfig: {e}",
-            path.to_string_lossy()
-        )
-    });
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "TEST_KUBECONFIG={}: unusable kubeconfig: {e}",
-                path.to_string_lossy()
-            )
-        });
-    Some(Client::try_from(config).unwrap_or_else(|e| panic!("cannot build a client: {e}")))
+    // Teflon's own client constructor: the kube client's retries off, as in production.
+    Some(
+        teflon_k8s::client::from_kubeconfig(std::path::Path::new(&path))
+            .await
+            .unwrap_or_else(|e| panic!("TEST_KUBECONFIG: {e}")),
+    )
 }
 
 /// Poll `check` every 200 ms until it yields `Some`, or fail after `secs` seconds saying `what`.
@@ -206,6 +196,16 @@ fn plan(ns: &str, pod: &Pod, action: Action, id: u64) -> PlannedAction {
         policy: Arc::from("real-cluster-test"),
         binary: Some("/usr/bin/nc".to_owned()),
         alert: alert(ns, &name),
+        deadline: teflon_core::Timestamp::from_nanos(
+            i64::try_from(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_nanos(),
+            )
+            .unwrap_or(i64::MAX),
+        )
+        .plus(Duration::from_secs(60)),
     }
 }
 
@@ -258,7 +258,7 @@ async fn scenario(client: Client, ns: &str) -> TestResult {
         1,
     );
     wrong.pod.uid = Some("00000000-0000-0000-0000-000000000000".to_owned());
-    assert_eq!(actuator.execute(&wrong).await, Outcome::Gone);
+    assert_eq!(actuator.execute(&wrong).await.outcome, Outcome::Gone);
     assert_eq!(
         pods.get(&names[0]).await?.metadata.uid,
         victim.metadata.uid,
@@ -274,7 +274,7 @@ async fn scenario(client: Client, ns: &str) -> TestResult {
         },
         2,
     );
-    assert_eq!(actuator.execute(&delete).await, Outcome::Success);
+    assert_eq!(actuator.execute(&delete).await.outcome, Outcome::Success);
     wait_for("the deleted pod to disappear", 30, || async {
         Ok(pods
             .get_opt(&names[0])
@@ -284,7 +284,7 @@ async fn scenario(client: Client, ns: &str) -> TestResult {
             .then_some(()))
     })
     .await?;
-    assert_eq!(actuator.execute(&delete).await, Outcome::Gone);
+    assert_eq!(actuator.execute(&delete).await.outcome, Outcome::Gone);
 
     // The replacement: the ReplicaSet creates it, we make it Ready, the tracker reports it.
     ready_web_pods(&pods, 3).await?;
@@ -309,7 +309,7 @@ async fn scenario(client: Client, ns: &str) -> TestResult {
         },
         3,
     );
-    assert_eq!(actuator.execute(&evict).await, Outcome::Success);
+    assert_eq!(actuator.execute(&evict).await.outcome, Outcome::Success);
     ready_web_pods(&pods, 3).await?;
     let measured = tokio::time::timeout(Duration::from_secs(30), recreations.recv())
         .await?
@@ -351,7 +351,10 @@ async fn scenario(client: Client, ns: &str) -> TestResult {
         },
         4,
     );
-    assert_eq!(actuator.execute(&evict).await, Outcome::DisruptionBudget);
+    assert_eq!(
+        actuator.execute(&evict).await.outcome,
+        Outcome::DisruptionBudget
+    );
     let still = pods.get(&names[0]).await?;
     assert_eq!(still.metadata.uid, protected.metadata.uid);
     assert!(
@@ -371,7 +374,10 @@ async fn scenario(client: Client, ns: &str) -> TestResult {
         },
         5,
     );
-    assert_eq!(actuator.execute(&quarantine).await, Outcome::Success);
+    assert_eq!(
+        actuator.execute(&quarantine).await.outcome,
+        Outcome::Success
+    );
     let q = pods.get(&suspect_name).await?;
     assert_eq!(
         q.metadata.uid, suspect.metadata.uid,
@@ -441,7 +447,7 @@ async fn scenario(client: Client, ns: &str) -> TestResult {
         },
         6,
     );
-    match actuator.execute(&block).await {
+    match actuator.execute(&block).await.outcome {
         Outcome::Success => eprintln!("block_binary: TracingPolicyNamespaced applied"),
         Outcome::Failed(why) if why.contains("Tetragon") => eprintln!("block_binary: {why}"),
         other => return Err(format!("block_binary: unexpected {other:?}").into()),

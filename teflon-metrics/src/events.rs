@@ -201,6 +201,25 @@ impl ActionExecuted {
     }
 }
 
+/// An action's API calls were retried before its final outcome.
+#[derive(Debug, Clone, Copy)]
+pub struct ActionRetried {
+    /// The action.
+    pub action: ActionKind,
+    /// Retries (attempts beyond the first).
+    pub retries: u32,
+}
+
+impl ActionRetried {
+    /// Count them (nothing when there were none).
+    pub fn emit(self) {
+        if self.retries > 0 {
+            counter!(names::ACTION_RETRIES_TOTAL, label::ACTION => self.action.as_str())
+                .increment(u64::from(self.retries));
+        }
+    }
+}
+
 /// A reaped pod's replacement became Ready.
 #[derive(Debug, Clone, Copy)]
 pub struct RecreationObserved<'a> {

@@ -89,7 +89,11 @@ pub fn describe() {
     );
     describe_counter!(
         names::REAPINGS_TOTAL,
-        "Executed disruptive actions, by outcome."
+        "Executed disruptive actions, by final outcome (after retries)."
+    );
+    describe_counter!(
+        names::ACTION_RETRIES_TOTAL,
+        "API calls of actions retried before their final outcome."
     );
     describe_gauge!(
         names::INFECTED_PODS,

@@ -27,6 +27,10 @@ pub const TIME_TO_NEW_INFECTION_SECONDS: &str = "teflon_time_to_new_infection_se
 pub const DECISION_LATENCY_SECONDS: &str = "teflon_decision_latency_seconds";
 /// Histogram `{action}`: decision → API call done, seconds.
 pub const ACTION_LATENCY_SECONDS: &str = "teflon_action_latency_seconds";
+/// Counter `{action}`: API calls of actions retried (no answer, connection error, 5xx,
+/// throttling, write conflict) before the action's final outcome. Not in SPEC §7: a rising
+/// rate means the API server is struggling or unreachable.
+pub const ACTION_RETRIES_TOTAL: &str = "teflon_action_retries_total";
 /// Gauge: alerts accepted and not yet decided.
 pub const QUEUE_DEPTH: &str = "teflon_queue_depth";
 /// Gauge: 1 while this replica may decide and act (holds the leader Lease, or runs without

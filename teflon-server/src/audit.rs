@@ -32,6 +32,10 @@ pub struct AuditRecord {
     /// Why a failed action failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome_message: Option<String>,
+    /// Attempts of the executed action's API calls (`1 + retries`); absent when nothing was
+    /// executed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
     /// When the server received the alert (null for re-checks after a restart of the record).
     pub received_at: Option<Timestamp>,
     /// When the action's API call finished, if one was made.
@@ -53,6 +57,9 @@ pub struct AuditTail<'a> {
     /// See [`AuditRecord::outcome_message`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome_message: Option<&'a str>,
+    /// See [`AuditRecord::attempts`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
     /// See [`AuditRecord::received_at`].
     pub received_at: Option<Timestamp>,
     /// See [`AuditRecord::acted_at`].
@@ -98,6 +105,7 @@ impl<'a> AuditTail<'a> {
             alert_id,
             outcome: None,
             outcome_message: None,
+            attempts: None,
             received_at,
             acted_at: None,
             decision_latency_us,
@@ -114,6 +122,7 @@ impl AuditRecord {
             alert_id: tail.alert_id.to_owned(),
             outcome: tail.outcome,
             outcome_message: tail.outcome_message.map(str::to_owned),
+            attempts: tail.attempts,
             received_at: tail.received_at,
             acted_at: tail.acted_at,
             decision_latency_us: tail.decision_latency_us,
@@ -135,6 +144,7 @@ impl AuditRecord {
             alert_id: &self.alert_id,
             outcome: self.outcome,
             outcome_message: self.outcome_message.as_deref(),
+            attempts: self.attempts,
             received_at: self.received_at,
             acted_at: self.acted_at,
             decision_latency_us: self.decision_latency_us,
@@ -433,6 +443,7 @@ mod tests {
             alert_id: "a-1".into(),
             outcome: None,
             outcome_message: None,
+            attempts: Some(3),
             received_at: Some(Timestamp::from_secs(5)),
             acted_at: None,
             decision_latency_us: Some(12),
@@ -440,7 +451,7 @@ mod tests {
         }
         .with_outcome(&Outcome::Failed("boom".into()));
         assert_eq!(rec.to_line().unwrap(), serde_json::to_string(&rec).unwrap());
-        assert!(rec.to_line().unwrap().ends_with(r#""outcome":"failed","outcome_message":"boom","received_at":"1970-01-01T00:00:05.000000000Z","acted_at":null,"decision_latency_us":12,"action_latency_ms":null}"#));
+        assert!(rec.to_line().unwrap().ends_with(r#""outcome":"failed","outcome_message":"boom","attempts":3,"received_at":"1970-01-01T00:00:05.000000000Z","acted_at":null,"decision_latency_us":12,"action_latency_ms":null}"#));
     }
 
     #[test]
@@ -482,6 +493,7 @@ mod tests {
             alert_id: "a-7".into(),
             outcome: None,
             outcome_message: None,
+            attempts: None,
             received_at: None,
             acted_at: None,
             decision_latency_us: None,

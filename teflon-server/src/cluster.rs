@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use teflon_core::autoscale::Scaler;
-use teflon_core::{Actuator, ClusterView, Outcome, PlannedAction, Timestamp, WorkloadRef};
+use teflon_core::{Actuator, ClusterView, Executed, PlannedAction, Timestamp, WorkloadRef};
 use teflon_sim::{SharedSim, SimCluster, SimEvent};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -35,14 +35,14 @@ pub trait DynActuator: Send + Sync {
     fn execute_boxed<'a>(
         &'a self,
         action: &'a PlannedAction,
-    ) -> Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
+    ) -> Pin<Box<dyn Future<Output = Executed> + Send + 'a>>;
 }
 
 impl<T: Actuator + Send + Sync> DynActuator for T {
     fn execute_boxed<'a>(
         &'a self,
         action: &'a PlannedAction,
-    ) -> Pin<Box<dyn Future<Output = Outcome> + Send + 'a>> {
+    ) -> Pin<Box<dyn Future<Output = Executed> + Send + 'a>> {
         Box::pin(self.execute(action))
     }
 }

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use teflon_core::{ActionId, ActionKind, Decision, Engine, Outcome, PolicySet, Timestamp, Verdict};
 use teflon_metrics::events::{
-    ActionExecuted, HotPath, InfectionRecorded, Leader, PodReaped, QueueDepth, RecreationObserved,
+    ActionExecuted, ActionRetried, HotPath, InfectionRecorded, Leader, PodReaped, QueueDepth,
+    RecreationObserved,
 };
 use teflon_metrics::{AttackSnapshot, SnapshotGauges};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -427,10 +428,16 @@ impl EngineTask {
         let Done {
             plan,
             outcome,
+            attempts,
             acted_at,
         } = done;
         self.engine.record(plan.id, &outcome, now);
         let kind = plan.action.kind();
+        ActionRetried {
+            action: kind,
+            retries: attempts.saturating_sub(1),
+        }
+        .emit();
         let Some(p) = self.pending.remove(&plan.id) else {
             return;
         };
@@ -462,6 +469,7 @@ impl EngineTask {
             Counters::add(&self.counters.failed_actions, 1);
         }
         let mut rec = p.record.with_outcome(&outcome);
+        rec.attempts = Some(attempts);
         rec.acted_at = Some(acted_at);
         rec.action_latency_ms = Some(latency.as_secs_f64() * 1000.0);
         self.append(&rec);

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use teflon_core::{Outcome, PlannedAction};
+use teflon_core::{Executed, Outcome, PlannedAction};
 use tokio::sync::{Semaphore, mpsc};
 use tracing::Instrument;
 
@@ -18,6 +18,8 @@ pub struct Done {
     pub plan: PlannedAction,
     /// How it went.
     pub outcome: Outcome,
+    /// Attempts of its API calls (`1 + retries`).
+    pub attempts: u32,
     /// When the call finished.
     pub acted_at: teflon_core::Timestamp,
 }
@@ -100,9 +102,9 @@ impl Executor {
     }
 
     async fn run_one(&self, plan: PlannedAction) {
-        let outcome = match self.permits.clone().acquire_owned().await {
+        let Executed { outcome, attempts } = match self.permits.clone().acquire_owned().await {
             Ok(_permit) => self.actuator.execute_boxed(&plan).await,
-            Err(_) => Outcome::Failed("executor closed".to_owned()),
+            Err(_) => Outcome::Failed("executor closed".to_owned()).into(),
         };
         let acted_at = (self.clock)();
         match &outcome {
@@ -116,6 +118,7 @@ impl Executor {
         let _ = self.done.send(Done {
             plan,
             outcome,
+            attempts,
             acted_at,
         });
     }

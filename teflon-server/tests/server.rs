@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-use teflon_core::{Actuator, ClusterView, Outcome, PlannedAction, StaticCluster};
+use teflon_core::{Actuator, ClusterView, Executed, Outcome, PlannedAction, StaticCluster};
 use teflon_server::{AuthConfig, Authenticator, ClusterBackend, Config, Server, ShutdownReport};
 
 const TOKEN: &str = "t0ken-for-tests";
@@ -42,7 +42,7 @@ struct Recorder {
 }
 
 impl Actuator for Recorder {
-    fn execute(&self, action: &PlannedAction) -> impl Future<Output = Outcome> + Send {
+    fn execute(&self, action: &PlannedAction) -> impl Future<Output = Executed> + Send {
         let calls = self.calls.clone();
         let delay = self.delay;
         let what = format!(
@@ -56,7 +56,7 @@ impl Actuator for Recorder {
                 tokio::time::sleep(d).await;
             }
             calls.lock().unwrap().push(what);
-            Outcome::Success
+            Outcome::Success.into()
         }
     }
 }

@@ -91,13 +91,10 @@ impl Replayer {
             return out;
         };
         loop {
-            let next = [
-                self.sim.next_event_time(),
-                self.engine.next_deadline().filter(|d| *d > now),
-            ]
-            .into_iter()
-            .flatten()
-            .min();
+            let next = [self.sim.next_event_time(), self.engine.next_deadline(now)]
+                .into_iter()
+                .flatten()
+                .min();
             let Some(next) = next.filter(|n| *n <= t) else {
                 break;
             };
@@ -123,7 +120,7 @@ impl Replayer {
             let now = self.now.unwrap_or_default();
             let next = [
                 self.sim.next_event_time(),
-                self.engine.next_deadline().filter(|d| *d > now),
+                self.engine.next_deadline(now),
                 deferrals
                     .iter()
                     .map(|d| d.expires_at)

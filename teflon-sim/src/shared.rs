@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use teflon_core::autoscale::Scaler;
 use teflon_core::{
-    Actuator, ClusterView, Outcome, PlannedAction, PodInfo, PodSummary, Timestamp, WorkloadRef,
+    Actuator, ClusterView, Executed, PlannedAction, PodInfo, PodSummary, Timestamp, WorkloadRef,
     WorkloadStatus, WorkloadSummary,
 };
 
@@ -102,11 +102,11 @@ impl ClusterView for SharedSim {
 }
 
 impl Actuator for SharedSim {
-    fn execute(&self, action: &PlannedAction) -> impl Future<Output = Outcome> + Send {
+    fn execute(&self, action: &PlannedAction) -> impl Future<Output = Executed> + Send {
         let now = self.now();
         // No advance here: the events it would produce belong to whoever drives `advance`.
         let outcome = self.lock().apply(action, now);
-        std::future::ready(outcome)
+        std::future::ready(outcome.into())
     }
 }
 

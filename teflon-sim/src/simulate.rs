@@ -266,7 +266,7 @@ pub fn run(scenario: &Scenario, policies: PolicySet) -> SimulationReport {
         let next = [
             attacks.next_time(),
             run.sim.next_event_time(),
-            run.engine.next_deadline().filter(|d| *d > now),
+            run.engine.next_deadline(now),
             Some(next_sample),
             autoscaler.as_ref().map(|_| next_scale),
         ]

@@ -36,6 +36,7 @@ fn plan(action: Action, ns: &str, pod: &str, uid: Option<&str>) -> PlannedAction
         policy: Arc::from("test-policy"),
         binary: None,
         alert: Arc::new(Alert::new("x", Priority::Critical, t(0))),
+        deadline: t(300),
     }
 }
 
@@ -432,6 +433,47 @@ fn replay_resolves_a_deferral_when_a_replacement_becomes_ready() {
 }
 
 #[test]
+fn replay_expires_a_deferral_at_its_deadline_when_the_replacement_comes_later() {
+    // The rate window of the first reap (60 s) ends before the deferral's deadline (t=101):
+    // a passed window end must not hide the deadline, and the replacement that becomes Ready
+    // at t=120, with no alert in between, must not make the expired deferral act.
+    let yaml = "version: 1\npolicies:\n  - name: reap\n    match: {rules: [\"Terminal shell in container\"]}\n    action: {type: delete}\n    guard: {min_available: 2, max_defer_secs: 100}\n";
+    let policies = PolicySet::parse(yaml, "test.yaml").unwrap();
+    let sim = SimCluster::new(Duration::from_secs(120)).with_deployment("shop", "web", 3);
+    let pods = sim.available_pods(&web());
+    let steps = crate::replay::replay(
+        Engine::new(policies),
+        sim,
+        vec![
+            shell(&pods[0], 0),
+            shell(&pods[1], 1),
+            Alert::new("Unrelated", Priority::Debug, t(200)),
+        ],
+    );
+    let seen: Vec<(u64, Verdict, Reason, i64)> = steps
+        .iter()
+        .map(|s| {
+            let d = &s.decision;
+            (
+                d.seq,
+                d.verdict,
+                d.reason,
+                d.decided_at.as_nanos() / 1_000_000_000 - 1_000_000,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (0, Verdict::Act, Reason::Matched, 0),
+            (1, Verdict::Defer, Reason::BelowMinAvailable, 1),
+            (1, Verdict::Skip, Reason::DeferExpired, 101),
+            (2, Verdict::Skip, Reason::NoMatch, 200),
+        ]
+    );
+}
+
+#[test]
 fn the_default_policies_compile() {
     let p = PolicySet::parse(DEFAULT_POLICIES, "default.yaml").unwrap();
     assert_eq!(p.len(), 2);
@@ -552,7 +594,7 @@ fn shared_sim_acts_and_scales_at_its_clock_time() {
     );
     let pod = shared.lock().available_pods(&web())[0].clone();
     assert_eq!(
-        now_or_never(shared.execute(&plan(delete(), "shop", &pod, None))),
+        now_or_never(shared.execute(&plan(delete(), "shop", &pod, None))).outcome,
         Outcome::Success
     );
     assert_eq!(shared.workload(&web()).unwrap().available, 1);

@@ -321,13 +321,53 @@ fn deferral_expires_after_max_defer_secs() {
     let view = web(3, 3);
     only(e.decide(shell("shop", "web-0", 0), &view, t(0)));
     assert!(e.tick(&view, t(299)).is_empty());
-    assert_eq!(e.next_deadline(), Some(t(300)));
+    assert_eq!(e.next_deadline(t(299)), Some(t(300)));
     let d = only(e.tick(&view, t(300)));
     assert_eq!(
         (d.seq, d.verdict, d.reason),
         (0, Verdict::Skip, Reason::DeferExpired)
     );
     assert!(e.deferrals().is_empty());
+}
+
+#[test]
+fn a_deferral_never_acts_after_its_deadline_even_when_the_first_recheck_comes_later() {
+    let mut e = Engine::new(delete_policy("min_available: 3, max_defer_secs: 10", ""));
+    let mut view = web(3, 3);
+    assert_eq!(
+        only(e.decide(shell("shop", "web-0", 0), &view, t(0))).verdict,
+        Verdict::Defer
+    );
+    // A fourth pod becomes Ready only after the deadline (t=10), and nothing re-checked the
+    // deferral in between: it has expired, it must not act.
+    view.add_pod(&deployment("web"), "web-3", "uid-web-3", true);
+    let d = only(e.tick(&view, t(11)));
+    assert_eq!(
+        (d.seq, d.verdict, d.reason, d.plan.is_none()),
+        (0, Verdict::Skip, Reason::DeferExpired, true)
+    );
+    assert!(e.deferrals().is_empty());
+}
+
+#[test]
+fn next_deadline_is_the_next_one_after_now_even_when_older_ones_have_passed() {
+    let yaml = "version: 1\npolicies:\n  - name: careful\n    match: {rules: [\"Careful\"]}\n    action: {type: delete}\n    guard: {min_available: 3, max_defer_secs: 300, max_actions: 5, window_secs: 10}\n  - name: urgent\n    match: {rules: [\"Urgent\"]}\n    action: {type: delete}\n    guard: {min_available: 0}\n";
+    let mut e = Engine::new(policies(yaml));
+    let view = web(3, 3);
+    // An action at t=0 on the workload: its rate window ends at t=10.
+    let b = Alert::test().rule("Urgent").pod("shop", "web-1").build();
+    assert_eq!(only(e.decide(b, &view, t(0))).reason, Reason::Matched);
+    let a = Alert::test()
+        .rule("Careful")
+        .pod("shop", "web-0")
+        .at_secs(20)
+        .build();
+    assert_eq!(only(e.decide(a, &view, t(20))).verdict, Verdict::Defer);
+    // The window's end (t=10) is in the past: the next deadline is the expiry, not "none"
+    // (the cluster budget's window, 60 s after the action, may free up first).
+    assert_eq!(e.next_deadline(t(20)), Some(t(60)));
+    assert_eq!(e.next_deadline(t(60)), Some(t(320)));
+    assert_eq!(e.next_deadline(t(320)), None);
 }
 
 #[test]
@@ -401,7 +441,7 @@ fn deferral_stays_deferred_while_a_rate_limit_blocks_it() {
     view.add_pod(&deployment("web"), "web-3", "uid-web-3", true);
     assert!(e.tick(&view, t(50)).is_empty());
     assert_eq!(e.deferrals()[0].blocked_by, Reason::RateLimited);
-    assert!(e.next_deadline().is_some_and(|d| d <= t(101)));
+    assert!(e.next_deadline(t(50)).is_some_and(|d| d <= t(101)));
     assert!(e.tick(&view, t(100)).is_empty());
     let d = only(e.tick(&view, t(101)));
     assert_eq!((d.seq, d.reason), (0, Reason::DeferredReady));

@@ -274,6 +274,7 @@ async fn the_recreation_snapshot_knows_every_current_pod_and_the_node() {
         policy: Arc::from("p"),
         binary: None,
         alert: Arc::new(teflon_core::Alert::test().build()),
+        deadline: teflon_core::Timestamp::EPOCH,
     };
     let before = handle.before(&action).unwrap();
     assert_eq!(before.node.as_deref(), Some("node-a"));
