@@ -13,7 +13,7 @@ use teflon_sim::{SharedSim, SimCluster, SimEvent};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::config::{ClusterConfig, ClusterType};
+use crate::config::{ClusterType, Config};
 
 /// The server's clock: "now" for the engine, the audit log and the simulated cluster.
 pub type Clock = teflon_sim::shared::Clock;
@@ -219,15 +219,16 @@ impl ClusterBackend {
         }
     }
 
-    /// The backend `cluster:` asks for. Must be called inside a tokio runtime.
+    /// The backend `config.cluster` asks for. Must be called inside a tokio runtime.
     pub async fn from_config(
-        config: &ClusterConfig,
+        config: &Config,
         clock: Clock,
     ) -> Result<ClusterBackend, ClusterError> {
-        match config.kind {
+        let cluster = &config.cluster;
+        match cluster.kind {
             ClusterType::Sim => {
-                let recovery = Duration::from_secs(config.recovery_secs);
-                let cluster = match &config.snapshot {
+                let recovery = Duration::from_secs(cluster.recovery_secs);
+                let cluster = match &cluster.snapshot {
                     Some(path) => {
                         let bytes = std::fs::read(path).map_err(|e| ClusterError::Snapshot {
                             path: path.display().to_string(),
@@ -244,7 +245,7 @@ impl ClusterBackend {
                 };
                 Ok(ClusterBackend::sim(SharedSim::new(cluster, clock)))
             }
-            ClusterType::Kube => kube_backend().await,
+            ClusterType::Kube => kube_backend(config, clock).await,
         }
     }
 
@@ -257,12 +258,12 @@ impl ClusterBackend {
 }
 
 #[cfg(feature = "kube")]
-async fn kube_backend() -> Result<ClusterBackend, ClusterError> {
-    crate::kube::backend().await
+async fn kube_backend(config: &Config, clock: Clock) -> Result<ClusterBackend, ClusterError> {
+    crate::kube::backend(config, clock).await
 }
 
 #[cfg(not(feature = "kube"))]
-async fn kube_backend() -> Result<ClusterBackend, ClusterError> {
+async fn kube_backend(_: &Config, _: Clock) -> Result<ClusterBackend, ClusterError> {
     Err(ClusterError::Kube(
         "this build has no Kubernetes support (build teflon-server with the `kube` feature), use `cluster: {type: sim}`".to_owned(),
     ))

@@ -16,6 +16,8 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 1_048_576;
 /// The default number of actions executed at once.
 pub const DEFAULT_MAX_CONCURRENT_ACTIONS: usize = 32;
+/// How long an action is retried after its decision, by default (SPEC §4).
+pub const DEFAULT_ACTION_DEADLINE_SECS: u64 = 300;
 
 /// The configuration could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +88,11 @@ pub struct Config {
     /// Actions executed at once, at most (actions on one pod always run one after another).
     #[serde(default = "default_max_concurrent_actions")]
     pub max_concurrent_actions: usize,
+    /// An action whose calls fail in a way that can pass (no answer, connection errors, 5xx,
+    /// throttling) is retried with backoff for this long after its decision, across an API
+    /// server outage; then its outcome is `failed`.
+    #[serde(default = "default_action_deadline_secs")]
+    pub action_deadline_secs: u64,
     /// Opt-in autoscaling, per workload.
     #[serde(default)]
     pub autoscale: Vec<AutoscaleConfig>,
@@ -105,6 +112,9 @@ fn default_max_body_bytes() -> u64 {
 }
 fn default_max_concurrent_actions() -> usize {
     DEFAULT_MAX_CONCURRENT_ACTIONS
+}
+fn default_action_deadline_secs() -> u64 {
+    DEFAULT_ACTION_DEADLINE_SECS
 }
 fn default_recovery_secs() -> u64 {
     15
@@ -417,6 +427,11 @@ impl Config {
                 "max_concurrent_actions must be at least 1".to_owned(),
             ));
         }
+        if self.action_deadline_secs == 0 {
+            return Err(invalid(
+                "action_deadline_secs must be at least 1".to_owned(),
+            ));
+        }
         if self.cluster.kind == ClusterType::Kube && self.cluster.snapshot.is_some() {
             return Err(invalid(
                 "cluster.snapshot is only for `type: sim`".to_owned(),
@@ -486,6 +501,11 @@ impl Config {
         }
     }
 
+    /// `action_deadline_secs` as a duration.
+    pub fn action_deadline(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.action_deadline_secs)
+    }
+
     /// A configuration for `policies` with defaults everywhere else and the given auth
     /// (the demo and tests build it in code).
     pub fn new(policies: impl Into<PathBuf>, auth: AuthConfig) -> Config {
@@ -500,6 +520,7 @@ impl Config {
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_concurrent_actions: DEFAULT_MAX_CONCURRENT_ACTIONS,
+            action_deadline_secs: DEFAULT_ACTION_DEADLINE_SECS,
             autoscale: Vec::new(),
             leader_election: LeaderElectionConfig::default(),
         }

@@ -117,12 +117,25 @@ impl EngineTask {
         let mut may_act_open = true;
         let mut stopping = false;
         let mut leading = *self.may_act.borrow_and_update();
+        // No decision before the cluster view has synced once (SPEC §4): alerts wait in the
+        // queue. Checked again on every wake-up (cluster changes, the tick).
+        let mut synced = self.view.is_synced();
+        if !synced {
+            tracing::info!("waiting for the cluster view to sync before deciding");
+        }
         let flush_timer = tokio::time::sleep(AUDIT_FLUSH_EVERY);
         tokio::pin!(flush_timer);
         let mut flush_armed = false;
         Leader(leading).emit();
         self.publish();
         let drained: Option<oneshot::Sender<()>> = loop {
+            if !synced && self.view.is_synced() {
+                synced = true;
+                tracing::info!(
+                    buffered = self.depth.load(Ordering::Relaxed),
+                    "cluster view synced: deciding"
+                );
+            }
             if !flush_armed && self.audit.has_unflushed() {
                 flush_timer
                     .as_mut()
@@ -137,7 +150,7 @@ impl EngineTask {
                     self.audit.flush();
                 }
                 ev = self.cluster_rx.recv(), if cluster_open => match ev {
-                    Some(ev) => self.on_cluster_event(ev, leading),
+                    Some(ev) => self.on_cluster_event(ev, leading && synced),
                     None => cluster_open = false,
                 },
                 upd = self.policy_rx.recv(), if policy_open => match upd {
@@ -161,11 +174,12 @@ impl EngineTask {
                     }
                 }
                 _ = self.stop.changed(), if !stopping => stopping = true,
-                n = self.rx.recv_many(&mut buf, BATCH), if leading || stopping => {
+                n = self.rx.recv_many(&mut buf, BATCH), if (leading && synced) || stopping => {
                     if n == 0 {
                         break None;
                     }
-                    let mut drain = self.take(&mut buf, leading);
+                    let deciding = leading && synced;
+                    let mut drain = self.take(&mut buf, deciding);
                     // While alerts keep coming, do not wait to be woken by the next one (one
                     // wake-up and one decided alert per request): let the connection tasks
                     // that are ready run first, then take everything they queued at once.
@@ -185,7 +199,7 @@ impl EngineTask {
                         if buf.is_empty() {
                             break;
                         }
-                        drain = self.take(&mut buf, leading);
+                        drain = self.take(&mut buf, deciding);
                         rounds += 1;
                     }
                     self.publish_if_due();
@@ -195,7 +209,7 @@ impl EngineTask {
                 }
                 _ = tick.tick() => {
                     let now = (self.clock)();
-                    if leading {
+                    if leading && synced {
                         let decisions = self.engine.tick(&self.view, now);
                         self.handle(decisions, None, now);
                     }
@@ -221,13 +235,13 @@ impl EngineTask {
         self.report
     }
 
-    /// Decide (or, as a follower shutting down, count) the alerts of `buf`; the drain request
-    /// among them, if any.
-    fn take(&mut self, buf: &mut Vec<EngineMsg>, leading: bool) -> Option<oneshot::Sender<()>> {
+    /// Decide (or, shutting down as a follower or before the view synced, count) the alerts
+    /// of `buf`; the drain request among them, if any.
+    fn take(&mut self, buf: &mut Vec<EngineMsg>, deciding: bool) -> Option<oneshot::Sender<()>> {
         let mut drain = None;
         for msg in buf.drain(..) {
             match msg {
-                EngineMsg::Alerts(batch) if leading => self.on_alerts(batch),
+                EngineMsg::Alerts(batch) if deciding => self.on_alerts(batch),
                 EngineMsg::Alerts(batch) => self.on_undecided(batch),
                 EngineMsg::Drain(tx) => drain = Some(tx),
             }
@@ -279,12 +293,13 @@ impl EngineTask {
     }
 
     /// A follower shutting down cannot decide what it buffered (the leader might act on the
-    /// same workloads at once): count and report it instead.
+    /// same workloads at once), nor can a replica whose view never synced (it would conclude
+    /// `pod_not_found` for every pod): count and report it instead.
     fn on_undecided(&mut self, batch: Vec<Queued>) {
         let n = batch.len();
         tracing::warn!(
             alerts = n,
-            "shutting down as a follower: buffered alerts were not decided"
+            "shutting down as a follower or before the cluster view synced: buffered alerts were not decided"
         );
         self.report.undecided += n as u64;
         self.depth.fetch_sub(n, Ordering::AcqRel);

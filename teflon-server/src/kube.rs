@@ -3,19 +3,42 @@
 
 use std::sync::Arc;
 
-use teflon_k8s::{KubeActuator, KubeClusterView, RecreationHandle, ViewConfig};
+use std::time::{Duration, SystemTime};
+
+use teflon_core::Timestamp;
+use teflon_k8s::{KubeActuator, KubeClusterView, RecreationHandle, RetryPolicy, ViewConfig};
 use tokio::sync::mpsc;
 
-use crate::cluster::{BackendScaler, ClusterBackend, ClusterError, ClusterEvent};
+use crate::cluster::{BackendScaler, Clock, ClusterBackend, ClusterError, ClusterEvent};
+use crate::config::Config;
 
-/// Connect (in-cluster config or `KUBECONFIG`), start the reflectors and recreation tracking.
-pub(crate) async fn backend() -> Result<ClusterBackend, ClusterError> {
-    let client = kube::Client::try_default()
+/// The server clock's time as a `SystemTime` (the actuator's clock: Event times, deadlines).
+fn system_time(t: Timestamp) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_nanos(u64::try_from(t.as_nanos()).unwrap_or(0))
+}
+
+/// Connect (in-cluster config or `KUBECONFIG`, through [`teflon_k8s::client`]: the kube
+/// client's own retries off), start the reflectors, recreation tracking and the keep-warm
+/// pings. The actuator retries for `action_deadline_secs` and reads time from `clock`.
+pub(crate) async fn backend(config: &Config, clock: Clock) -> Result<ClusterBackend, ClusterError> {
+    let client = teflon_k8s::client::infer()
         .await
-        .map_err(|e| ClusterError::Kube(format!("cannot build a Kubernetes client: {e}")))?;
+        .map_err(|e| ClusterError::Kube(e.to_string()))?;
     let view = KubeClusterView::start(client.clone(), &ViewConfig::default());
     let (recreation, mut recreations) = RecreationHandle::spawn(view.clone());
-    let actuator = KubeActuator::new(client.clone()).with_recreation(recreation);
+    let actuator = KubeActuator::new(client.clone())
+        .with_recreation(recreation)
+        .with_retry(RetryPolicy {
+            total: config.action_deadline(),
+            ..RetryPolicy::default()
+        })
+        .with_clock(Arc::new(move || system_time(clock())));
+    // The first action after an idle minute must not pay TCP and TLS set-up (SPEC §9).
+    let warm = teflon_k8s::client::keep_warm(
+        client.clone(),
+        teflon_k8s::client::WARM_CONNECTIONS,
+        teflon_k8s::client::WARM_EVERY,
+    );
     let (tx, events) = mpsc::unbounded_channel();
     let mut changes = view.subscribe();
     let forward = tokio::spawn(async move {
@@ -43,7 +66,7 @@ pub(crate) async fn backend() -> Result<ClusterBackend, ClusterError> {
         scaler: Some(BackendScaler::Kube(crate::autoscaler::KubeScaler::new(
             client,
         ))),
-        tasks: vec![forward],
+        tasks: vec![forward, warm],
     })
 }
 
@@ -70,9 +93,9 @@ pub(crate) async fn elector(
     lease.lease_duration = Duration::from_secs(config.lease_duration_secs);
     lease.renew_deadline = Duration::from_secs(config.renew_deadline_secs);
     lease.retry_period = Duration::from_secs(config.retry_period_secs);
-    let client = kube::Client::try_default()
+    let client = teflon_k8s::client::infer()
         .await
-        .map_err(|e| format!("leader_election: cannot build a Kubernetes client: {e}"))?;
+        .map_err(|e| format!("leader_election: {e}"))?;
     tracing::info!(
         namespace = %lease.namespace,
         lease = %lease.name,

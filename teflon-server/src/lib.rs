@@ -203,7 +203,7 @@ impl ServerBuilder {
         let cluster_from_config = self.cluster.is_none();
         let mut cluster = match self.cluster {
             Some(c) => c,
-            None => ClusterBackend::from_config(&config.cluster, clock.clone()).await?,
+            None => ClusterBackend::from_config(&config, clock.clone()).await?,
         };
         let ring = Arc::new(DecisionRing::new(DECISION_RING));
         let audit = AuditLog::open(config.audit_log.as_deref(), ring.clone())?;
@@ -229,7 +229,13 @@ impl ServerBuilder {
         let (engine_stop, stop_rx) = watch::channel(false);
         let view = cluster.view.clone();
         let engine = EngineTask {
-            engine: Engine::with_config(policies, EngineConfig::default()),
+            engine: Engine::with_config(
+                policies,
+                EngineConfig {
+                    action_deadline: config.action_deadline(),
+                    ..EngineConfig::default()
+                },
+            ),
             view: view.clone(),
             clock: clock.clone(),
             rx,

@@ -16,7 +16,6 @@ mod real {
     use k8s_openapi::api::apps::v1::Deployment;
     use k8s_openapi::api::core::v1::Namespace;
     use kube::api::{Api, DeleteParams, PostParams};
-    use kube::config::{KubeConfigOptions, Kubeconfig};
     use teflon_core::autoscale::AutoscaleSpec;
     use teflon_core::{StaticCluster, Timestamp, WorkloadKind, WorkloadRef, WorkloadStats};
     use teflon_metrics::AttackSnapshot;
@@ -28,12 +27,11 @@ mod real {
             eprintln!("skipped: set TEST_KUBECONFIG to a kubeconfig to run the real-cluster test");
             return None;
         };
-        let kubeconfig = Kubeconfig::read_from(&path).expect("read TEST_KUBECONFIG");
-        let config =
-            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        Some(
+            teflon_k8s::client::from_kubeconfig(std::path::Path::new(&path))
                 .await
-                .expect("kubeconfig usable");
-        Some(kube::Client::try_from(config).expect("client"))
+                .expect("a client for TEST_KUBECONFIG"),
+        )
     }
 
     fn deployment(name: &str) -> Deployment {

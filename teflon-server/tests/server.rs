@@ -2,6 +2,7 @@
 //! certificates), graceful shutdown, hot reload and the metrics it emits.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,17 +35,20 @@ fn lines(n: usize) -> String {
     (0..n).map(|i| alert(i % 6) + "\n").collect()
 }
 
-/// Records every action; optionally takes its time.
+/// Records every action; optionally takes its time; answers the scripted results first,
+/// then success at the first attempt.
 #[derive(Clone, Default)]
 struct Recorder {
     calls: Arc<Mutex<Vec<String>>>,
     delay: Option<Duration>,
+    script: Arc<Mutex<std::collections::VecDeque<Executed>>>,
 }
 
 impl Actuator for Recorder {
     fn execute(&self, action: &PlannedAction) -> impl Future<Output = Executed> + Send {
         let calls = self.calls.clone();
         let delay = self.delay;
+        let scripted = self.script.lock().unwrap().pop_front();
         let what = format!(
             "{} {}/{}",
             action.action.kind(),
@@ -56,13 +60,13 @@ impl Actuator for Recorder {
                 tokio::time::sleep(d).await;
             }
             calls.lock().unwrap().push(what);
-            Outcome::Success.into()
+            scripted.unwrap_or_else(|| Outcome::Success.into())
         }
     }
 }
 
-/// A view that reports itself not synced yet.
-struct Unsynced(StaticCluster);
+/// A view that reports itself synced only once its flag is set.
+struct Unsynced(StaticCluster, Arc<AtomicBool>);
 
 impl ClusterView for Unsynced {
     fn pod(&self, namespace: &str, name: &str) -> Option<teflon_core::PodInfo> {
@@ -75,7 +79,7 @@ impl ClusterView for Unsynced {
         self.0.disruptions_allowed(namespace, pod)
     }
     fn is_synced(&self) -> bool {
-        false
+        self.1.load(Ordering::SeqCst)
     }
 }
 
@@ -83,6 +87,7 @@ struct Harness {
     server: Server,
     dir: tempfile::TempDir,
     actions: Arc<Mutex<Vec<String>>>,
+    script: Arc<Mutex<std::collections::VecDeque<Executed>>>,
 }
 
 impl Harness {
@@ -145,6 +150,8 @@ struct Options {
     max_body_bytes: u64,
     delay: Option<Duration>,
     synced: bool,
+    /// With `synced: false`: the view syncs when this turns true.
+    sync_flag: Option<Arc<AtomicBool>>,
     may_act: Option<tokio::sync::watch::Receiver<bool>>,
     audit_log: Option<PathBuf>,
 }
@@ -156,6 +163,7 @@ impl Default for Options {
             max_body_bytes: 1_048_576,
             delay: None,
             synced: true,
+            sync_flag: None,
             may_act: None,
             audit_log: None,
         }
@@ -183,13 +191,18 @@ async fn harness(opts: Options) -> Harness {
     let view: teflon_server::SharedView = if opts.synced {
         Arc::new(cluster)
     } else {
-        Arc::new(Unsynced(cluster))
+        Arc::new(Unsynced(
+            cluster,
+            opts.sync_flag
+                .unwrap_or_else(|| Arc::new(AtomicBool::new(false))),
+        ))
     };
     let recorder = Recorder {
         delay: opts.delay,
         ..Recorder::default()
     };
     let actions = recorder.calls.clone();
+    let script = recorder.script.clone();
     let (backend, _events) = ClusterBackend::custom(view, Arc::new(recorder));
     let mut builder = Server::builder(config)
         .cluster(backend)
@@ -203,6 +216,7 @@ async fn harness(opts: Options) -> Harness {
         server,
         dir,
         actions,
+        script,
     }
 }
 
@@ -232,6 +246,91 @@ async fn an_alert_with_the_right_token_is_accepted_decided_acted_on_and_audited(
     );
     assert!(l["alert_id"].as_str().is_some_and(|s| !s.is_empty()));
     assert!(l["received_at"].is_string() && l["acted_at"].is_string());
+}
+
+#[tokio::test(start_paused = true)]
+async fn alerts_wait_in_the_queue_until_the_cluster_view_has_synced() {
+    let flag = Arc::new(AtomicBool::new(false));
+    let h = harness(Options {
+        synced: false,
+        sync_flag: Some(flag.clone()),
+        ..Options::default()
+    })
+    .await;
+    let (code, _) = h.post("/v1/alerts", Some(BEARER), &alert(0)).await;
+    assert_eq!(code, 202);
+    // A view that has not synced would answer `pod_not_found`: nothing is decided yet.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(h.actions.lock().unwrap().is_empty());
+    let (_, decisions) = h.get("/v1/decisions").await;
+    assert_eq!(decisions.trim(), "[]");
+    assert_eq!(h.get("/readyz").await.0, 503);
+    flag.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(h.get("/readyz").await.0, 200);
+    let (report, lines, actions, _dir) = h.shutdown().await;
+    assert_eq!(actions, ["delete default/web-0"]);
+    assert_eq!(report.engine.alerts, 1);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["reason"], "matched");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_server_stopped_before_its_view_synced_decides_nothing_and_says_so() {
+    let h = harness(Options {
+        synced: false,
+        ..Options::default()
+    })
+    .await;
+    let (code, _) = h.post("/v1/alerts", Some(BEARER), &lines(3)).await;
+    assert_eq!(code, 202);
+    let (report, lines, actions, _dir) = h.shutdown().await;
+    assert!(actions.is_empty());
+    assert!(lines.is_empty(), "{lines:?}");
+    assert_eq!(report.engine.alerts, 0);
+    assert_eq!(report.engine.undecided, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_action_is_audited_with_its_attempts_and_the_pod_is_decided_afresh_later() {
+    let h = harness(Options::default()).await;
+    h.script.lock().unwrap().push_back(Executed {
+        outcome: Outcome::Failed("delete pod default/web-0: connection error".to_owned()),
+        attempts: 7,
+    });
+    assert_eq!(h.post("/v1/alerts", Some(BEARER), &alert(0)).await.0, 202);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Within the dedup window: a duplicate, as for any pod and policy.
+    assert_eq!(h.post("/v1/alerts", Some(BEARER), &alert(0)).await.0, 202);
+    // After it: the failed action did not make the pod "reaped", so it is acted on again.
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    assert_eq!(h.post("/v1/alerts", Some(BEARER), &alert(0)).await.0, 202);
+    let (_, lines, actions, _dir) = h.shutdown().await;
+    assert_eq!(actions, ["delete default/web-0", "delete default/web-0"]);
+    let seen: Vec<(&str, &str, Option<u64>)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["reason"].as_str().unwrap(),
+                l["outcome"].as_str().unwrap_or("-"),
+                l["attempts"].as_u64(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("matched", "failed", Some(7)),
+            ("duplicate", "-", None),
+            ("matched", "success", Some(1)),
+        ]
+    );
+    assert!(
+        lines[0]["outcome_message"]
+            .as_str()
+            .unwrap()
+            .contains("connection error")
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -32,6 +32,11 @@ struct Run {
     records: Vec<String>,
     acted_uids: Vec<String>,
     min_ready_seen: u32,
+    /// Pods (name, uid) whose last planned action ended `Failed`, with no plan since.
+    failed: Vec<(String, String)>,
+    engine: Engine,
+    view: StaticCluster,
+    now: i64,
 }
 
 fn run(desired: u32, min_available: u32, defer: bool, ops: &[Op]) -> Run {
@@ -52,6 +57,10 @@ fn run(desired: u32, min_available: u32, defer: bool, ops: &[Op]) -> Run {
         records: Vec::new(),
         acted_uids: Vec::new(),
         min_ready_seen: desired,
+        failed: Vec::new(),
+        engine: Engine::new(PolicySet::parse(&yaml, "p").unwrap()),
+        view: StaticCluster::new(),
+        now: 0,
     };
     let ready = |view: &StaticCluster| view.workload(&web).map_or(0, |s| s.available);
     let take = |ds: Vec<Decision>, pending: &mut VecDeque<PlannedAction>, out: &mut Run| {
@@ -60,6 +69,7 @@ fn run(desired: u32, min_available: u32, defer: bool, ops: &[Op]) -> Run {
             if let Some(plan) = d.plan {
                 out.acted_uids
                     .push(plan.pod.uid.clone().unwrap_or_default());
+                out.failed.retain(|(n, _)| *n != plan.pod.name);
                 pending.push_back(plan);
             }
         }
@@ -85,6 +95,12 @@ fn run(desired: u32, min_available: u32, defer: bool, ops: &[Op]) -> Run {
                 now += i64::from(*dt);
                 if let Some(plan) = pending.pop_front() {
                     let outcome = if *fail {
+                        if !pending.iter().any(|p| p.pod.name == plan.pod.name) {
+                            out.failed.push((
+                                plan.pod.name.clone(),
+                                plan.pod.uid.clone().unwrap_or_default(),
+                            ));
+                        }
                         Outcome::Failed("injected".into())
                     } else if pods
                         .iter()
@@ -131,6 +147,9 @@ fn run(desired: u32, min_available: u32, defer: bool, ops: &[Op]) -> Run {
             .min_ready_seen
             .min(ready(&view).saturating_sub(pending_ready));
     }
+    out.engine = engine;
+    out.view = view;
+    out.now = now;
     out
 }
 
@@ -162,6 +181,31 @@ proptest! {
         // A failed action may be retried; the injected failures are the only repeats allowed.
         let failures = ops.iter().filter(|o| matches!(o, Op::Execute { fail: true, .. })).count();
         prop_assert!(before - uids.len() <= failures, "acted {} times on {} pods", before, uids.len());
+    }
+
+    #[test]
+    fn after_a_failed_outcome_the_pod_is_still_actionable(
+        desired in 1u32..7,
+        min in 0u32..7,
+        defer in any::<bool>(),
+        ops in prop::collection::vec(op(), 0..60),
+    ) {
+        let mut r = run(desired, min.min(desired), defer, &ops);
+        // Past the dedup window (5 s) and every deferral's deadline (40 s): a new alert about
+        // a pod whose action failed is decided afresh, never `duplicate` (it was not reaped).
+        let now = Timestamp::from_secs(r.now + 100);
+        r.engine.tick(&r.view, now);
+        for (name, uid) in &r.failed {
+            if r.view.pod("shop", name).is_none_or(|p| p.uid.as_deref() != Some(uid)) {
+                continue;
+            }
+            let alert = Alert::test().priority(Priority::Critical).pod("shop", name).build();
+            for d in r.engine.decide(alert, &r.view, now) {
+                if d.alert.target.as_ref().is_some_and(|t| t.pod == *name) {
+                    prop_assert_ne!(d.reason, Reason::Duplicate, "{} after a failed action", name);
+                }
+            }
+        }
     }
 
     #[test]

@@ -513,17 +513,14 @@ fn a_renew_deadline_at_or_past_the_lease_duration_is_refused() {
 async fn two_electors_on_a_real_cluster_elect_one_leader_and_fail_over_after_release() {
     use k8s_openapi::api::core::v1::Namespace;
     use kube::api::DeleteParams;
-    use kube::config::{KubeConfigOptions, Kubeconfig};
 
     let Ok(path) = std::env::var("TEST_KUBECONFIG") else {
         eprintln!("skipping the real-cluster lease test: TEST_KUBECONFIG is not set");
         return;
     };
-    let kubeconfig = Kubeconfig::read_from(&path).expect("a readable kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+    let client = crate::client::from_kubeconfig(std::path::Path::new(&path))
         .await
-        .expect("a usable kubeconfig");
-    let client = Client::try_from(config).expect("a client");
+        .expect("a client for TEST_KUBECONFIG");
 
     let ns_name = format!("teflon-lease-test-{:08x}", rand::random::<u32>());
     let namespaces: Api<Namespace> = Api::all(client.clone());
