@@ -201,7 +201,11 @@ pub(crate) async fn block_binary(ctx: &Ctx<'_>, a: &PlannedAction) -> Outcome {
     );
     let api: Api<DynamicObject> =
         Api::namespaced_with(ctx.client.clone(), ns, &tracing_policy_resource());
-    let pp = PatchParams::apply(FIELD_MANAGER).force();
+    // Strict: a field Tetragon's CRD does not know is refused (422), not silently pruned
+    // from a policy that would then not kill.
+    let pp = PatchParams::apply(FIELD_MANAGER)
+        .force()
+        .validation_strict();
     let patch = Patch::Apply(obj);
     match ctx
         .budget

@@ -1094,7 +1094,7 @@ async fn block_binary_applies_a_tracing_policy_selecting_the_workloads_pods() {
     );
     let outcome = run(block_action(), move |mut api| async move {
         api.answer("GET", DEPLOYMENT_URI, None, 200, &deployment_json().to_string()).await;
-        let uri = format!("/apis/cilium.io/v1alpha1/namespaces/shop/tracingpoliciesnamespaced/{name}?&force=true&fieldManager=teflon");
+        let uri = format!("/apis/cilium.io/v1alpha1/namespaces/shop/tracingpoliciesnamespaced/{name}?&force=true&fieldManager=teflon&fieldValidation=Strict");
         let ct = api.answer("PATCH", &uri, Some(tracing_policy(&name)), 200, &tracing_policy(&name).to_string()).await;
         assert_eq!(ct.as_deref(), Some("application/apply-patch+yaml"));
         api.event(deployment_regarding(), "block_binary", &block_note("success"), "Normal", 201).await;
@@ -1109,7 +1109,7 @@ async fn block_binary_without_tetragon_installed_fails_and_says_so() {
     let name = teflon_k8s::tracing_policy_name("Deployment", "web", "/usr/bin/nc");
     let outcome = run(block_action(), move |mut api| async move {
         api.answer("GET", DEPLOYMENT_URI, None, 200, &deployment_json().to_string()).await;
-        let uri = format!("/apis/cilium.io/v1alpha1/namespaces/shop/tracingpoliciesnamespaced/{name}?&force=true&fieldManager=teflon");
+        let uri = format!("/apis/cilium.io/v1alpha1/namespaces/shop/tracingpoliciesnamespaced/{name}?&force=true&fieldManager=teflon&fieldValidation=Strict");
         api.answer("PATCH", &uri, Some(tracing_policy(&name)), 404, CRD_MISSING).await;
         api.warning_event(deployment_regarding(), "block_binary", "block_binary pod shop/web-1 for rule \"Terminal shell in container\" (Critical): failed: block_binary in shop/web-1: HTTP 404 NotFound: the server could not find the requested resource (is Tetragon installed?").await;
         api
@@ -1329,7 +1329,7 @@ async fn block_binary_for_a_standalone_pod_selects_it_by_its_own_labels() {
         let mut body = tracing_policy(&name);
         body["spec"]["podSelector"] = json!({ "matchLabels": { "run": "debug" } });
         body["metadata"]["annotations"]["teflon.io/target"] = json!("Pod/web-1");
-        let uri = format!("/apis/cilium.io/v1alpha1/namespaces/shop/tracingpoliciesnamespaced/{name}?&force=true&fieldManager=teflon");
+        let uri = format!("/apis/cilium.io/v1alpha1/namespaces/shop/tracingpoliciesnamespaced/{name}?&force=true&fieldManager=teflon&fieldValidation=Strict");
         api.answer("PATCH", &uri, Some(body.clone()), 200, &body.to_string()).await;
         api.pod_event("block_binary", &block_note("success"), "Normal").await;
         api
