@@ -54,15 +54,20 @@ pub async fn infer() -> Result<Client, ClientError> {
 
 /// A client for the kubeconfig file at `path` (its current context), e.g. `TEST_KUBECONFIG`.
 pub async fn from_kubeconfig(path: &Path) -> Result<Client, ClientError> {
+    from_config(kubeconfig(path).await?)
+}
+
+/// The configuration of the kubeconfig file at `path` (its current context), to adjust
+/// (impersonation, say) before [`from_config`].
+pub async fn kubeconfig(path: &Path) -> Result<Config, ClientError> {
     let err = |message: String| ClientError::Kubeconfig {
         path: path.display().to_string(),
         message,
     };
     let kubeconfig = Kubeconfig::read_from(path).map_err(|e| err(e.to_string()))?;
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+    Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
-        .map_err(|e| err(e.to_string()))?;
-    from_config(config)
+        .map_err(|e| err(e.to_string()))
 }
 
 /// Keep `connections` pooled connections to the API server open, so that the first action

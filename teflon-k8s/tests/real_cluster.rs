@@ -3,9 +3,13 @@
 //! The cluster needs an API server and kube-controller-manager (ReplicaSet controller); a
 //! kubelet and a scheduler are not needed: the test marks pods Ready itself through the
 //! `pods/status` subresource. It works in its own namespace, `teflon-test-<random>`, and
-//! deletes it at the end, whatever happened. The kubeconfig's user needs to create and delete
-//! namespaces and, in them, Deployments, PodDisruptionBudgets, pods (and `pods/status`),
-//! NetworkPolicies and Events.
+//! deletes it at the end, whatever happened. Teflon's side (the view, every action, scale)
+//! runs as a ServiceAccount bound to exactly the kit's ClusterRole (`deploy/rbac.yaml`) by
+//! impersonation, so RBAC is enforced as in production; Tetragon's TracingPolicyNamespaced
+//! CRD is installed from the repository's copy when the cluster lacks it (and removed after).
+//! The kubeconfig's user needs cluster-admin-like rights: namespaces, ClusterRoles, CRDs,
+//! impersonation, and in the namespace Deployments, PodDisruptionBudgets, pods (and
+//! `pods/status`), ServiceAccounts, RoleBindings and Events.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -16,11 +20,13 @@ use std::time::Duration;
 use futures::FutureExt;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Container, Namespace, Pod, PodCondition, PodSpec, PodStatus, PodTemplateSpec,
+    Container, Namespace, Pod, PodCondition, PodSpec, PodStatus, PodTemplateSpec, ServiceAccount,
 };
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
@@ -36,19 +42,91 @@ use teflon_k8s::{KubeActuator, KubeClusterView, QUARANTINED_LABEL, RecreationHan
 
 type TestResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
-async fn client_from_env() -> Option<Client> {
+/// The admin client of `TEST_KUBECONFIG`, and its configuration (to impersonate Teflon's
+/// ServiceAccount with).
+async fn client_from_env() -> Option<(Client, kube::Config)> {
     let Some(path) = std::env::var_os("TEST_KUBECONFIG") else {
         eprintln!(
             "skipping real-cluster test: TEST_KUBECONFIG is not set (set it to a kubeconfig path to run against a real API server)"
         );
         return None;
     };
+    let config = teflon_k8s::client::kubeconfig(std::path::Path::new(&path))
+        .await
+        .unwrap_or_else(|e| panic!("TEST_KUBECONFIG: {e}"));
     // Teflon's own client constructor: the kube client's retries off, as in production.
-    Some(
-        teflon_k8s::client::from_kubeconfig(std::path::Path::new(&path))
-            .await
-            .unwrap_or_else(|e| panic!("TEST_KUBECONFIG: {e}")),
-    )
+    let client = teflon_k8s::client::from_config(config.clone())
+        .unwrap_or_else(|e| panic!("TEST_KUBECONFIG: {e}"));
+    Some((client, config))
+}
+
+/// A client that is Teflon's ServiceAccount `teflon` in `ns`, with exactly the kit's
+/// ClusterRole (`deploy/rbac.yaml`, created as `name`) bound in `ns`: a missing verb is a 403
+/// here, as in production.
+async fn as_teflon(
+    admin: &Client,
+    config: &kube::Config,
+    ns: &str,
+    name: &str,
+) -> TestResult<Client> {
+    let docs: Vec<serde_json::Value> =
+        serde_saphyr::from_str_multiple(include_str!("../../deploy/rbac.yaml"))?;
+    let mut role: ClusterRole = docs
+        .into_iter()
+        .find(|d| d["kind"] == "ClusterRole")
+        .map(serde_json::from_value)
+        .ok_or("deploy/rbac.yaml has a ClusterRole")??;
+    role.metadata = ObjectMeta {
+        name: Some(name.to_owned()),
+        ..ObjectMeta::default()
+    };
+    Api::<ClusterRole>::all(admin.clone())
+        .create(&PostParams::default(), &role)
+        .await?;
+    let sa: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": "teflon"}}))?;
+    Api::<ServiceAccount>::namespaced(admin.clone(), ns)
+        .create(&PostParams::default(), &sa)
+        .await?;
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "teflon"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": "teflon", "namespace": ns}],
+    }))?;
+    Api::<RoleBinding>::namespaced(admin.clone(), ns)
+        .create(&PostParams::default(), &binding)
+        .await?;
+    let mut config = config.clone();
+    config.auth_info.impersonate = Some(format!("system:serviceaccount:{ns}:teflon"));
+    Ok(teflon_k8s::client::from_config(config)?)
+}
+
+/// Install Tetragon's TracingPolicyNamespaced CRD (the repository's copy of Tetragon's own)
+/// unless the cluster has it; `true` when this test installed it (and must remove it).
+async fn ensure_tetragon_crd(admin: &Client) -> TestResult<bool> {
+    let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
+    if crds
+        .get_opt("tracingpoliciesnamespaced.cilium.io")
+        .await?
+        .is_some()
+    {
+        return Ok(false);
+    }
+    let crd: CustomResourceDefinition = serde_saphyr::from_str(include_str!(
+        "fixtures/cilium.io_tracingpoliciesnamespaced.yaml"
+    ))?;
+    crds.create(&PostParams::default(), &crd).await?;
+    wait_for("the Tetragon CRD to be established", 30, || async {
+        let crd = crds.get("tracingpoliciesnamespaced.cilium.io").await?;
+        let established = crd
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True");
+        Ok(established.then_some(()))
+    })
+    .await?;
+    Ok(true)
 }
 
 /// Poll `check` every 200 ms until it yields `Some`, or fail after `secs` seconds saying `what`.
@@ -209,7 +287,8 @@ fn plan(ns: &str, pod: &Pod, action: Action, id: u64) -> PlannedAction {
     }
 }
 
-async fn scenario(client: Client, ns: &str) -> TestResult {
+/// `client` sets the stage (the test's admin); `teflon` is what Teflon runs as.
+async fn scenario(client: Client, teflon: Client, ns: &str) -> TestResult {
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), ns);
@@ -223,7 +302,7 @@ async fn scenario(client: Client, ns: &str) -> TestResult {
 
     // The view: watches limited to our namespace, synced after every initial list.
     let view = KubeClusterView::start(
-        client.clone(),
+        teflon.clone(),
         &ViewConfig {
             namespaces: vec![ns.to_owned()],
         },
@@ -243,7 +322,7 @@ async fn scenario(client: Client, ns: &str) -> TestResult {
     assert_eq!(view.disruptions_allowed(ns, &names[0]), None, "no PDB yet");
 
     let (recreation, mut recreations) = RecreationHandle::spawn(view.clone());
-    let actuator = KubeActuator::new(client.clone())
+    let actuator = KubeActuator::new(teflon.clone())
         .with_reporting_instance("teflon-real-cluster-test")
         .with_recreation(recreation);
 
@@ -351,9 +430,11 @@ async fn scenario(client: Client, ns: &str) -> TestResult {
         },
         4,
     );
+    let refused = actuator.execute(&evict).await;
+    // At the first answer: neither Teflon nor the kube client resent the eviction.
     assert_eq!(
-        actuator.execute(&evict).await.outcome,
-        Outcome::DisruptionBudget
+        (refused.outcome, refused.attempts),
+        (Outcome::DisruptionBudget, 1)
     );
     let still = pods.get(&names[0]).await?;
     assert_eq!(still.metadata.uid, protected.metadata.uid);
@@ -447,11 +528,18 @@ async fn scenario(client: Client, ns: &str) -> TestResult {
         },
         6,
     );
-    match actuator.execute(&block).await.outcome {
-        Outcome::Success => eprintln!("block_binary: TracingPolicyNamespaced applied"),
-        Outcome::Failed(why) if why.contains("Tetragon") => eprintln!("block_binary: {why}"),
-        other => return Err(format!("block_binary: unexpected {other:?}").into()),
-    }
+    // Under the kit's RBAC, against Tetragon's real CRD (installed by the test if missing):
+    // the apply creates the policy, and the API server's schema accepts it.
+    assert_eq!(actuator.execute(&block).await.outcome, Outcome::Success);
+    let policies: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(client.clone(), ns, &teflon_k8s::tracing_policy_resource());
+    let created = policies.list(&ListParams::default()).await?.items;
+    assert_eq!(created.len(), 1, "one TracingPolicyNamespaced");
+    let spec = &created[0].data["spec"];
+    assert_eq!(
+        spec["kprobes"][0]["selectors"][0]["matchActions"][0]["action"], "Sigkill",
+        "nothing pruned: {spec}"
+    );
 
     // Events were recorded by Teflon.
     let events: Api<Event> = Api::namespaced(client.clone(), ns);
@@ -470,16 +558,16 @@ async fn scenario(client: Client, ns: &str) -> TestResult {
     }
 
     // scale: through the scale subresource.
-    let after = teflon_k8s::scale(&client, &web, 4).await?;
+    let after = teflon_k8s::scale(&teflon, &web, 4).await?;
     assert_eq!(after.desired, 4);
-    assert_eq!(teflon_k8s::get_scale(&client, &web).await?.desired, 4);
+    assert_eq!(teflon_k8s::get_scale(&teflon, &web).await?.desired, 4);
     ready_web_pods(&pods, 4).await?;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_evict_quarantine_and_recreation_against_a_real_api_server() {
-    let Some(client) = client_from_env().await else {
+    let Some((client, config)) = client_from_env().await else {
         return;
     };
     let ns = format!("teflon-test-{:08x}", rand::rng().random::<u32>());
@@ -500,11 +588,34 @@ async fn delete_evict_quarantine_and_recreation_against_a_real_api_server() {
         .await
         .unwrap_or_else(|e| panic!("cannot create namespace {ns}: {e}"));
     eprintln!("working in namespace {ns}");
-    let outcome = AssertUnwindSafe(scenario(client.clone(), &ns))
-        .catch_unwind()
-        .await;
+    let role = ns.clone();
+    let installed_crd = ensure_tetragon_crd(&client)
+        .await
+        .unwrap_or_else(|e| panic!("cannot install the Tetragon CRD: {e}"));
+    let outcome = AssertUnwindSafe(async {
+        let teflon = as_teflon(&client, &config, &ns, &role).await?;
+        scenario(client.clone(), teflon, &ns).await
+    })
+    .catch_unwind()
+    .await;
     if let Err(e) = namespaces.delete(&ns, &DeleteParams::default()).await {
         eprintln!("could not delete namespace {ns}: {e} (delete it by hand)");
+    }
+    if let Err(e) = Api::<ClusterRole>::all(client.clone())
+        .delete(&role, &DeleteParams::default())
+        .await
+    {
+        eprintln!("could not delete ClusterRole {role}: {e} (delete it by hand)");
+    }
+    if installed_crd
+        && let Err(e) = Api::<CustomResourceDefinition>::all(client.clone())
+            .delete(
+                "tracingpoliciesnamespaced.cilium.io",
+                &DeleteParams::default(),
+            )
+            .await
+    {
+        eprintln!("could not delete the Tetragon CRD this test installed: {e}");
     }
     match outcome {
         Ok(Ok(())) => {}
