@@ -406,6 +406,8 @@ mod tests {
             workloads: vec![WorkloadStats {
                 workload: WorkloadRef::new(WorkloadKind::Deployment, "shop", "web"),
                 infections_total: 3,
+                hits_total: 0,
+                backlog: 0,
                 infected_pods: 1,
                 infection_rate_per_minute: 3.0,
                 time_to_recreation: Some(Duration::from_secs(20)),
