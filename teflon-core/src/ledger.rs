@@ -14,9 +14,10 @@
 //!   count as "at least this long"); the last one seen when the window has none.
 //! - **backlog** `B`: infected pods not yet reaped (hit within the window, or with a deferred
 //!   action), not counting pods only dry-run or protected policies matched.
-//! - **replicas needed** `m + ⌈max over the last HOLD of (λ̂ · T̂ + B)⌉`: rises at once, falls
-//!   only when the excess has been lower for `HOLD` (the hysteresis), and reaches `m` at most
-//!   one window after the last hit (the decay).
+//! - **replicas needed** `m + ⌈max over the last HOLD of (λ̂ · T̂) + B⌉`: the pods in
+//!   recreation rise at once and fall only when the estimate has been lower for `HOLD` (the
+//!   hysteresis); the backlog is the current one. It reaches `m` at most one window after the
+//!   last hit (the decay).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
@@ -81,7 +82,7 @@ pub struct WorkloadStats {
     pub available_ratio: f64,
     /// `min_available` of the policy that last matched, resolved against `desired`.
     pub min_available: u32,
-    /// `min_available + ⌈max over the last HOLD of (λ̂ · T̂ + B)⌉`.
+    /// `min_available + ⌈max over the last HOLD of (λ̂ · T̂) + B⌉`.
     pub replicas_needed: u32,
     /// `replicas_needed / desired`; above 1 the attackers are winning.
     pub attack_pressure: f64,
@@ -114,7 +115,7 @@ struct WorkloadLedger {
     min_available: MinAvailable,
     reaps_total: u64,
     last_activity: Timestamp,
-    /// Samples of the excess `λ̂ · T̂ + B` for [`HOLD`]: times increasing, values decreasing.
+    /// Samples of `λ̂ · T̂` for [`HOLD`]: times increasing, values decreasing.
     peaks: VecDeque<(Timestamp, f64)>,
     last_sample: Option<Timestamp>,
 }
@@ -217,23 +218,15 @@ impl WorkloadLedger {
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
-    /// The excess `λ̂ · T̂ + B` and its parts.
-    fn excess(
-        &self,
-        namespace: &str,
-        now: Timestamp,
-        window: Duration,
-        deferred: &[(&str, &str)],
-    ) -> (f64, f64, Option<Duration>, u32) {
+    /// `λ̂ · T̂`: the pods in recreation by Little's law.
+    fn in_recreation(&self, now: Timestamp, window: Duration) -> f64 {
         let rate = self.rate_per_sec(now, window);
         let ttr = self.time_to_recreation(now, window);
-        let backlog = self.backlog(namespace, now, window, deferred);
-        let x = rate * ttr.map_or(0.0, |d| d.as_secs_f64()) + f64::from(backlog);
-        (x, rate, ttr, backlog)
+        rate * ttr.map_or(0.0, |d| d.as_secs_f64())
     }
 
-    /// Remember the excess at a hit for [`HOLD`] (at most once per [`SAMPLE_EVERY`]).
-    fn sample(&mut self, namespace: &str, now: Timestamp, window: Duration) {
+    /// Remember `λ̂ · T̂` at a hit for [`HOLD`] (at most once per [`SAMPLE_EVERY`]).
+    fn sample(&mut self, now: Timestamp, window: Duration) {
         if self
             .last_sample
             .is_some_and(|t| now >= t && now.since(t) < SAMPLE_EVERY)
@@ -241,7 +234,7 @@ impl WorkloadLedger {
             return;
         }
         self.last_sample = Some(now);
-        let (x, ..) = self.excess(namespace, now, window, &[]);
+        let x = self.in_recreation(now, window);
         while self.peaks.back().is_some_and(|(_, v)| *v <= x) {
             self.peaks.pop_back();
         }
@@ -407,7 +400,7 @@ impl Ledger {
         };
         w.expire(now, window);
         if counts {
-            w.sample(&workload.namespace, now, window);
+            w.sample(now, window);
         }
         infection
     }
@@ -520,8 +513,11 @@ impl Ledger {
         now: Timestamp,
         deferred: &[(&str, &str)],
     ) -> WorkloadStats {
-        let (x, rate_per_sec, ttr, backlog) = w.excess(&wref.namespace, now, self.window, deferred);
-        let excess = x.max(w.held(now));
+        let rate_per_sec = w.rate_per_sec(now, self.window);
+        let ttr = w.time_to_recreation(now, self.window);
+        let backlog = w.backlog(&wref.namespace, now, self.window, deferred);
+        let in_recreation = (rate_per_sec * ttr.map_or(0.0, |d| d.as_secs_f64())).max(w.held(now));
+        let excess = in_recreation + f64::from(backlog);
         let status = view.workload(wref).unwrap_or_default();
         let min_available = w.min_available.required(status.desired);
         // A hair below an integer is that integer (float noise must not add a replica).
@@ -809,27 +805,21 @@ mod tests {
     }
 
     #[test]
-    fn a_short_dip_does_not_lower_replicas_needed() {
-        // Four pods hit a second apart and held back (no reap yet, no recreation time known):
-        // at the last hit three of them have waited a second: backlog 3.
+    fn a_pause_shorter_than_the_hold_does_not_lower_replicas_needed() {
         let mut l = ledger();
-        for (i, pod) in ["a", "b", "c", "d"].iter().enumerate() {
-            hit(&mut l, i as u64, pod, t(100.0 + i as f64));
+        steady(&mut l, 0, 21);
+        for i in 21..31 {
+            l.record_recreation(&web(), Duration::from_secs(10), t(i as f64));
         }
-        let peak = stats(&l, 3, t(103.0)).replicas_needed;
-        assert_eq!(peak, 1 + 3);
-        // All reaped a second later: the raw estimate drops to nothing, the metric holds for
-        // HOLD after the sample, then falls.
-        for pod in ["a", "b", "c", "d"] {
-            l.cure(&web(), pod, true, t(104.0));
-        }
-        for _ in 0..4 {
-            l.record_recreation(&web(), Duration::from_secs(1), t(105.0));
-        }
-        assert_eq!(stats(&l, 3, t(104.0)).backlog, 0);
-        assert_eq!(stats(&l, 3, t(104.0)).replicas_needed, peak);
-        assert_eq!(stats(&l, 3, t(132.9)).replicas_needed, peak);
-        assert!(stats(&l, 3, t(133.1)).replicas_needed < peak);
+        let peak = stats(&l, 12, t(20.0)).replicas_needed;
+        assert_eq!(peak, 1 + 10);
+        // No hit since 20 s: the rate over the time observed falls (20 hits / 35 s)...
+        let s = stats(&l, 12, t(35.0));
+        assert!(s.infection_rate_per_minute < 60.0 * 0.6, "{s:?}");
+        // ...but replicas needed holds for HOLD after the last sample, then falls.
+        assert_eq!(s.replicas_needed, peak);
+        assert_eq!(stats(&l, 12, t(49.9)).replicas_needed, peak);
+        assert_eq!(stats(&l, 12, t(51.0)).replicas_needed, 1 + 4);
     }
 
     #[test]
