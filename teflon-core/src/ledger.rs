@@ -37,6 +37,10 @@ pub const HOLD: Duration = Duration::from_secs(30);
 /// The estimate is sampled for [`HOLD`] at most this often per workload (at hits).
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 
+/// Hits closer than this to the first hit of the latest bucket share it (memory stays bounded
+/// under an alert flood; the rate is taken from a bucket's first hit on).
+const HIT_BUCKET: Duration = Duration::from_secs(1);
+
 /// An infected pod is backlog once it has waited this long for its reap: a pod reaped at once
 /// (the normal case, milliseconds after its alert) never is.
 pub const BACKLOG_GRACE: Duration = Duration::from_secs(1);
@@ -103,8 +107,10 @@ struct InfectedPod {
 struct WorkloadLedger {
     infections_total: u64,
     hits_total: u64,
-    /// Hit times, oldest first (trimmed to the window on every change).
-    hits: VecDeque<Timestamp>,
+    /// Hits in buckets of [`HIT_BUCKET`]: (time of the bucket's first hit, hits), oldest first,
+    /// trimmed to the window on every change. At most one window's worth of buckets, whatever
+    /// the alert rate.
+    hits: VecDeque<(Timestamp, u32)>,
     last_infection: Option<Timestamp>,
     infected: BTreeMap<String, InfectedPod>,
     /// (when the replacement became Ready, reap → Ready), oldest first.
@@ -141,7 +147,7 @@ impl WorkloadLedger {
 
     fn expire(&mut self, now: Timestamp, window: Duration) {
         let since = now.minus(window);
-        while self.hits.front().is_some_and(|t| *t < since) {
+        while self.hits.front().is_some_and(|(t, _)| *t < since) {
             self.hits.pop_front();
         }
         while self.recreations.front().is_some_and(|(t, _)| *t < since) {
@@ -161,14 +167,26 @@ impl WorkloadLedger {
     /// `λ̂` in hits per second at `now`.
     fn rate_per_sec(&self, now: Timestamp, window: Duration) -> f64 {
         let since = now.minus(window);
-        let lo = self.hits.partition_point(|t| *t < since);
-        let hi = self.hits.partition_point(|t| *t <= now);
-        if hi <= lo + 1 {
+        let lo = self.hits.partition_point(|(t, _)| *t < since);
+        let hi = self.hits.partition_point(|(t, _)| *t <= now);
+        let Some(&(first, _)) = self.hits.get(lo).filter(|_| lo < hi) else {
+            return 0.0;
+        };
+        let n: u64 = self.hits.range(lo..hi).map(|(_, k)| u64::from(*k)).sum();
+        if n < 2 {
             return 0.0;
         }
-        let first = self.hits[lo];
         let span = now.since(first).max(MIN_RATE_SPAN).as_secs_f64();
-        (hi - lo - 1) as f64 / span
+        (n - 1) as f64 / span
+    }
+
+    fn add_hit(&mut self, now: Timestamp) {
+        match self.hits.back_mut() {
+            Some((first, k)) if now >= *first && now.since(*first) < HIT_BUCKET => {
+                *k = k.saturating_add(1);
+            }
+            _ => self.hits.push_back((now, 1)),
+        }
     }
 
     /// `T̂` at `now`.
@@ -368,7 +386,7 @@ impl Ledger {
         let counts = new_alert && !hit.reaped;
         if counts {
             w.hits_total += 1;
-            w.hits.push_back(now);
+            w.add_hit(now);
         }
         w.min_available = min_available;
         w.last_activity = now;
@@ -622,6 +640,23 @@ mod tests {
         let s = stats(&l, 3, t(101.0));
         assert_eq!(s.hits_total, 1);
         assert_eq!(s.backlog, 0);
+    }
+
+    #[test]
+    fn an_alert_flood_keeps_one_bucket_a_second() {
+        // 100 000 alerts over 10 s about one infected pod: the rate is right and the ledger
+        // holds a bucket per second, not a timestamp per alert.
+        let mut l = ledger();
+        for i in 0..100_000u64 {
+            hit(&mut l, i, "web-0", t(100.0 + i as f64 * 1e-4));
+        }
+        let s = stats(&l, 3, t(110.0));
+        assert!(
+            (s.infection_rate_per_minute / 60.0 - 10_000.0).abs() < 1.0,
+            "{s:?}"
+        );
+        assert!(l.workloads[&web()].hits.len() <= 11);
+        assert_eq!(s.hits_total, 100_000);
     }
 
     #[test]
