@@ -888,6 +888,57 @@ mod tests {
     }
 
     #[test]
+    fn through_the_engine_a_held_back_pod_is_backlog_and_its_re_infections_are_hits() {
+        use crate::action::Outcome;
+        use crate::alert::Alert;
+        use crate::decision::{Reason, Verdict};
+        use crate::engine::Engine;
+        use crate::policy::PolicySet;
+
+        let policies = PolicySet::parse(
+            "version: 1\ndefaults: {dedup_window_secs: 60}\npolicies:\n  - name: reap\n    match: {rules: [\"Terminal shell in container\"]}\n    action: {type: delete}\n    guard: {min_available: 1, defer: true}\n",
+            "test.yaml",
+        )
+        .unwrap();
+        let mut e = Engine::new(policies);
+        let mut view = StaticCluster::new().deployment("shop", "web", 3, 3);
+        let shell = |pod: &str, at: i64| Alert::test().pod("shop", pod).at_secs(at).build();
+        // Two pods reaped: the service is at its floor. web-0 is still terminating (in the
+        // view), web-1 is gone.
+        for (i, pod) in ["web-0", "web-1"].iter().enumerate() {
+            let at = Timestamp::from_secs(i as i64);
+            let d = e.decide(shell(pod, i as i64), &view, at).remove(0);
+            assert_eq!(d.verdict, Verdict::Act);
+            e.record(d.plan.unwrap().id, &Outcome::Success, at);
+        }
+        view.remove_pod("shop", "web-1");
+        // The last Ready pod is hit: held back. The attack keeps hitting it.
+        let d = e.decide(shell("web-2", 2), &view, Timestamp::from_secs(2));
+        assert_eq!(
+            (d[0].verdict, d[0].reason),
+            (Verdict::Defer, Reason::BelowMinAvailable)
+        );
+        for at in 3..=10 {
+            let d = e.decide(shell("web-2", at), &view, Timestamp::from_secs(at));
+            assert_eq!(d[0].reason, Reason::Duplicate);
+        }
+        // An alert about the pod already reaped (the tail of that intrusion) is no hit.
+        let reaped = Alert::test().pod("shop", "web-0").at_secs(10).build();
+        let d = e.decide(reaped, &view, Timestamp::from_secs(10));
+        assert_eq!(d[0].reason, Reason::Duplicate);
+        let s = e
+            .stats_for(&web(), &view, Timestamp::from_secs(10))
+            .unwrap();
+        assert_eq!((s.infections_total, s.hits_total), (3, 11));
+        assert_eq!(s.backlog, 1);
+        // λ̂ = 10 / 10 s, T̂ ≥ 10 s (the first reap's replacement has not come), B = 1.
+        assert!((s.infection_rate_per_minute - 60.0).abs() < 1e-9, "{s:?}");
+        assert_eq!(s.time_to_recreation, Some(Duration::from_secs(10)));
+        assert_eq!(s.replicas_needed, 1 + 10 + 1);
+        assert!(s.attack_pressure > 1.0);
+    }
+
+    #[test]
     fn the_restricted_mean_is_kaplan_meier() {
         // All completed: the plain mean.
         let mut all = [(10.0, true), (20.0, true)];
