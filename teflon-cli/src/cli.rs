@@ -87,6 +87,16 @@ pub struct SimulateArgs {
     /// Simulated seconds.
     #[arg(long, value_name = "SECS", default_value_t = 600.0)]
     pub duration_secs: f64,
+    /// The attack starts this many seconds into the run (its onset) [default: 0].
+    #[arg(long, value_name = "SECS", conflicts_with = "attack_phases")]
+    pub attack_from_secs: Option<f64>,
+    /// The attack stops this many seconds into the run [default: the end].
+    #[arg(long, value_name = "SECS", conflicts_with = "attack_phases")]
+    pub attack_until_secs: Option<f64>,
+    /// Attack only in these spans of seconds into the run: `FROM-UNTIL[,FROM-UNTIL…]`,
+    /// e.g. `0-120,300-360`.
+    #[arg(long, value_name = "PHASES")]
+    pub attack_phases: Option<String>,
     /// Policy file [default: built in: delete pods the attack's Falco rules report,
     /// min_available 1, defer when availability blocks].
     #[arg(long, value_name = "FILE")]

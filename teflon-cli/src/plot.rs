@@ -21,7 +21,12 @@ pub fn write_svg(
     let y_max = report
         .samples
         .iter()
-        .map(|s| s.desired.max(s.available).max(s.infected))
+        .map(|s| {
+            s.desired
+                .max(s.available)
+                .max(s.infected)
+                .max(s.replicas_needed)
+        })
         .max()
         .unwrap_or(1)
         .max(1) as f64
@@ -54,8 +59,24 @@ pub fn write_svg(
         .y_desc("pods")
         .draw()
         .map_err(|e| err(&e))?;
+    // The attack phases, shaded.
+    let shade = RGBColor(255, 228, 225);
+    chart
+        .draw_series(scenario.phases.iter().map(|p| {
+            Rectangle::new(
+                [
+                    (p.from.as_secs_f64().min(x_max), 0.0),
+                    (p.until.as_secs_f64().min(x_max), y_max),
+                ],
+                shade.filled(),
+            )
+        }))
+        .map_err(|e| err(&e))?;
     type Value = fn(&teflon_sim::simulate::Sample) -> f64;
-    let series: [(&str, RGBColor, Value); 3] = [
+    let series: [(&str, RGBColor, Value); 4] = [
+        ("replicas needed", RGBColor(150, 150, 150), |s| {
+            f64::from(s.replicas_needed)
+        }),
         ("desired", BLUE, |s| f64::from(s.desired)),
         ("available", GREEN, |s| f64::from(s.available)),
         ("infected", RED, |s| f64::from(s.infected)),

@@ -1,10 +1,13 @@
 //! `teflon simulate`: attacks as load. The simulation is `teflon_sim::simulate`; this formats.
 
 use std::io::Write;
+use std::time::Duration;
 
 use teflon_core::PolicySet;
 use teflon_sim::Attackers;
-use teflon_sim::simulate::{self, AutoscaleSettings, DEFAULT_POLICIES, Scenario, SimulationReport};
+use teflon_sim::simulate::{
+    self, AttackPhase, AutoscaleSettings, DEFAULT_POLICIES, Scenario, SimulationReport,
+};
 
 use crate::Exit;
 use crate::cli::SimulateArgs;
@@ -23,7 +26,9 @@ pub fn scenario(args: &SimulateArgs, seed: u64) -> Result<Scenario, String> {
     if mean.is_zero() {
         return Err("--infect-every-secs must be above 0".to_owned());
     }
+    let duration = secs("--duration-secs", args.duration_secs)?;
     Ok(Scenario {
+        phases: phases(args, duration)?,
         namespace: args.namespace.clone(),
         name: args.name.clone(),
         replicas: args.replicas,
@@ -33,7 +38,7 @@ pub fn scenario(args: &SimulateArgs, seed: u64) -> Result<Scenario, String> {
             seed,
         },
         recovery: secs("--recovery-secs", args.recovery_secs)?,
-        duration: secs("--duration-secs", args.duration_secs)?,
+        duration,
         step,
         autoscale: if args.autoscale {
             Some(AutoscaleSettings {
@@ -46,6 +51,53 @@ pub fn scenario(args: &SimulateArgs, seed: u64) -> Result<Scenario, String> {
         },
         start: simulate::DEFAULT_START,
     })
+}
+
+/// The attack phases of `--attack-phases`, or of `--attack-from-secs`/`--attack-until-secs`
+/// (none: the whole run).
+fn phases(args: &SimulateArgs, duration: Duration) -> Result<Vec<AttackPhase>, String> {
+    let phase = |flag: &str, from: Duration, until: Duration| {
+        if from >= until {
+            Err(format!(
+                "{flag}: the attack must stop after it starts ({}s is not before {}s)",
+                from.as_secs_f64(),
+                until.as_secs_f64()
+            ))
+        } else {
+            Ok(AttackPhase { from, until })
+        }
+    };
+    if let Some(list) = &args.attack_phases {
+        let mut out = Vec::new();
+        for part in list.split(',').map(str::trim) {
+            let Some((a, b)) = part.split_once('-') else {
+                return Err(format!(
+                    "--attack-phases: {part:?} is not FROM-UNTIL (seconds, e.g. 0-120)"
+                ));
+            };
+            let num = |x: &str| {
+                x.trim().parse::<f64>().map_err(|_| {
+                    format!("--attack-phases: {x:?} in {part:?} is not a number of seconds")
+                })
+            };
+            let from = secs("--attack-phases", num(a)?)?;
+            let until = secs("--attack-phases", num(b)?)?;
+            out.push(phase("--attack-phases", from, until)?);
+        }
+        if out.is_empty() {
+            return Err("--attack-phases: no phase given".to_owned());
+        }
+        return Ok(out);
+    }
+    if args.attack_from_secs.is_none() && args.attack_until_secs.is_none() {
+        return Ok(Vec::new());
+    }
+    let from = secs("--attack-from-secs", args.attack_from_secs.unwrap_or(0.0))?;
+    let until = match args.attack_until_secs {
+        Some(u) => secs("--attack-until-secs", u)?,
+        None => duration.max(from.saturating_add(Duration::from_secs(1))),
+    };
+    Ok(vec![phase("--attack-until-secs", from, until)?])
 }
 
 /// Run `teflon simulate`: summary to `out`, problems to `err`, files into `--out`.
@@ -134,15 +186,23 @@ pub fn write_summary(
         x.mean_available,
         x.mean_ratio * 100.0
     )?;
+    if !s.phases.is_empty() {
+        let spans: Vec<String> = s
+            .phases
+            .iter()
+            .map(|p| format!("{}-{}s", p.from.as_secs_f64(), p.until.as_secs_f64()))
+            .collect();
+        writeln!(out, "attack phases:        {}", spans.join(", "))?;
+    }
     writeln!(
         out,
-        "infected pod-seconds: {:.1} (dwell time of attackers in serving pods)",
-        x.infected_pod_seconds
+        "infected pod-seconds: {:.1} (dwell time of attackers in serving pods; {:.2}s per infected pod)",
+        x.infected_pod_seconds, x.mean_dwell_secs
     )?;
     writeln!(
         out,
-        "attacks:              {} ({} infected a pod)",
-        x.attacks, x.infections
+        "attacks:              {} ({} hit a pod, {} pods infected)",
+        x.attacks, x.infections, x.pods_infected
     )?;
     writeln!(out, "reaps:                {}", x.reaps)?;
     writeln!(out, "deferrals:            {}", x.deferrals)?;

@@ -72,3 +72,60 @@ fn nonsense_durations_are_refused() {
     assert_eq!(code, 1);
     assert!(stderr.contains("--step-secs"), "{stderr}");
 }
+
+#[test]
+fn attack_phases_are_shown_and_bound_the_attack() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = simulate(
+        dir.path(),
+        &[
+            "--infect-every-secs",
+            "2",
+            "--attack-phases",
+            "30-90, 200-240",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("attack phases:        30-90s, 200-240s"),
+        "{stdout}"
+    );
+    let csv = std::fs::read_to_string(dir.path().join("timeseries.csv")).unwrap();
+    // infections_total (column 7) is 0 before the first phase and still between the phases.
+    let infections = |at: &str| -> u64 {
+        let line = csv.lines().find(|l| l.starts_with(at)).unwrap();
+        line.split(',').nth(6).unwrap().parse().unwrap()
+    };
+    assert_eq!(infections("25.000,"), 0);
+    assert!(infections("90.000,") > 0);
+    assert_eq!(infections("195.000,"), infections("95.000,"));
+    assert!(infections("245.000,") > infections("195.000,"));
+
+    let (code, stdout, stderr) = simulate(
+        dir.path(),
+        &["--attack-from-secs", "60", "--attack-until-secs", "120"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("attack phases:        60-120s"), "{stdout}");
+}
+
+#[test]
+fn nonsense_attack_phases_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, needle) in [
+        (&["--attack-phases", "30"][..], "not FROM-UNTIL"),
+        (
+            &["--attack-phases", "90-30"][..],
+            "must stop after it starts",
+        ),
+        (&["--attack-phases", "a-30"][..], "not a number"),
+        (
+            &["--attack-from-secs", "100", "--attack-until-secs", "50"][..],
+            "must stop after it starts",
+        ),
+    ] {
+        let (code, _, stderr) = simulate(dir.path(), args);
+        assert_eq!(code, 1, "{args:?}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+}

@@ -193,6 +193,8 @@ mod tests {
         WorkloadStats {
             workload: spec().workload,
             infections_total: 10,
+            hits_total: 0,
+            backlog: 0,
             infected_pods: 1,
             infection_rate_per_minute: 6.0,
             time_to_recreation: Some(Duration::from_secs(20)),

@@ -13,7 +13,7 @@ use crate::action::{Action, ActionId, ActionKind, Outcome, PlannedAction, PodTar
 use crate::alert::Alert;
 use crate::cluster::{ClusterView, PodInfo, WorkloadKind, WorkloadRef};
 use crate::decision::{Decision, Reason, Verdict};
-use crate::ledger::{Ledger, WorkloadStats};
+use crate::ledger::{Hit, Ledger, WorkloadStats};
 use crate::policy::{Policy, PolicySet, StandalonePods};
 use crate::time::Timestamp;
 
@@ -357,7 +357,8 @@ impl Engine {
         now: Timestamp,
     ) -> Vec<WorkloadStats> {
         self.ledger.prune(view, now);
-        self.ledger.stats(view, now)
+        let deferred = self.deferred_pods();
+        self.ledger.stats(view, now, &deferred)
     }
 
     /// The ledger's numbers for one workload.
@@ -367,7 +368,16 @@ impl Engine {
         view: &impl ClusterView,
         now: Timestamp,
     ) -> Option<WorkloadStats> {
-        self.ledger.stats_for(workload, view, now)
+        let deferred = self.deferred_pods();
+        self.ledger.stats_for(workload, view, now, &deferred)
+    }
+
+    /// `(namespace, pod)` of every pending deferral: the ledger counts them as backlog.
+    fn deferred_pods(&self) -> Vec<(&str, &str)> {
+        self.deferrals
+            .iter()
+            .map(|d| (d.pod.namespace.as_str(), d.pod.name.as_str()))
+            .collect()
     }
 
     /// The infection ledger (read-only).
@@ -516,22 +526,30 @@ impl Engine {
         let name = target.pod.as_str();
         let key = pod_key(ns, name);
         let pod = lookup_pod(view, ns, name, target.uid.as_deref());
+        let protected = self.policies.defaults().protected_namespaces.is_match(ns);
         if let Some(info) = &pod {
             d.workload = info.workload.clone();
             if kind != ActionKind::Log {
                 let lw = ledger_workload(ns, name, info);
+                let uid = info.uid.as_deref().or(target.uid.as_deref());
+                let hit = Hit {
+                    seq,
+                    reaped: self.is_reaped(&key, uid),
+                    backlog: !policy.dry_run && !protected && kind.is_disruptive(),
+                };
                 d.infection = self.ledger.infect(
                     &lw,
                     &key,
                     name,
                     info.uid.as_deref(),
                     policy.guard.min_available,
+                    hit,
                     now,
                 );
             }
         }
 
-        if self.policies.defaults().protected_namespaces.is_match(ns) {
+        if protected {
             return skip(d, Reason::Protected);
         }
 

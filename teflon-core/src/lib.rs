@@ -31,7 +31,7 @@ pub use cluster::{
 pub use compact_str::CompactString;
 pub use decision::{Decision, DecisionRecord, Infection, Reason, RecordTarget, Verdict};
 pub use engine::{DeferralInfo, Engine, EngineConfig};
-pub use ledger::WorkloadStats;
+pub use ledger::{Hit, WorkloadStats};
 pub use policy::{Guard, MinAvailable, Policy, PolicyError, PolicyErrors, PolicySet};
 pub use time::Timestamp;
 

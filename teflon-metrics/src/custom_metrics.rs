@@ -22,7 +22,7 @@ use crate::snapshot::AttackSnapshot;
 /// The API group served.
 pub const GROUP: &str = "custom.metrics.k8s.io";
 
-/// Infections per minute over the sliding window (workloads, namespaces).
+/// The attack rate per minute over the time observed (workloads, namespaces).
 pub const INFECTION_RATE_PER_MINUTE: &str = "teflon_infection_rate_per_minute";
 /// Replicas needed ÷ current replicas (workloads).
 pub const ATTACK_PRESSURE: &str = "teflon_attack_pressure";

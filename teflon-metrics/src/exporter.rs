@@ -105,7 +105,7 @@ pub fn describe() {
     );
     describe_gauge!(
         names::INFECTION_RATE_PER_MINUTE,
-        "Infections per minute over the sliding window."
+        "Attack rate: alerts that hit a pod, per minute, over the time observed within the sliding window."
     );
     describe_gauge!(
         names::ATTACK_PRESSURE,

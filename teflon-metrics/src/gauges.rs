@@ -67,6 +67,8 @@ mod tests {
         WorkloadStats {
             workload: WorkloadRef::new(WorkloadKind::Deployment, "shop", name),
             infections_total: 3,
+            hits_total: 0,
+            backlog: 0,
             infected_pods: infected,
             infection_rate_per_minute: 2.0,
             time_to_recreation: Some(Duration::from_secs(10)),

@@ -15,7 +15,8 @@ pub const REAPINGS_TOTAL: &str = "teflon_reapings_total";
 pub const INFECTED_PODS: &str = "teflon_infected_pods";
 /// Gauge `{namespace, workload}`: available / desired replicas.
 pub const WORKLOAD_AVAILABLE_RATIO: &str = "teflon_workload_available_ratio";
-/// Gauge `{namespace, workload}`: infections per minute over the sliding window.
+/// Gauge `{namespace, workload}`: the attack rate, alerts that hit a pod per minute, over the time
+/// observed within the sliding window (re-infections included).
 pub const INFECTION_RATE_PER_MINUTE: &str = "teflon_infection_rate_per_minute";
 /// Gauge `{namespace, workload}`: replicas needed ÷ current replicas.
 pub const ATTACK_PRESSURE: &str = "teflon_attack_pressure";

@@ -35,6 +35,8 @@ fn stats(
     WorkloadStats {
         workload: WorkloadRef::new(kind, ns, name),
         infections_total: 9,
+        hits_total: 0,
+        backlog: 0,
         infected_pods: infected,
         infection_rate_per_minute: rate,
         time_to_recreation: Some(Duration::from_secs(20)),

@@ -29,9 +29,11 @@ pub mod ingest;
 pub mod kube;
 pub mod logging;
 pub mod metrics_api;
+pub mod openapi;
 mod queue;
 pub mod reload;
 pub mod routes;
+pub mod scaling;
 pub mod serve;
 pub mod state;
 

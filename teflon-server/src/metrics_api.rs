@@ -249,6 +249,13 @@ pub fn routes(
         )
         .and(warp::path::end())
         .map(|| Response::new("ok".into()));
+    let openapi = warp::get()
+        .and(warp::path("openapi"))
+        .and(warp::path::tail())
+        .and(warp::header::optional::<String>("if-none-match"))
+        .map(|tail: warp::path::Tail, if_none_match: Option<String>| {
+            openapi_reply(tail.as_str(), if_none_match.as_deref())
+        });
     let query = warp::query::raw().or(warp::any().map(String::new)).unify();
     let api = warp::get().and(warp::path::full()).and(query).map(
         move |path: warp::path::FullPath, query: String| {
@@ -268,7 +275,47 @@ pub fn routes(
             ),
         )
     });
-    health.or(api).unify().or(other).unify().boxed()
+    health
+        .or(openapi)
+        .unify()
+        .or(api)
+        .unify()
+        .or(other)
+        .unify()
+        .boxed()
+}
+
+/// `GET /openapi/v2`, `/openapi/v3` and `/openapi/v3/apis/custom.metrics.k8s.io/{version}`
+/// (`tail` is what follows `/openapi/`), with `ETag` and `304 Not Modified`.
+fn openapi_reply(tail: &str, if_none_match: Option<&str>) -> Response {
+    let doc = match tail.trim_end_matches('/') {
+        "v2" => Some(crate::openapi::v2()),
+        "v3" => Some(crate::openapi::v3_discovery()),
+        other => other
+            .strip_prefix("v3/apis/custom.metrics.k8s.io/")
+            .and_then(crate::openapi::v3),
+    };
+    let Some(doc) = doc else {
+        return json_response(
+            404,
+            status(
+                404,
+                "NotFound",
+                format!("no OpenAPI document at /openapi/{tail}"),
+            ),
+        );
+    };
+    let mut res = if if_none_match.is_some_and(|v| doc.matches(v)) {
+        let mut r = Response::new(String::new().into());
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else {
+        json_response(200, doc.body.clone())
+    };
+    if let Ok(v) = warp::http::HeaderValue::from_str(&doc.etag) {
+        res.headers_mut().insert(warp::http::header::ETAG, v);
+    }
+    res
 }
 
 /// A bound, not yet serving, custom-metrics API.
@@ -406,6 +453,8 @@ mod tests {
             workloads: vec![WorkloadStats {
                 workload: WorkloadRef::new(WorkloadKind::Deployment, "shop", "web"),
                 infections_total: 3,
+                hits_total: 0,
+                backlog: 0,
                 infected_pods: 1,
                 infection_rate_per_minute: 3.0,
                 time_to_recreation: Some(Duration::from_secs(20)),
@@ -589,6 +638,52 @@ mod tests {
             serving_identity(&c),
             Err(MetricsApiError::HalfCertificate)
         ));
+    }
+
+    #[tokio::test]
+    async fn openapi_v2_and_v3_are_served_as_the_aggregator_asks_with_etags() {
+        let (snap, view) = shared();
+        let routes = routes(snap, view);
+        // As kube-aggregator's downloaders ask: Accept: application/json.
+        let get = |path: &str, etag: Option<&str>| {
+            let mut r = warp::test::request()
+                .path(path)
+                .header("accept", "application/json");
+            if let Some(e) = etag {
+                r = r.header("if-none-match", e);
+            }
+            r.reply(&routes)
+        };
+        let res = get("/openapi/v2", None).await;
+        assert_eq!(res.status(), 200);
+        let v: serde_json::Value = serde_json::from_slice(res.body()).unwrap();
+        assert_eq!(v["swagger"], "2.0");
+        let etag = res.headers()["etag"].to_str().unwrap().to_owned();
+        let res = get("/openapi/v2", Some(&etag)).await;
+        assert_eq!(res.status(), 304);
+        assert!(res.body().is_empty());
+
+        let res = get("/openapi/v3", None).await;
+        assert_eq!(res.status(), 200);
+        let d: serde_json::Value = serde_json::from_slice(res.body()).unwrap();
+        let url = d["paths"]["apis/custom.metrics.k8s.io/v1beta2"]["serverRelativeURL"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // The aggregator proxies the path (with its query) to the APIService.
+        let res = get(&url, None).await;
+        assert_eq!(res.status(), 200, "{url}");
+        let v: serde_json::Value = serde_json::from_slice(res.body()).unwrap();
+        assert_eq!(v["openapi"], "3.0.0");
+        let etag = res.headers()["etag"].to_str().unwrap().to_owned();
+        assert!(url.ends_with(etag.trim_matches('"')));
+        assert_eq!(get(&url, Some(&etag)).await.status(), 304);
+        assert_eq!(
+            get("/openapi/v3/apis/custom.metrics.k8s.io/v9", None)
+                .await
+                .status(),
+            404
+        );
     }
 
     #[tokio::test]

@@ -33,7 +33,8 @@ pub fn routes(state: SharedState) -> BoxedFilter<(Response,)> {
         .and(ingest(Format::Tetragon, state.clone()));
 
     // Decisions and status name pods, rules and policies: they need the same credentials as
-    // ingest. /metrics, /healthz and /readyz stay open for Prometheus and the kubelet.
+    // ingest. /metrics, /v1/scaling, /healthz and /readyz stay open for Prometheus, KEDA and
+    // the kubelet.
     let s = state.clone();
     let decisions = warp::path!("v1" / "decisions")
         .and(warp::get())
@@ -57,6 +58,17 @@ pub fn routes(state: SharedState) -> BoxedFilter<(Response,)> {
         );
         r
     });
+    // KEDA's metrics-api trigger (and other JSON scalers): as open as /metrics, which carries
+    // the same numbers.
+    let s = state.clone();
+    let scaling = warp::path!("v1" / "scaling" / String / String / String)
+        .and(warp::get())
+        .map(move |namespace: String, resource: String, name: String| {
+            let snap = s.attack_snapshot();
+            let (code, body) =
+                crate::scaling::reply(&snap, s.view.as_ref(), &namespace, &resource, &name);
+            json(code, body)
+        });
     let healthz = warp::path!("healthz")
         .and(warp::get())
         .map(|| json(StatusCode::OK, r#"{"status":"ok"}"#));
@@ -88,6 +100,8 @@ pub fn routes(state: SharedState) -> BoxedFilter<(Response,)> {
         .or(status)
         .unify()
         .or(metrics)
+        .unify()
+        .or(scaling)
         .unify()
         .or(healthz)
         .unify()

@@ -58,6 +58,8 @@ mod real {
             workloads: vec![WorkloadStats {
                 workload: workload.clone(),
                 infections_total: 6,
+                hits_total: 0,
+                backlog: 0,
                 infected_pods: 1,
                 infection_rate_per_minute: 6.0,
                 time_to_recreation: Some(Duration::from_secs(20)),

@@ -1168,3 +1168,35 @@ async fn a_follower_buffers_alerts_decides_them_in_order_once_it_leads_and_stops
         ]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_keda_scaling_endpoint_answers_the_attacked_workload_without_credentials() {
+    let h = harness(Options::default()).await;
+    let (code, _) = h.post("/v1/alerts", Some(BEARER), &lines(3)).await;
+    assert_eq!(code, 202);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (code, body) = h.get_as("/v1/scaling/default/deployments/web", None).await;
+    assert_eq!(code, 200, "{body}");
+    let b: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(b["attacked"], true, "{b}");
+    assert_eq!(b["kind"], "Deployment");
+    assert_eq!(b["desired"], 6);
+    // Three pods reaped at once: nothing waits, the policy keeps 1 available.
+    assert_eq!(b["backlog"], 0, "{b}");
+    assert!(b["replicas_needed"].as_u64().is_some_and(|n| n >= 1), "{b}");
+    assert!(b["attack_pressure"].is_number(), "{b}");
+    let (code, body) = h.get_as("/v1/scaling/default/deployments/nope", None).await;
+    assert_eq!(code, 404, "{body}");
+    let (code, _) = h.get_as("/v1/scaling/default/daemonsets/web", None).await;
+    assert_eq!(code, 404);
+    let _ = h.shutdown().await;
+
+    let h = harness(Options {
+        synced: false,
+        ..Options::default()
+    })
+    .await;
+    let (code, body) = h.get_as("/v1/scaling/default/deployments/web", None).await;
+    assert_eq!(code, 503, "{body}");
+    let _ = h.shutdown().await;
+}

@@ -25,6 +25,17 @@ impl Attackers {
     /// Start attacking at `start`: the first infection of each attacker comes one random
     /// interval later.
     pub fn start(&self, start: Timestamp) -> AttackStream {
+        self.start_in(start, &[])
+    }
+
+    /// Attack only within `phases` (`[from, until)` each, in any order; none means always).
+    /// Each attacker's infections are a Poisson process restricted to the phases: a phase
+    /// starts afresh (the first infection one random interval after its start).
+    pub fn start_in(&self, start: Timestamp, phases: &[(Timestamp, Timestamp)]) -> AttackStream {
+        let mut phases: Vec<(Timestamp, Timestamp)> =
+            phases.iter().copied().filter(|(a, b)| a < b).collect();
+        phases.sort();
+        let always = phases.is_empty();
         let mut timing: Vec<ChaCha8Rng> = (0..self.count)
             .map(|i| {
                 let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
@@ -33,19 +44,49 @@ impl Attackers {
             })
             .collect();
         let mean = self.mean_interval.max(Duration::from_millis(1));
+        let from = if always {
+            start
+        } else {
+            phases.first().map_or(start, |(a, _)| *a)
+        };
         let next = timing
             .iter_mut()
-            .map(|rng| start.plus(exponential(rng, mean)))
+            .map(|rng| {
+                let first = from.plus(exponential(rng, mean));
+                place(&phases, rng, mean, first)
+            })
             .collect();
         let mut pick = ChaCha8Rng::seed_from_u64(self.seed);
         pick.set_stream(0);
         AttackStream {
             mean,
+            phases,
             timing,
             next,
             pick,
             fired: 0,
         }
+    }
+}
+
+/// Where an infection drawn for time `at` really happens: `at` inside a phase (or without
+/// phases); else one fresh random interval after the start of the next phase; `None` after
+/// the last phase.
+fn place(
+    phases: &[(Timestamp, Timestamp)],
+    rng: &mut ChaCha8Rng,
+    mean: Duration,
+    mut at: Timestamp,
+) -> Option<Timestamp> {
+    if phases.is_empty() {
+        return Some(at);
+    }
+    loop {
+        if phases.iter().any(|(a, b)| *a <= at && at < *b) {
+            return Some(at);
+        }
+        let (next_start, _) = phases.iter().find(|(a, _)| *a > at)?;
+        at = next_start.plus(exponential(rng, mean));
     }
 }
 
@@ -56,8 +97,9 @@ impl Attackers {
 #[derive(Debug, Clone)]
 pub struct AttackStream {
     mean: Duration,
+    phases: Vec<(Timestamp, Timestamp)>,
     timing: Vec<ChaCha8Rng>,
-    next: Vec<Timestamp>,
+    next: Vec<Option<Timestamp>>,
     pick: ChaCha8Rng,
     fired: u64,
 }
@@ -67,14 +109,16 @@ pub struct AttackStream {
 pub struct Attack {
     /// When it happened.
     pub at: Timestamp,
+    /// The pod it hit was not infected before.
+    pub new_infection: bool,
     /// The Falco alert that reports it, `None` when no pod was available to infect.
     pub alert: Option<Alert>,
 }
 
 impl AttackStream {
-    /// When the next infection happens (`None` with no attackers).
+    /// When the next infection happens (`None` with no attackers, or after the last phase).
     pub fn next_time(&self) -> Option<Timestamp> {
-        self.next.iter().copied().min()
+        self.next.iter().flatten().copied().min()
     }
 
     /// Infections so far (including those that found no pod).
@@ -88,11 +132,12 @@ impl AttackStream {
         let (i, at) = self
             .next
             .iter()
-            .copied()
             .enumerate()
+            .filter_map(|(i, t)| t.map(|t| (i, t)))
             .min_by_key(|(i, t)| (*t, *i))?;
         if let (Some(rng), Some(slot)) = (self.timing.get_mut(i), self.next.get_mut(i)) {
-            *slot = at.plus(exponential(rng, self.mean));
+            let drawn = at.plus(exponential(rng, self.mean));
+            *slot = place(&self.phases, rng, self.mean, drawn);
         }
         self.fired += 1;
         // Draw the same amount of randomness whatever the cluster looks like, so runs with the
@@ -101,15 +146,21 @@ impl AttackStream {
         let roll: u32 = self.pick.random_range(0..100);
         let container: u64 = self.pick.random();
         let pods = sim.all_available_pods();
+        let mut new_infection = false;
         let alert = if pods.is_empty() {
             None
         } else {
             let (ns, pod) = &pods[(pick % pods.len() as u64) as usize];
+            new_infection = !sim.is_infected(ns, pod);
             sim.infect(ns, pod);
             let uid = sim.pod_uid(ns, pod);
             Some(falco_alert(roll, container, ns, pod, uid, at))
         };
-        Some(Attack { at, alert })
+        Some(Attack {
+            at,
+            new_infection,
+            alert,
+        })
     }
 }
 

@@ -320,6 +320,13 @@ impl SimCluster {
         }
     }
 
+    /// True when an attacker has a foothold in the pod.
+    pub fn is_infected(&self, namespace: &str, pod: &str) -> bool {
+        self.pods
+            .get(&(namespace.to_owned(), pod.to_owned()))
+            .is_some_and(|p| p.infected)
+    }
+
     /// Infected pods still in service (not reaped, not quarantined).
     pub fn infected_pods(&self) -> u32 {
         count(self.pods.values().filter(|p| p.infected && !p.quarantined))

@@ -31,6 +31,15 @@ pub struct AutoscaleSettings {
     pub scale_down_stabilization: Duration,
 }
 
+/// A time span of the attack, in seconds from the start of the run: `[from, until)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttackPhase {
+    /// The attack starts (its onset).
+    pub from: Duration,
+    /// The attack stops.
+    pub until: Duration,
+}
+
 /// What to simulate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scenario {
@@ -42,6 +51,8 @@ pub struct Scenario {
     pub replicas: u32,
     /// The attack.
     pub attackers: Attackers,
+    /// When the attackers attack; empty: the whole run.
+    pub phases: Vec<AttackPhase>,
     /// Reap → replacement Ready.
     pub recovery: Duration,
     /// How long to simulate.
@@ -65,6 +76,7 @@ impl Default for Scenario {
                 mean_interval: Duration::from_secs(30),
                 seed: 1,
             },
+            phases: Vec::new(),
             recovery: Duration::from_secs(15),
             duration: Duration::from_secs(600),
             step: Duration::from_secs(5),
@@ -128,8 +140,12 @@ pub struct Summary {
     pub infected_pod_seconds: f64,
     /// Attacks made (including those that found no available pod).
     pub attacks: u64,
-    /// Attacks that infected a pod.
+    /// Attacks that hit a pod (an alert each).
     pub infections: u64,
+    /// Attacks that hit a pod not infected before.
+    pub pods_infected: u64,
+    /// Mean attacker dwell per infected pod: `infected_pod_seconds / pods_infected`.
+    pub mean_dwell_secs: f64,
     /// Disruptive actions that took effect.
     pub reaps: u64,
     /// Decisions deferred (each later resolves as `deferred_ready` or a skip).
@@ -235,7 +251,12 @@ pub fn run(scenario: &Scenario, policies: PolicySet) -> SimulationReport {
         ),
         summary: Summary::default(),
     };
-    let mut attacks = scenario.attackers.start(start);
+    let phases: Vec<(Timestamp, Timestamp)> = scenario
+        .phases
+        .iter()
+        .map(|p| (start.plus(p.from), start.plus(p.until)))
+        .collect();
+    let mut attacks = scenario.attackers.start_in(start, &phases);
     let mut autoscaler = scenario.autoscale.map(|a| {
         Autoscaler::new(AutoscaleSpec {
             workload: w.clone(),
@@ -298,6 +319,7 @@ pub fn run(scenario: &Scenario, policies: PolicySet) -> SimulationReport {
             };
             if let Some(alert) = attack.alert {
                 run.summary.infections += 1;
+                run.summary.pods_infected += u64::from(attack.new_infection);
                 let decisions = run.engine.decide(alert, &run.sim, now);
                 run.handle(decisions, now);
             }
@@ -356,6 +378,11 @@ pub fn run(scenario: &Scenario, policies: PolicySet) -> SimulationReport {
         summary.mean_ratio = summary.min_ratio;
     }
     summary.infected_pod_seconds = infected_integral;
+    summary.mean_dwell_secs = if summary.pods_infected == 0 {
+        0.0
+    } else {
+        infected_integral / summary.pods_infected as f64
+    };
     summary.max_desired = max_desired;
     SimulationReport { samples, summary }
 }

@@ -633,3 +633,124 @@ fn an_older_alert_is_decided_at_its_own_time_without_rewinding_the_cluster() {
     assert_eq!(r.sim().next_event_time(), Some(t(115)));
     assert_eq!(r.now(), Some(t(100)));
 }
+
+/// The saturation scenario of issue 19: 3 replicas, one attacker hitting a Ready pod about
+/// once a second, 10 s to Ready, autoscaling 3–12 with a 15 s cooldown, seed 7.
+fn saturation(autoscale: bool, phases: Vec<simulate::AttackPhase>, secs: u64) -> Scenario {
+    Scenario {
+        replicas: 3,
+        attackers: Attackers {
+            count: 1,
+            mean_interval: Duration::from_secs(1),
+            seed: 7,
+        },
+        phases,
+        recovery: Duration::from_secs(10),
+        duration: Duration::from_secs(secs),
+        step: Duration::from_secs(5),
+        autoscale: autoscale.then_some(simulate::AutoscaleSettings {
+            max_replicas: 12,
+            cooldown: Duration::from_secs(15),
+            scale_down_stabilization: Duration::from_secs(120),
+        }),
+        ..Scenario::default()
+    }
+}
+
+fn default_policies() -> PolicySet {
+    PolicySet::parse(DEFAULT_POLICIES, "default.yaml").unwrap()
+}
+
+#[test]
+fn under_saturation_the_autoscaler_reaches_ten_replicas_within_30_s_of_onset() {
+    let r = simulate::run(&saturation(true, Vec::new(), 300), default_policies());
+    let first = r.samples.iter().find(|s| s.desired >= 10).unwrap();
+    assert!(
+        first.time_secs <= 30.0,
+        "10 replicas only at {}s",
+        first.time_secs
+    );
+    // Once scaled, availability never fell below the policy's min_available (1).
+    assert!(r.summary.min_available >= 1, "{:?}", r.summary);
+}
+
+#[test]
+fn after_a_minute_replicas_needed_follows_littles_law_within_20_percent() {
+    let r = simulate::run(&saturation(true, Vec::new(), 300), default_policies());
+    // m + λ·(TTR + dwell) with the simulated parameters: λ = 1/s, TTR = 10 s, dwell as run.
+    let expected = 1.0 + 1.0 * (10.0 + r.summary.mean_dwell_secs);
+    for s in r.samples.iter().filter(|s| s.time_secs >= 60.0) {
+        let needed = f64::from(s.replicas_needed);
+        assert!(
+            (needed - expected).abs() <= 0.2 * expected,
+            "{}s: {needed} replicas needed, expected {expected:.2} ± 20 %",
+            s.time_secs
+        );
+    }
+}
+
+#[test]
+fn autoscaling_on_the_attack_at_least_halves_the_attackers_dwell() {
+    let fixed = simulate::run(&saturation(false, Vec::new(), 300), default_policies());
+    let scaled = simulate::run(&saturation(true, Vec::new(), 300), default_policies());
+    // Same seed, same attack times: without scaling the service sits at its floor, one
+    // infected pod held back at a time.
+    assert_eq!(fixed.summary.attacks, scaled.summary.attacks);
+    assert!(
+        scaled.summary.infected_pod_seconds * 2.0 <= fixed.summary.infected_pod_seconds,
+        "{} infected pod-seconds scaled, {} fixed",
+        scaled.summary.infected_pod_seconds,
+        fixed.summary.infected_pod_seconds
+    );
+    assert!(scaled.summary.infected_pod_seconds * 2.0 <= 247.8);
+}
+
+#[test]
+fn when_the_attack_stops_the_pressure_falls_below_one_within_the_window() {
+    let phases = vec![simulate::AttackPhase {
+        from: Duration::from_secs(0),
+        until: Duration::from_secs(240),
+    }];
+    let r = simulate::run(&saturation(true, phases, 600), default_policies());
+    let during: Vec<_> = r.samples.iter().filter(|s| s.time_secs < 240.0).collect();
+    assert!(during.iter().any(|s| s.attack_pressure >= 1.0));
+    // The documented decay: below 1 within the rate window (300 s) of the last hit, and
+    // min_available from then on; never rising after the attack.
+    let after: Vec<_> = r.samples.iter().filter(|s| s.time_secs >= 240.0).collect();
+    let below = after.iter().find(|s| s.attack_pressure < 1.0).unwrap();
+    assert!(below.time_secs <= 240.0 + 300.0, "{below:?}");
+    for pair in after.windows(2) {
+        assert!(
+            pair[1].replicas_needed <= pair[0].replicas_needed,
+            "{pair:?}"
+        );
+    }
+    for s in after.iter().filter(|s| s.time_secs >= 240.0 + 300.0) {
+        assert_eq!(s.replicas_needed, 1, "{s:?}");
+    }
+}
+
+#[test]
+fn attack_phases_bound_the_attack() {
+    let attackers = Attackers {
+        count: 3,
+        mean_interval: Duration::from_secs(2),
+        seed: 11,
+    };
+    let phases = [(t(100), t(160)), (t(10), t(40))];
+    let mut c = SimCluster::new(RECOVERY).with_deployment("shop", "web", 50);
+    let mut stream = attackers.start_in(t(0), &phases);
+    let mut times = Vec::new();
+    while let Some(a) = stream.fire_next(&mut c) {
+        times.push(a.at);
+    }
+    assert!(times.len() > 30, "{} attacks", times.len());
+    assert!(times.windows(2).all(|w| w[0] <= w[1]));
+    for at in &times {
+        assert!(
+            phases.iter().any(|(a, b)| a <= at && at < b),
+            "attack at {at:?} outside the phases"
+        );
+    }
+    assert!(times.iter().any(|at| *at < t(40)) && times.iter().any(|at| *at >= t(100)));
+}

@@ -223,6 +223,7 @@ fn check_object(doc: &Doc) -> Result<(), String> {
         ("rbac.authorization.k8s.io/v1", "RoleBinding") => round_trip::<RoleBinding>(doc),
         ("apiregistration.k8s.io/v1", "APIService") => round_trip::<APIService>(doc),
         ("autoscaling/v2", "HorizontalPodAutoscaler") => round_trip::<HorizontalPodAutoscaler>(doc),
+        ("keda.sh/v1alpha1", "ScaledObject") => round_trip::<keda::ScaledObject>(doc),
         (api, kind) => Err(format!(
             "{}: no k8s-openapi type wired for {api}/{kind} ({}); add it to check_object",
             doc.origin,
@@ -305,7 +306,37 @@ fn every_set() -> Vec<(String, Vec<Doc>)> {
             sets.push((overlay.to_owned(), docs));
         }
     }
+    if let Some(docs) = render_with_components(COMPONENT_OVERLAY) {
+        sets.push((COMPONENT_OVERLAY.to_owned(), docs));
+    }
     sets
+}
+
+/// The overlay that opts in to the custom-metrics APIService component.
+const COMPONENT_OVERLAY: &str = "overlays/custom-metrics-api";
+
+/// Kustomize components need kustomize ≥ 3.7, which kubectl embeds from 1.21 on (Debian's
+/// kubernetes-client is 1.20). `None`, printing why, when kubectl cannot render them.
+fn render_with_components(dir: &str) -> Option<Vec<Doc>> {
+    let bin = kubectl()?;
+    let out = Command::new(&bin)
+        .args(["version", "--client", "-o", "json"])
+        .output()
+        .ok()?;
+    let version: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let minor: u32 = version["clientVersion"]["minor"]
+        .as_str()
+        .map(|m| m.trim_end_matches('+'))
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    if minor < 21 {
+        eprintln!(
+            "skipping {dir}: kubectl 1.{minor} embeds a kustomize without components (needs \
+             kubectl ≥ 1.21); its resources are checked from deploy/custom-metrics"
+        );
+        return None;
+    }
+    render(dir)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1224,4 +1255,369 @@ fn alerting_rules_cover_pressure_failures_and_saturation_with_exported_metrics()
     ));
     assert!(has("TeflonReapFailures", "outcome=\"failed\""));
     assert!(has("TeflonQueueSaturated", "teflon_queue_depth"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scaling: the custom-metrics APIService is opt-in; KEDA reads what Teflon serves
+
+#[test]
+fn the_base_kit_registers_no_apiservice_and_the_component_registers_both_versions() {
+    let base = dir_docs("deploy/manifests");
+    assert!(
+        !base.iter().any(|d| d.kind() == "APIService"),
+        "deploy/manifests must not register custom.metrics.k8s.io (SPEC §8)"
+    );
+    let kustomization = read("deploy/manifests/kustomization.yaml");
+    assert!(
+        !kustomization.contains("custom-metrics\n") && !kustomization.contains("../custom-metrics"),
+        "deploy/manifests/kustomization.yaml still pulls in deploy/custom-metrics"
+    );
+    // The built-in autoscaler keeps its grants in the base kit.
+    assert!(find(&base, "ClusterRole", "teflon:autoscaler").is_some());
+    for overlay in OVERLAYS {
+        if let Some(docs) = render(overlay) {
+            assert!(
+                !docs.iter().any(|d| d.kind() == "APIService"),
+                "{overlay} registers an APIService: it must be opt-in"
+            );
+        }
+    }
+    let component: Value = serde_saphyr::from_str(&read(
+        "deploy/kustomize/components/custom-metrics-api/kustomization.yaml",
+    ))
+    .unwrap();
+    assert_eq!(component["kind"], "Component");
+    assert_eq!(component["apiVersion"], "kustomize.config.k8s.io/v1alpha1");
+    let Some(docs) = render_with_components(COMPONENT_OVERLAY) else {
+        return;
+    };
+    check_all(&docs);
+    let mut versions: Vec<String> = all_of::<APIService>(&docs, "APIService")
+        .into_iter()
+        .filter_map(|(_, a)| a.spec.and_then(|s| s.version))
+        .collect();
+    versions.sort();
+    assert_eq!(versions, ["v1beta1", "v1beta2"]);
+    assert!(find(&docs, "Deployment", "teflon").is_some());
+    assert!(find(&docs, "ClusterRoleBinding", "teflon:system:auth-delegator").is_some());
+}
+
+fn keda_docs() -> Vec<Doc> {
+    dir_docs("deploy/keda")
+}
+
+#[test]
+fn keda_objects_deserialize_into_their_types() {
+    let docs = keda_docs();
+    check_all(&docs);
+    let kinds: BTreeSet<&str> = docs.iter().map(Doc::kind).collect();
+    assert_eq!(kinds, BTreeSet::from(["NetworkPolicy", "ScaledObject"]));
+    // A misspelt field or a number where KEDA wants a string is caught.
+    let bad = parse_docs(
+        "inline",
+        "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: x}\n\
+         spec: {scaleTargetRef: {name: web}, triggers: [{type: metrics-api, metadata: {targetValue: 1}}]}\n",
+    );
+    assert!(check_object(&bad[0]).is_err());
+    let bad = parse_docs(
+        "inline",
+        "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: x}\n\
+         spec: {scaleTargetRef: {name: web}, fallbak: {}, triggers: []}\n",
+    );
+    assert!(check_object(&bad[0]).is_err());
+}
+
+/// The `/`-separated segments of a URL's path (scheme, host and query left out).
+fn scaling_path_segments(url: &str) -> Vec<String> {
+    let path = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .split_once('/')
+        .map_or("", |(_, p)| p);
+    path.split('?')
+        .next()
+        .unwrap_or("")
+        .split('/')
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_metrics_api_scaled_object_reads_replicas_needed_from_teflons_endpoint() {
+    let docs = keda_docs();
+    let so: keda::ScaledObject = find(&docs, "ScaledObject", "web-attack-pressure")
+        .expect("deploy/keda/scaledobject-metrics-api.yaml")
+        .typed();
+    let namespace = so.metadata.namespace.clone().expect("namespaced");
+    let target = &so.spec.scale_target_ref;
+    assert_eq!(target.kind.as_deref(), Some("Deployment"));
+    let trigger = so
+        .spec
+        .triggers
+        .iter()
+        .find(|t| t.type_ == "metrics-api")
+        .expect("a metrics-api trigger");
+    let meta = &trigger.metadata;
+    // The URL is Teflon's Service, port 2804, on the route the server serves, for the workload
+    // the ScaledObject scales.
+    let url = &meta["url"];
+    assert!(url.starts_with("http://teflon.teflon.svc:2804/"), "{url}");
+    let seg = scaling_path_segments(url);
+    assert_eq!(seg[..2], ["v1", "scaling"], "{url}");
+    assert_eq!(seg[2], namespace);
+    assert_eq!(
+        teflon_server::scaling::parse_resource(&seg[3]),
+        Some(teflon_core::WorkloadKind::Deployment)
+    );
+    assert_eq!(seg[4], target.name);
+    // valueLocation names a number of the reply body; AverageValue 1 makes it the replica count.
+    let body = teflon_server::scaling::ScalingBody {
+        kind: "Deployment".into(),
+        namespace: namespace.clone(),
+        name: target.name.clone(),
+        replicas_needed: 12,
+        attack_pressure: 4.0,
+        desired: 3,
+        available: 1,
+        min_available: 1,
+        infection_rate_per_minute: 60.0,
+        time_to_recreation_secs: Some(10.0),
+        backlog: 1,
+        infected_pods: 1,
+        attacked: true,
+        window_secs: 300,
+        at: teflon_core::Timestamp::from_secs(0),
+    };
+    let json = serde_json::to_value(&body).unwrap();
+    assert!(
+        json[&meta["valueLocation"]].is_number(),
+        "{}",
+        meta["valueLocation"]
+    );
+    assert_eq!(meta["valueLocation"], "replicas_needed");
+    assert_eq!(trigger.metric_type.as_deref(), Some("AverageValue"));
+    assert_eq!(meta["targetValue"], "1");
+    assert_eq!(meta.get("format").map(String::as_str), Some("json"));
+    assert!(meta.contains_key("activationTargetValue"));
+    for key in meta.keys() {
+        assert!(
+            keda::METRICS_API_KEYS.contains(&key.as_str()),
+            "metrics-api has no parameter {key}"
+        );
+    }
+    let fallback = so.spec.fallback.as_ref().expect("a fallback");
+    assert!(fallback.failure_threshold > 0 && fallback.replicas > 0);
+    let (min, max) = (
+        so.spec.min_replica_count.unwrap_or(0),
+        so.spec.max_replica_count.unwrap_or(100),
+    );
+    assert!(min <= fallback.replicas && fallback.replicas <= max);
+}
+
+#[test]
+fn the_prometheus_scaled_object_queries_a_series_teflon_exports() {
+    let docs = keda_docs();
+    let so: keda::ScaledObject = find(&docs, "ScaledObject", "web-attack-pressure-prometheus")
+        .expect("deploy/keda/scaledobject-prometheus.yaml")
+        .typed();
+    let trigger = so
+        .spec
+        .triggers
+        .iter()
+        .find(|t| t.type_ == "prometheus")
+        .expect("a prometheus trigger");
+    let meta = &trigger.metadata;
+    let used = metrics_in(&meta["query"]);
+    assert_eq!(
+        used,
+        BTreeSet::from([teflon_metrics::names::ATTACK_PRESSURE.to_owned()])
+    );
+    let known = known_metrics();
+    assert!(used.iter().all(|m| known.contains(m.as_str())));
+    assert_eq!(trigger.metric_type.as_deref(), Some("Value"));
+    assert_eq!(meta["threshold"], "1");
+    assert!(meta.contains_key("activationThreshold"));
+    for key in meta.keys() {
+        assert!(
+            keda::PROMETHEUS_KEYS.contains(&key.as_str()),
+            "prometheus trigger has no parameter {key}"
+        );
+    }
+}
+
+#[test]
+fn the_keda_network_policy_admits_namespace_keda_to_the_ingest_port_of_the_controller() {
+    let docs = keda_docs();
+    let policy: NetworkPolicy = find(&docs, "NetworkPolicy", "teflon-keda")
+        .expect("deploy/keda/networkpolicy-keda.yaml")
+        .typed();
+    let base: NetworkPolicy = find(&dir_docs("deploy/manifests"), "NetworkPolicy", "teflon")
+        .expect("the base NetworkPolicy")
+        .typed();
+    let spec = policy.spec.expect("spec");
+    assert_eq!(
+        Some(spec.pod_selector),
+        base.spec.map(|s| s.pod_selector),
+        "selects the same pods as the base policy"
+    );
+    let rules = spec.ingress.unwrap_or_default();
+    assert_eq!(rules.len(), 1);
+    let from = rules[0].from.clone().unwrap_or_default();
+    assert_eq!(
+        from[0]
+            .namespace_selector
+            .as_ref()
+            .and_then(|s| s.match_labels.clone())
+            .unwrap_or_default()
+            .get("kubernetes.io/metadata.name")
+            .map(String::as_str),
+        Some("keda")
+    );
+    let ports: Vec<IntOrString> = rules[0]
+        .ports
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|p| p.port)
+        .collect();
+    assert_eq!(ports, [IntOrString::Int(2804)]);
+}
+
+/// KEDA's ScaledObject (keda.sh/v1alpha1) as its Go types declare it (apis/keda/v1alpha1 of
+/// kedacore/keda), strictly: an unknown field is an error, as for the built-in types.
+mod keda {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscalerBehavior;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use serde::{Deserialize, Serialize};
+
+    /// The metrics-api trigger's parameters (pkg/scalers/metrics_api_scaler.go).
+    pub const METRICS_API_KEYS: [&str; 10] = [
+        "targetValue",
+        "activationTargetValue",
+        "url",
+        "format",
+        "valueLocation",
+        "unsafeSsl",
+        "aggregateFromKubeServiceEndpoints",
+        "aggregationType",
+        "timeout",
+        "authMode",
+    ];
+
+    /// The prometheus trigger's parameters (pkg/scalers/prometheus_scaler.go).
+    pub const PROMETHEUS_KEYS: [&str; 12] = [
+        "serverAddress",
+        "query",
+        "queryParameters",
+        "threshold",
+        "activationThreshold",
+        "namespace",
+        "customHeaders",
+        "ignoreNullValues",
+        "unsafeSsl",
+        "awsRegion",
+        "timeout",
+        "identityOwner",
+    ];
+
+    #[derive(Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    pub struct ScaledObject {
+        pub api_version: String,
+        pub kind: String,
+        pub metadata: ObjectMeta,
+        pub spec: Spec,
+    }
+
+    #[derive(Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    pub struct Spec {
+        pub scale_target_ref: ScaleTarget,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub polling_interval: Option<i32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub initial_cooldown_period: Option<i32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub cooldown_period: Option<i32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub idle_replica_count: Option<i32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub min_replica_count: Option<i32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub max_replica_count: Option<i32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub advanced: Option<Advanced>,
+        pub triggers: Vec<Trigger>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub fallback: Option<Fallback>,
+    }
+
+    #[derive(Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    pub struct ScaleTarget {
+        pub name: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub api_version: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub kind: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub env_source_container_name: Option<String>,
+    }
+
+    #[derive(Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    pub struct Advanced {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub horizontal_pod_autoscaler_config: Option<HpaConfig>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub restore_to_original_replica_count: Option<bool>,
+    }
+
+    #[derive(Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    pub struct HpaConfig {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub behavior: Option<HorizontalPodAutoscalerBehavior>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub name: Option<String>,
+    }
+
+    #[derive(Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    pub struct Trigger {
+        #[serde(rename = "type")]
+        pub type_: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub name: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub use_cached_metrics: Option<bool>,
+        /// `map[string]string`: every value a string.
+        pub metadata: BTreeMap<String, String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub authentication_ref: Option<AuthenticationRef>,
+        /// `AverageValue`, `Value` or `Utilization`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub metric_type: Option<String>,
+    }
+
+    #[derive(Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    pub struct AuthenticationRef {
+        pub name: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub kind: Option<String>,
+    }
+
+    #[derive(Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    pub struct Fallback {
+        pub failure_threshold: i32,
+        pub replicas: i32,
+        /// `static` (default), `currentReplicas`, `currentReplicasIfHigher`,
+        /// `currentReplicasIfLower`, `scalingModifiers`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub behavior: Option<String>,
+    }
 }
