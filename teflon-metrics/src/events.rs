@@ -220,6 +220,39 @@ impl ActionRetried {
     }
 }
 
+/// A torn journal tail was skipped at start.
+#[derive(Debug, Clone, Copy)]
+pub struct JournalTornTail;
+
+impl JournalTornTail {
+    /// Count it.
+    pub fn emit(self) {
+        counter!(names::JOURNAL_TORN_TAILS_TOTAL).increment(1);
+    }
+}
+
+/// Alerts recovered from the journal at start, to be decided again.
+#[derive(Debug, Clone, Copy)]
+pub struct JournalReplayed(pub u64);
+
+impl JournalReplayed {
+    /// Count them.
+    pub fn emit(self) {
+        counter!(names::JOURNAL_REPLAYED_TOTAL).increment(self.0);
+    }
+}
+
+/// Alerts journaled and not yet durably audited.
+#[derive(Debug, Clone, Copy)]
+pub struct JournalPending(pub usize);
+
+impl JournalPending {
+    /// Set the gauge.
+    pub fn emit(self) {
+        gauge!(names::JOURNAL_PENDING).set(self.0 as f64);
+    }
+}
+
 /// A reaped pod's replacement became Ready.
 #[derive(Debug, Clone, Copy)]
 pub struct RecreationObserved<'a> {

@@ -32,6 +32,14 @@ pub const ACTION_LATENCY_SECONDS: &str = "teflon_action_latency_seconds";
 /// throttling, write conflict) before the action's final outcome. Not in SPEC §7: a rising
 /// rate means the API server is struggling or unreachable.
 pub const ACTION_RETRIES_TOTAL: &str = "teflon_action_retries_total";
+/// Counter: torn or corrupt journal tails skipped at start (a write cut short by a crash).
+/// Not in SPEC §7.
+pub const JOURNAL_TORN_TAILS_TOTAL: &str = "teflon_journal_torn_tails_total";
+/// Counter: alerts decided again at start from the journal (accepted before a crash, not
+/// audited). Not in SPEC §7.
+pub const JOURNAL_REPLAYED_TOTAL: &str = "teflon_journal_replayed_total";
+/// Gauge: alerts journaled and not yet durably audited.
+pub const JOURNAL_PENDING: &str = "teflon_journal_pending";
 /// Gauge: alerts accepted and not yet decided.
 pub const QUEUE_DEPTH: &str = "teflon_queue_depth";
 /// Gauge: 1 while this replica may decide and act (holds the leader Lease, or runs without

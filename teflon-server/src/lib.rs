@@ -25,6 +25,7 @@ pub mod config;
 mod engine_task;
 mod executor;
 pub mod ingest;
+pub mod journal;
 #[cfg(feature = "kube")]
 pub mod kube;
 pub mod logging;
