@@ -167,6 +167,46 @@ impl AuditRecord {
     }
 }
 
+/// Which of `wanted` (alert ids) have a record in the audit log at `path` (its rotated files
+/// `path.1`, `path.2`… included): at start, the journaled alerts an earlier process already
+/// decided and recorded.
+pub fn recorded_ids(
+    path: &Path,
+    wanted: &std::collections::HashSet<String>,
+) -> std::collections::HashSet<String> {
+    #[derive(serde::Deserialize)]
+    struct Id {
+        alert_id: String,
+    }
+    let mut found = std::collections::HashSet::new();
+    if wanted.is_empty() {
+        return found;
+    }
+    let mut files = vec![path.to_path_buf()];
+    for n in 1.. {
+        let mut rotated = path.as_os_str().to_owned();
+        rotated.push(format!(".{n}"));
+        let rotated = PathBuf::from(rotated);
+        if !rotated.exists() {
+            break;
+        }
+        files.push(rotated);
+    }
+    for file in files {
+        let Ok(text) = std::fs::read(&file) else {
+            continue;
+        };
+        for line in text.split(|b| *b == b'\n') {
+            if let Ok(Id { alert_id }) = serde_json::from_slice::<Id>(line)
+                && wanted.contains(&alert_id)
+            {
+                found.insert(alert_id);
+            }
+        }
+    }
+    found
+}
+
 /// The audit log could not be opened.
 #[derive(Debug, thiserror::Error)]
 #[error("audit log {path}: {source}")]

@@ -79,6 +79,11 @@ pub struct Config {
     /// The audit log (JSON Lines); none when absent.
     #[serde(default)]
     pub audit_log: Option<PathBuf>,
+    /// Where Teflon keeps state that must survive a restart: the ingest journal
+    /// (`<state_dir>/journal/`). Default: the audit log's directory. Without either, accepted
+    /// alerts live only in memory until decided.
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
     /// Alerts accepted but not yet decided, at most; beyond it POSTs get 429.
     #[serde(default = "default_queue_capacity")]
     pub queue_capacity: usize,
@@ -491,6 +496,9 @@ impl Config {
         if let Some(p) = &mut self.audit_log {
             fix(p);
         }
+        if let Some(p) = &mut self.state_dir {
+            fix(p);
+        }
         if let Some(m) = &mut self.metrics_api {
             for p in [&mut m.cert_file, &mut m.key_file, &mut m.client_ca_file]
                 .into_iter()
@@ -499,6 +507,17 @@ impl Config {
                 fix(p);
             }
         }
+    }
+
+    /// The ingest journal's directory: `<state_dir>/journal`, `state_dir` defaulting to the
+    /// audit log's directory; `None` without either.
+    pub fn journal_dir(&self) -> Option<PathBuf> {
+        let state = self.state_dir.clone().or_else(|| {
+            self.audit_log
+                .as_ref()
+                .map(|a| a.parent().map(Path::to_path_buf).unwrap_or_default())
+        })?;
+        Some(state.join("journal"))
     }
 
     /// `action_deadline_secs` as a duration.
@@ -517,6 +536,7 @@ impl Config {
             tls: None,
             metrics_api: None,
             audit_log: None,
+            state_dir: None,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_concurrent_actions: DEFAULT_MAX_CONCURRENT_ACTIONS,

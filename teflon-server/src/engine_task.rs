@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use teflon_core::{ActionId, ActionKind, Decision, Engine, Outcome, PolicySet, Timestamp, Verdict};
 use teflon_metrics::events::{
-    ActionExecuted, ActionRetried, HotPath, InfectionRecorded, Leader, PodReaped, QueueDepth,
-    RecreationObserved,
+    ActionExecuted, ActionRetried, HotPath, InfectionRecorded, JournalPending, Leader, PodReaped,
+    QueueDepth, RecreationObserved,
 };
 use teflon_metrics::{AttackSnapshot, SnapshotGauges};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::audit::{AuditLog, AuditRecord, AuditTail};
 use crate::cluster::{Clock, ClusterEvent, SharedView};
 use crate::executor::{Done, Executor};
+use crate::journal::Journal;
 use crate::queue::{EngineMsg, Queued};
 use crate::state::{Counters, DeferralStatus, PolicyStatus, StatusSnapshot, WorkloadStatusLine};
 
@@ -47,6 +48,10 @@ const BUSY_ALERTS: u64 = 4096;
 /// Audit lines are written this long after the first unflushed one: one `write` for every
 /// decision of the interval, not one per alert or per batch.
 pub(crate) const AUDIT_FLUSH_EVERY: Duration = Duration::from_millis(5);
+
+/// Complete journaled alerts are handed back to the journal this long after the first one:
+/// one audit fsync per interval, and the journal holds at most this much finished work.
+pub(crate) const JOURNAL_SYNC_EVERY: Duration = Duration::from_millis(100);
 
 /// A policy file change for the engine task.
 #[derive(Debug)]
@@ -101,6 +106,16 @@ pub(crate) struct EngineTask {
     pub pending: HashMap<ActionId, Pending>,
     /// seq → received_at of alerts with a pending deferral (for the resolution's audit line).
     pub deferred_received: HashMap<u64, (Timestamp, Instant)>,
+    /// The ingest journal, when there is one: told which alerts have durable audit records.
+    pub journal: Option<Arc<Journal>>,
+    /// The journal seq of the fresh alert being handled.
+    pub fresh_seq: Option<u64>,
+    /// Action → journal seq of the alert it came from.
+    pub journal_actions: HashMap<ActionId, u64>,
+    /// Journal seq → its actions still running.
+    pub journal_open: HashMap<u64, u32>,
+    /// Journaled alerts whose audit records are all written, waiting for the next audit sync.
+    pub journal_done: Vec<u64>,
     pub last_publish: Option<Instant>,
     pub dirty: bool,
     pub report: EngineReport,
@@ -126,6 +141,9 @@ impl EngineTask {
         let flush_timer = tokio::time::sleep(AUDIT_FLUSH_EVERY);
         tokio::pin!(flush_timer);
         let mut flush_armed = false;
+        let journal_timer = tokio::time::sleep(JOURNAL_SYNC_EVERY);
+        tokio::pin!(journal_timer);
+        let mut journal_armed = false;
         Leader(leading).emit();
         self.publish();
         let drained: Option<oneshot::Sender<()>> = loop {
@@ -135,6 +153,12 @@ impl EngineTask {
                     buffered = self.depth.load(Ordering::Relaxed),
                     "cluster view synced: deciding"
                 );
+            }
+            if !journal_armed && !self.journal_done.is_empty() {
+                journal_timer
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + JOURNAL_SYNC_EVERY);
+                journal_armed = true;
             }
             if !flush_armed && self.audit.has_unflushed() {
                 flush_timer
@@ -148,6 +172,10 @@ impl EngineTask {
                 () = &mut flush_timer, if flush_armed => {
                     flush_armed = false;
                     self.audit.flush();
+                }
+                () = &mut journal_timer, if journal_armed => {
+                    journal_armed = false;
+                    self.journal_sync();
                 }
                 ev = self.cluster_rx.recv(), if cluster_open => match ev {
                     Some(ev) => self.on_cluster_event(ev, leading && synced),
@@ -227,6 +255,10 @@ impl EngineTask {
         // in-flight actions finish (their outcomes complete the audit records), then flush.
         self.finish_in_flight().await;
         self.audit.sync();
+        if let Some(journal) = &self.journal {
+            journal.complete(std::mem::take(&mut self.journal_done));
+            journal.settle().await;
+        }
         self.publish();
         self.report.audit_records = self.audit.lines();
         if let Some(tx) = drained {
@@ -265,6 +297,7 @@ impl EngineTask {
             if let Some(p) = self.pending.remove(&id) {
                 let outcome = Outcome::Failed("still running at shutdown".to_owned());
                 self.engine.record(id, &outcome, now);
+                self.journal_action_done(id);
                 let mut rec = p.record.with_outcome(&outcome);
                 rec.acted_at = None;
                 self.audit.append(&rec);
@@ -287,7 +320,9 @@ impl EngineTask {
             self.hot.alert_received(&q.alert.source, q.alert.priority);
             let decisions = self.engine.decide(q.alert, &self.view, now);
             self.report.alerts += 1;
+            self.fresh_seq = q.journal_seq;
             self.handle(decisions, Some((q.received_at, q.received)), now);
+            self.fresh_seq = None;
         }
         self.depth.fetch_sub(n, Ordering::AcqRel);
     }
@@ -345,6 +380,8 @@ impl EngineTask {
         now: Timestamp,
     ) {
         let fresh_seq = decisions.last().map(|d| d.seq).filter(|_| alert.is_some());
+        let journal_seq = self.fresh_seq.filter(|_| alert.is_some());
+        let mut open_actions = 0u32;
         for mut d in decisions {
             let is_fresh = Some(d.seq) == fresh_seq;
             let receipt = if is_fresh {
@@ -417,6 +454,10 @@ impl EngineTask {
                         },
                     );
                     Counters::add(&self.counters.actions, 1);
+                    if is_fresh && let Some(seq) = journal_seq {
+                        self.journal_actions.insert(plan.id, seq);
+                        open_actions += 1;
+                    }
                     self.executor.submit(plan);
                 }
                 plan => {
@@ -431,6 +472,48 @@ impl EngineTask {
                 }
             }
         }
+        if let Some(seq) = journal_seq {
+            self.journal_decided(seq, open_actions);
+        }
+    }
+
+    /// Journal bookkeeping after a fresh alert's decisions: it is complete once all of its
+    /// actions are recorded (and, after the next audit sync, reclaimable).
+    fn journal_decided(&mut self, seq: u64, open_actions: u32) {
+        if open_actions == 0 {
+            self.journal_done.push(seq);
+        } else {
+            self.journal_open.insert(seq, open_actions);
+        }
+    }
+
+    /// An action of a journaled alert finished.
+    fn journal_action_done(&mut self, id: ActionId) {
+        let Some(seq) = self.journal_actions.remove(&id) else {
+            return;
+        };
+        match self.journal_open.get_mut(&seq) {
+            Some(n) if *n > 1 => *n -= 1,
+            _ => {
+                self.journal_open.remove(&seq);
+                self.journal_done.push(seq);
+            }
+        }
+    }
+
+    /// Make the audit records of the complete journaled alerts durable, then let the journal
+    /// reclaim them.
+    fn journal_sync(&mut self) {
+        let Some(journal) = &self.journal else {
+            self.journal_done.clear();
+            return;
+        };
+        if self.journal_done.is_empty() {
+            return;
+        }
+        self.audit.sync();
+        journal.complete(std::mem::take(&mut self.journal_done));
+        JournalPending(self.journal_open.len() + self.depth.load(Ordering::Relaxed)).emit();
     }
 
     fn append(&mut self, record: &AuditRecord) {
@@ -448,6 +531,7 @@ impl EngineTask {
         } = done;
         self.engine.record(plan.id, &outcome, now);
         let kind = plan.action.kind();
+        self.journal_action_done(plan.id);
         ActionRetried {
             action: kind,
             retries: attempts.saturating_sub(1),

@@ -90,6 +90,9 @@ pub enum ServerError {
     /// The audit log.
     #[error(transparent)]
     Audit(#[from] audit::AuditError),
+    /// The ingest journal.
+    #[error(transparent)]
+    Journal(#[from] journal::JournalError),
     /// The Prometheus exporter.
     #[error(transparent)]
     Exporter(#[from] ExporterError),
@@ -128,6 +131,7 @@ pub struct ServerBuilder {
     clock: Option<Clock>,
     authenticator: Option<Authenticator>,
     may_act: Option<watch::Receiver<bool>>,
+    journal: bool,
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -156,6 +160,15 @@ impl ServerBuilder {
     /// exporter is given). Tests that scope a recorder use it.
     pub fn without_exporter(mut self) -> Self {
         self.install_exporter = false;
+        self
+    }
+
+    /// Keep no ingest journal, whatever the configuration says: accepted alerts live in
+    /// memory until decided. For tests on tokio's paused clock (the journal's writer thread
+    /// syncs in real time, while the paused clock jumps ahead) and embedders with their own
+    /// durability.
+    pub fn without_journal(mut self) -> Self {
+        self.journal = false;
         self
     }
 
@@ -212,6 +225,20 @@ impl ServerBuilder {
         let audit = AuditLog::open(config.audit_log.as_deref(), ring.clone())?;
         let audit_health = audit.health();
         let (queue, rx, depth) = Queue::new(config.queue_capacity);
+        let (queue, journal) = match config.journal_dir().filter(|_| self.journal) {
+            Some(dir) => {
+                let journal = recover(&dir, &config, &queue)?;
+                (queue.with_journal(journal.clone()), Some(journal))
+            }
+            None => {
+                if self.journal {
+                    tracing::warn!(
+                        "no state_dir and no audit_log: accepted alerts are not journaled, a crash loses what was not yet decided"
+                    );
+                }
+                (queue, None)
+            }
+        };
         let (executor, done_rx) = executor::Executor::new(
             cluster.actuator.clone(),
             config.max_concurrent_actions,
@@ -258,6 +285,11 @@ impl ServerBuilder {
             hot: teflon_metrics::events::HotPath::new(),
             pending: HashMap::new(),
             deferred_received: HashMap::new(),
+            journal,
+            fresh_seq: None,
+            journal_actions: HashMap::new(),
+            journal_open: HashMap::new(),
+            journal_done: Vec::new(),
             last_publish: None,
             dirty: false,
             report: EngineReport::default(),
@@ -350,6 +382,7 @@ impl Server {
             clock: None,
             authenticator: None,
             may_act: None,
+            journal: true,
         }
     }
 
@@ -513,6 +546,65 @@ struct Elector;
 #[cfg(not(feature = "kube"))]
 impl Elector {
     async fn shutdown(self) {}
+}
+
+/// Open the journal in `dir` and queue what an earlier process accepted and did not record
+/// (SPEC §6): those alerts are decided first, in order, with their original receipt time.
+/// Alerts the audit log already has are only marked complete.
+fn recover(
+    dir: &std::path::Path,
+    config: &Config,
+    queue: &Queue,
+) -> Result<Arc<journal::Journal>, ServerError> {
+    let (journal, recovery) = journal::Journal::open(dir, journal::DEFAULT_SEGMENT_BYTES)?;
+    let journal = Arc::new(journal);
+    if recovery.pending.is_empty() {
+        return Ok(journal);
+    }
+    let wanted: std::collections::HashSet<String> = recovery
+        .pending
+        .iter()
+        .filter_map(|r| r.entry.alert.id.clone())
+        .collect();
+    let audited = config
+        .audit_log
+        .as_deref()
+        .map(|path| audit::recorded_ids(path, &wanted))
+        .unwrap_or_default();
+    let mut done = Vec::new();
+    let mut batch = Vec::new();
+    let now = std::time::Instant::now();
+    for r in recovery.pending {
+        if r.entry
+            .alert
+            .id
+            .as_ref()
+            .is_some_and(|id| audited.contains(id))
+        {
+            done.push(r.seq);
+            continue;
+        }
+        batch.push(queue::Queued {
+            alert: r.entry.alert,
+            received_at: r.entry.received_at,
+            received: now,
+            journal_seq: Some(r.seq),
+        });
+    }
+    tracing::info!(
+        dir = %dir.display(),
+        replayed = batch.len(),
+        already_audited = done.len(),
+        torn_tails = recovery.torn.len(),
+        "journal: alerts accepted before the last stop are decided first"
+    );
+    teflon_metrics::events::JournalReplayed(batch.len() as u64).emit();
+    journal.complete(done);
+    if !batch.is_empty() {
+        // The engine task is not running yet: these come before anything accepted now.
+        let _ = queue.push_recovered(batch);
+    }
+    Ok(journal)
 }
 
 /// Start leader election when `config.leader_election` asks for it (explicitly, or by

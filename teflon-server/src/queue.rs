@@ -1,8 +1,10 @@
 //! The bounded queue between the HTTP handlers and the engine task.
 //!
 //! Admission is all-or-nothing per request: a batch is accepted only when all its alerts fit
-//! under `queue_capacity`, so a 429 never half-applies a request. The depth counts alerts
-//! accepted and not yet decided.
+//! under `queue_capacity`, so a 429 never half-applies a request. With a journal, room is
+//! reserved first, then the batch is made durable ([`crate::journal`]), and only then queued
+//! and answered 202; a journal that cannot be written refuses the request (503) and keeps
+//! nothing of it. The depth counts alerts accepted and not yet decided.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,6 +12,8 @@ use std::time::Instant;
 
 use teflon_core::{Alert, Timestamp};
 use tokio::sync::{mpsc, oneshot};
+
+use crate::journal::Journal;
 
 /// An alert waiting for the engine.
 #[derive(Debug)]
@@ -20,6 +24,8 @@ pub struct Queued {
     pub received_at: Timestamp,
     /// The same moment on the monotonic clock, for latency.
     pub received: Instant,
+    /// Its journal sequence number, when it was journaled.
+    pub journal_seq: Option<u64>,
 }
 
 /// What the engine task receives.
@@ -38,6 +44,8 @@ pub enum PushError {
     Full,
     /// The engine is gone (shutting down).
     Closed,
+    /// The journal could not make the batch durable.
+    Journal,
 }
 
 /// The sending side, shared by every handler.
@@ -46,6 +54,7 @@ pub struct Queue {
     tx: mpsc::UnboundedSender<EngineMsg>,
     depth: Arc<AtomicUsize>,
     capacity: usize,
+    journal: Option<Arc<Journal>>,
 }
 
 impl Queue {
@@ -58,15 +67,74 @@ impl Queue {
                 tx,
                 depth: depth.clone(),
                 capacity,
+                journal: None,
             },
             rx,
             depth,
         )
     }
 
-    /// Queue a whole batch, or nothing.
+    /// Journal what [`Queue::accept`] accepts.
+    pub fn with_journal(mut self, journal: Arc<Journal>) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// The journal, when there is one.
+    pub fn journal(&self) -> Option<&Arc<Journal>> {
+        self.journal.as_ref()
+    }
+
+    /// Accept a whole batch or nothing: room in the queue, then (with a journal) durable on
+    /// disk, then queued. When this returns `Ok` the request may be answered 202.
+    pub async fn accept(&self, mut batch: Vec<Queued>) -> Result<(), PushError> {
+        let Some(journal) = &self.journal else {
+            return self.push(batch);
+        };
+        let n = batch.len();
+        self.reserve(n)?;
+        let received_at = batch.first().map(|q| q.received_at).unwrap_or_default();
+        let (records, count) =
+            crate::journal::encode_alerts(batch.iter().map(|q| &q.alert), received_at);
+        match journal.append(records, count).await {
+            Ok(first) => {
+                for (q, seq) in batch.iter_mut().zip(first..) {
+                    q.journal_seq = Some(seq);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "alerts refused: the journal cannot be written");
+                self.depth.fetch_sub(n, Ordering::AcqRel);
+                return Err(PushError::Journal);
+            }
+        }
+        self.send(batch, n)
+    }
+
+    /// Queue alerts recovered from the journal at start (accepted before): no capacity check.
+    pub fn push_recovered(&self, batch: Vec<Queued>) -> Result<(), PushError> {
+        let n = batch.len();
+        self.depth.fetch_add(n, Ordering::AcqRel);
+        self.send(batch, n)
+    }
+
+    /// Queue a whole batch, or nothing (no journal).
     pub fn push(&self, batch: Vec<Queued>) -> Result<(), PushError> {
         let n = batch.len();
+        self.reserve(n)?;
+        self.send(batch, n)
+    }
+
+    fn send(&self, batch: Vec<Queued>, n: usize) -> Result<(), PushError> {
+        if self.tx.send(EngineMsg::Alerts(batch)).is_err() {
+            self.depth.fetch_sub(n, Ordering::AcqRel);
+            return Err(PushError::Closed);
+        }
+        Ok(())
+    }
+
+    /// Take room for `n` alerts, or refuse them all.
+    fn reserve(&self, n: usize) -> Result<(), PushError> {
         let mut cur = self.depth.load(Ordering::Relaxed);
         loop {
             if cur.saturating_add(n) > self.capacity {
@@ -78,15 +146,10 @@ impl Queue {
                 Ordering::AcqRel,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => break,
+                Ok(_) => return Ok(()),
                 Err(actual) => cur = actual,
             }
         }
-        if self.tx.send(EngineMsg::Alerts(batch)).is_err() {
-            self.depth.fetch_sub(n, Ordering::AcqRel);
-            return Err(PushError::Closed);
-        }
-        Ok(())
     }
 
     /// Ask the engine task to drain; resolves when it has.
@@ -118,6 +181,7 @@ mod tests {
                 alert: Alert::new("r", Priority::Critical, Timestamp::EPOCH),
                 received_at: Timestamp::EPOCH,
                 received: Instant::now(),
+                journal_seq: None,
             })
             .collect()
     }

@@ -333,9 +333,10 @@ where
             alert,
             received_at,
             received,
+            journal_seq: None,
         });
     }
-    match state.queue.push(batch) {
+    match state.queue.accept(batch).await {
         Ok(()) => {
             // `teflon_alerts_total` is counted by the engine task as it takes them.
             Counters::add(&state.counters.alerts_accepted, n as u64);
@@ -350,6 +351,13 @@ where
             overloaded()
         }
         Err(PushError::Closed) => shutting_down(),
+        Err(PushError::Journal) => {
+            reject(state, RejectReason::Overloaded, n as u64);
+            retry_later(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the journal cannot be written: nothing from this request was accepted; retry later",
+            )
+        }
     }
 }
 

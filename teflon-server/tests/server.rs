@@ -154,6 +154,13 @@ struct Options {
     sync_flag: Option<Arc<AtomicBool>>,
     may_act: Option<tokio::sync::watch::Receiver<bool>>,
     audit_log: Option<PathBuf>,
+    /// Run in this directory (a restart of an earlier harness's server) instead of a new one.
+    dir: Option<tempfile::TempDir>,
+    /// The server's clock (default: the tokio clock).
+    clock: Option<teflon_server::Clock>,
+    /// Keep the ingest journal (its writer syncs in real time while the paused clock jumps
+    /// ahead, so tests that time decisions leave it off).
+    journal: bool,
 }
 
 impl Default for Options {
@@ -166,12 +173,18 @@ impl Default for Options {
             sync_flag: None,
             may_act: None,
             audit_log: None,
+            dir: None,
+            clock: None,
+            journal: false,
         }
     }
 }
 
-async fn harness(opts: Options) -> Harness {
-    let dir = tempfile::tempdir().unwrap();
+async fn harness(mut opts: Options) -> Harness {
+    let dir = opts
+        .dir
+        .take()
+        .unwrap_or_else(|| tempfile::tempdir().unwrap());
     std::fs::write(dir.path().join("policies.yaml"), POLICIES).unwrap();
     let mut config = Config::new(
         dir.path().join("policies.yaml"),
@@ -208,6 +221,12 @@ async fn harness(opts: Options) -> Harness {
         .cluster(backend)
         .authenticator(Authenticator::with_token(TOKEN))
         .without_exporter();
+    if let Some(clock) = opts.clock {
+        builder = builder.clock(clock);
+    }
+    if !opts.journal {
+        builder = builder.without_journal();
+    }
     if let Some(may_act) = opts.may_act {
         builder = builder.may_act(may_act);
     }
@@ -330,6 +349,63 @@ async fn a_failed_action_is_audited_with_its_attempts_and_the_pod_is_decided_afr
             .as_str()
             .unwrap()
             .contains("connection error")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn alerts_accepted_but_not_decided_are_decided_first_at_the_next_start() {
+    // A follower accepts (202) and journals; it stops before deciding anything.
+    let (_leader, may_act) = tokio::sync::watch::channel(false);
+    let at = |secs: i64| -> teflon_server::Clock {
+        Arc::new(move || teflon_core::Timestamp::from_secs(secs))
+    };
+    let h = harness(Options {
+        may_act: Some(may_act),
+        clock: Some(at(1_000)),
+        journal: true,
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(h.post("/v1/alerts", Some(BEARER), &lines(3)).await.0, 202);
+    let (report, lines_before, actions, dir) = h.shutdown().await;
+    assert_eq!((report.engine.undecided, actions.len()), (3, 0));
+    assert!(lines_before.is_empty());
+    // The next process, a leader, decides them first, with their original receipt time.
+    let h = harness(Options {
+        dir: Some(dir),
+        clock: Some(at(5_000)),
+        journal: true,
+        ..Options::default()
+    })
+    .await;
+    let (report, lines, actions, dir) = h.shutdown().await;
+    assert_eq!(report.engine.alerts, 3);
+    assert_eq!(actions.len(), 3, "{actions:?}");
+    assert_eq!(lines.len(), 3);
+    let ids: std::collections::BTreeSet<&str> = lines
+        .iter()
+        .map(|l| l["alert_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    for l in &lines {
+        assert_eq!(l["received_at"], "1970-01-01T00:16:40.000000000Z", "{l}");
+        assert_eq!(l["acted_at"], "1970-01-01T01:23:20.000000000Z", "{l}");
+    }
+    // Drained: the journal is empty, and a third start decides nothing again.
+    let journal = dir.path().join("journal");
+    assert_eq!(std::fs::read_dir(&journal).unwrap().count(), 0);
+    let h = harness(Options {
+        dir: Some(dir),
+        journal: true,
+        ..Options::default()
+    })
+    .await;
+    let (report, lines, _, _dir) = h.shutdown().await;
+    assert_eq!(report.engine.alerts, 0);
+    assert_eq!(
+        lines.len(),
+        3,
+        "the audit log is appended to, nothing decided twice"
     );
 }
 

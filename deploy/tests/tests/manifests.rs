@@ -818,6 +818,7 @@ struct ServerConfig {
     tls: Option<TlsConfig>,
     metrics_api: Option<MetricsApiConfig>,
     audit_log: Option<String>,
+    state_dir: Option<String>,
     queue_capacity: Option<u64>,
     max_body_bytes: Option<u64>,
     autoscale: Option<Vec<AutoscaleConfig>>,
@@ -1006,6 +1007,15 @@ fn server_config_is_the_spec_shape_and_its_files_are_mounted() {
         }
         let audit = config.audit_log.as_deref().expect("audit_log");
         assert_under(&set, "audit_log", audit, &mounts, "emptydir");
+        // The journal must be on a volume that survives a container restart (an OOM kill),
+        // never the container's own (read-only) filesystem.
+        let state = config.state_dir.as_deref().expect("state_dir");
+        assert!(
+            mounts
+                .iter()
+                .any(|(s, path)| s == "emptydir" && path == state),
+            "{set}: state_dir {state} is not an emptyDir mount (mounts: {mounts:?})"
+        );
 
         let is_sim = matches!(config.cluster, Some(ClusterConfig::Sim { .. }));
         assert_eq!(is_sim, set.ends_with("demo"), "{set}: cluster.type");
