@@ -71,10 +71,10 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 4)]
     pub attackers: u32,
     /// Mean seconds between two infections by one attacker.
-    #[arg(long, value_name = "SECS", default_value_t = 3.0)]
+    #[arg(long, value_name = "SECS", default_value_t = 3.0, value_parser = crate::cli::seconds)]
     pub infect_every_secs: f64,
     /// Seconds from reaping a pod to its replacement being Ready.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = crate::cli::seconds)]
     pub recovery_secs: f64,
     /// Harmless alerts per second (logged by the last policy), sent as JSON Lines batches.
     #[arg(long, default_value_t = 40)]

@@ -18,6 +18,11 @@ fn main() -> ExitCode {
     let terminals = Terminals {
         stdout: stdout.is_terminal(),
         stderr: stderr.is_terminal(),
+        columns: stdout
+            .is_terminal()
+            .then(|| console::Term::stdout().size_checked())
+            .flatten()
+            .map(|(_rows, columns)| usize::from(columns)),
     };
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut err = stderr.lock();

@@ -19,6 +19,8 @@ pub struct Terminals {
     pub stdout: bool,
     /// stderr is a terminal: large inputs get a progress bar.
     pub stderr: bool,
+    /// The width of the stdout terminal, when it is one: the table fits it.
+    pub columns: Option<usize>,
 }
 
 /// Inputs with at least this many items get a progress bar (on a terminal).
@@ -121,7 +123,7 @@ pub fn run(
         bar
     });
 
-    let mut printer = Printer::new(format);
+    let mut printer = Printer::new(format, terminals.columns);
     printer.header(out)?;
     let mut replayer = Replayer::new(Engine::new(policies), sim);
     let mut malformed = 0usize;
@@ -169,10 +171,10 @@ struct Printer {
 }
 
 impl Printer {
-    fn new(format: Format) -> Self {
+    fn new(format: Format, columns: Option<usize>) -> Self {
         Printer {
             format,
-            table: DecisionTable,
+            table: DecisionTable::fitting(columns),
             counts: [0; 3],
         }
     }

@@ -129,3 +129,22 @@ fn nonsense_attack_phases_are_refused() {
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn seconds_that_are_not_a_finite_non_negative_number_are_a_usage_error_not_a_panic() {
+    for (command, flag) in [
+        ("demo", "--recovery-secs"),
+        ("demo", "--infect-every-secs"),
+        ("simulate", "--step-secs"),
+        ("simulate", "--attack-from-secs"),
+        ("replay", "--recovery-secs"),
+    ] {
+        for value in ["nan", "inf", "-1", "soon"] {
+            let arg = format!("{flag}={value}");
+            let (code, _, stderr) = run(teflon().args([command, arg.as_str()]));
+            assert_eq!(code, 2, "{command} {flag} {value}: {stderr}");
+            assert!(stderr.contains("not a number of seconds"), "{stderr}");
+            assert!(!stderr.contains("panicked"), "{stderr}");
+        }
+    }
+}
