@@ -22,7 +22,7 @@ fn replay_fixture() -> (i32, String, String) {
 fn records(stdout: &str) -> Vec<DecisionRecord> {
     stdout
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+        .map(|l| serde_json::from_str(l).expect("a JSON decision line"))
         .collect()
 }
 

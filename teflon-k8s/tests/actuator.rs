@@ -71,9 +71,10 @@ fn planned(action: Action) -> PlannedAction {
 fn deadline_in(secs: u64) -> Timestamp {
     let now = fixed_clock()
         .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
+        .expect("the fixed clock is after 1970")
         .as_nanos();
-    Timestamp::from_nanos(i64::try_from(now).unwrap()).plus(Duration::from_secs(secs))
+    Timestamp::from_nanos(i64::try_from(now).expect("nanoseconds fit i64"))
+        .plus(Duration::from_secs(secs))
 }
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

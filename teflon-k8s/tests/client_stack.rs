@@ -25,9 +25,9 @@ const EVENTS_PATH: &str = "/apis/events.k8s.io/v1/namespaces/shop/events";
 fn now() -> Timestamp {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
+        .expect("the clock is after 1970")
         .as_nanos();
-    Timestamp::from_nanos(i64::try_from(nanos).unwrap())
+    Timestamp::from_nanos(i64::try_from(nanos).expect("nanoseconds fit i64"))
 }
 
 fn planned(action: Action, deadline_secs: u64) -> PlannedAction {

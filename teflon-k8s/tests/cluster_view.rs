@@ -74,7 +74,7 @@ fn list_for(path: &str) -> String {
             spec: None,
             status: ready_status,
         })
-        .unwrap()
+        .expect("a Pod serializes")
     };
     match path.rsplit('/').next().unwrap_or_default() {
         "pods" => list(
@@ -95,7 +95,7 @@ fn list_for(path: &str) -> String {
                     },
                     status: None,
                 })
-                .unwrap(),
+                .expect("a ReplicaSet serializes"),
             ],
         ),
         "deployments" => list(

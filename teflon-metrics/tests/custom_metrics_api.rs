@@ -52,7 +52,7 @@ fn stats(
 
 fn snapshot() -> AttackSnapshot {
     AttackSnapshot {
-        at: Timestamp::parse_rfc3339("2026-11-23T12:00:05.123456789Z").unwrap(),
+        at: Timestamp::parse_rfc3339("2026-11-23T12:00:05.123456789Z").expect("a valid timestamp"),
         window: Duration::from_secs(120),
         workloads: vec![
             stats(WorkloadKind::Deployment, "shop", "web", 4.5, 2, 6),

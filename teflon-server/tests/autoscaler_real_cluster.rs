@@ -48,7 +48,7 @@ mod real {
                 }
             }
         }))
-        .unwrap()
+        .expect("a valid Deployment")
     }
 
     fn attacked(workload: &WorkloadRef, needed: u32) -> AttackSnapshot {

@@ -24,8 +24,8 @@ policies:
 "#;
 
 fn free_port() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free local port");
+    l.local_addr().expect("the port's address")
 }
 
 fn start(config: &Path) -> Child {
@@ -82,7 +82,7 @@ fn alert(uuid: &str) -> String {
     let mut v: serde_json::Value = serde_json::from_str(include_str!(
         "fixtures/falco/01-terminal-shell-k8s-pod-syscall.json"
     ))
-    .unwrap();
+    .expect("the fixture is JSON");
     v["uuid"] = serde_json::json!(uuid);
     v.to_string()
 }

@@ -48,7 +48,7 @@ impl Actuator for Recorder {
     fn execute(&self, action: &PlannedAction) -> impl Future<Output = Executed> + Send {
         let calls = self.calls.clone();
         let delay = self.delay;
-        let scripted = self.script.lock().unwrap().pop_front();
+        let scripted = self.script.lock().expect("the script lock").pop_front();
         let what = format!(
             "{} {}/{}",
             action.action.kind(),
@@ -59,7 +59,7 @@ impl Actuator for Recorder {
             if let Some(d) = delay {
                 tokio::time::sleep(d).await;
             }
-            calls.lock().unwrap().push(what);
+            calls.lock().expect("the calls lock").push(what);
             scripted.unwrap_or_else(|| Outcome::Success.into())
         }
     }

@@ -22,10 +22,10 @@ pub fn teflon() -> assert_cmd::Command {
 
 /// Run and return (exit code, stdout, stderr).
 pub fn run(cmd: &mut assert_cmd::Command) -> (i32, String, String) {
-    let out = cmd.output().unwrap();
+    let out = cmd.output().expect("teflon runs");
     (
         out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
+        String::from_utf8(out.stdout).expect("stdout is UTF-8"),
+        String::from_utf8(out.stderr).expect("stderr is UTF-8"),
     )
 }
