@@ -36,4 +36,7 @@ pub use quarantine::{ALERT_ANNOTATION, QUARANTINED_POD_LABEL, network_policy_nam
 pub use recreation::{Recreation, RecreationHandle};
 pub use retry::RetryPolicy;
 pub use scale::{ScaleError, ScaleState, get_scale, scale};
-pub use view::{ClusterObjects, KubeClusterView, QUARANTINED_LABEL, ViewConfig};
+pub use view::{
+    ClusterObjects, InitialList, KubeClusterView, PodPhase, PodState, QUARANTINED_LABEL,
+    ViewConfig, ViewCounts,
+};

@@ -226,6 +226,7 @@ async fn scenario(client: Client, ns: &str) -> TestResult {
         client.clone(),
         &ViewConfig {
             namespaces: vec![ns.to_owned()],
+            ..ViewConfig::default()
         },
     );
     tokio::time::timeout(Duration::from_secs(30), view.wait_synced()).await?;
