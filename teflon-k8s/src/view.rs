@@ -67,7 +67,9 @@ pub struct ViewConfig {
     pub pod_selector: Option<String>,
     /// Streaming (falling back to paginated) or paginated initial lists.
     pub initial_list: InitialList,
-    /// Objects per page of a paginated list.
+    /// Objects per page of a paginated list. kube-client holds a page's body twice while it
+    /// decodes it: 100 realistic pods are about 1.5 MiB in flight per watcher, 500 (client-go's
+    /// default) 7.5 MiB, which the allocator then keeps resident.
     pub page_size: u32,
 }
 
@@ -77,8 +79,7 @@ impl Default for ViewConfig {
             namespaces: Vec::new(),
             pod_selector: None,
             initial_list: InitialList::default(),
-            // client-go's and kube-runtime's default.
-            page_size: 500,
+            page_size: 100,
         }
     }
 }

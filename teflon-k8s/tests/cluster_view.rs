@@ -188,7 +188,7 @@ async fn the_view_lists_and_watches_each_kind_with_bookmarks_and_syncs_after_the
                 held.push(send); // a watch that stays open
                 continue;
             }
-            assert_eq!(query, "&limit=500", "an initial paged list of {path}");
+            assert_eq!(query, "&limit=100", "an initial paged list of {path}");
             lists.push(path.clone());
             if path.ends_with("poddisruptionbudgets") {
                 pdb_list = Some(send);
@@ -514,11 +514,11 @@ async fn a_streaming_list_syncs_the_view_without_a_single_list_request() {
 
 #[tokio::test]
 async fn without_streaming_lists_the_view_falls_back_to_pages_with_continue_tokens() {
-    // 1 201 pods: three pages of 500.
-    let server = FakeApiServer::start(Arc::new(shop(1200)), Options { watch_list: false }, 0).await;
+    // 251 pods: three pages of 100.
+    let server = FakeApiServer::start(Arc::new(shop(250)), Options { watch_list: false }, 0).await;
     let view = KubeClusterView::start(http_client(&server), &ViewConfig::default());
     synced(&view).await;
-    assert_eq!(view.counts().pods, 1201);
+    assert_eq!(view.counts().pods, 251);
 
     let pods: Vec<Seen> = server
         .seen()
@@ -533,11 +533,11 @@ async fn without_streaming_lists_the_view_falls_back_to_pages_with_continue_toke
     assert!(
         lists
             .iter()
-            .all(|s| s.param("limit").as_deref() == Some("500"))
+            .all(|s| s.param("limit").as_deref() == Some("100"))
     );
     assert_eq!(lists[0].param("continue"), None);
-    assert_eq!(lists[1].param("continue").as_deref(), Some("i:500"));
-    assert_eq!(lists[2].param("continue").as_deref(), Some("i:1000"));
+    assert_eq!(lists[1].param("continue").as_deref(), Some("i:100"));
+    assert_eq!(lists[2].param("continue").as_deref(), Some("i:200"));
     // The watch starts once the list is applied (the view is synced by then).
     let watch = tokio::time::timeout(
         Duration::from_secs(20),
@@ -562,7 +562,7 @@ async fn without_streaming_lists_the_view_falls_back_to_pages_with_continue_toke
         view.workload(&web),
         Some(WorkloadStatus {
             desired: 3,
-            available: 800
+            available: 167
         })
     );
 }

@@ -352,7 +352,7 @@ fn handle(s: &State, req: Request<Incoming>) -> Response<Body> {
         let kind = list_kind.trim_end_matches("List").to_owned();
         let objects = Arc::clone(&s.objects);
         let total = objects.len(plural);
-        // Initial events, 100 objects per frame, then the end bookmark.
+        // Initial events, one per frame as kube-apiserver flushes them, then the end bookmark.
         let first = futures::stream::unfold(0usize, move |mut i| {
             let objects = Arc::clone(&objects);
             let matching = matching.clone();
@@ -377,13 +377,13 @@ fn handle(s: &State, req: Request<Incoming>) -> Response<Body> {
                     out.push(b'\n');
                     return Some((Ok(Frame::data(Bytes::from(out))), total + 1));
                 }
-                let end = (i + 100).min(total);
-                while i < end {
-                    if matching(i) {
-                        out.extend_from_slice(b"{\"type\":\"ADDED\",\"object\":");
-                        objects.write(plural, i, &mut out);
-                        out.extend_from_slice(b"}\n");
-                    }
+                while i < total && !matching(i) {
+                    i += 1;
+                }
+                if i < total {
+                    out.extend_from_slice(b"{\"type\":\"ADDED\",\"object\":");
+                    objects.write(plural, i, &mut out);
+                    out.extend_from_slice(b"}\n");
                     i += 1;
                 }
                 Some((Ok(Frame::data(Bytes::from(out))), i))
