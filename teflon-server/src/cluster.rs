@@ -133,6 +133,9 @@ pub enum ClusterError {
     /// `cluster.type: kube` in a build without the `kube` feature, or kube setup failed.
     #[error("cluster.type kube: {0}")]
     Kube(String),
+    /// `cluster.namespaces` or `cluster.pod_selector` is invalid.
+    #[error("{0}")]
+    Scope(String),
 }
 
 /// A cluster view, an actuator and the stream of cluster changes.
@@ -242,9 +245,13 @@ impl ClusterBackend {
                     }
                     None => SimCluster::healthy(recovery),
                 };
+                let cluster = cluster.with_scope(config.sim_scope().map_err(ClusterError::Scope)?);
                 Ok(ClusterBackend::sim(SharedSim::new(cluster, clock)))
             }
-            ClusterType::Kube => kube_backend().await,
+            ClusterType::Kube => {
+                config.validate_scope().map_err(ClusterError::Scope)?;
+                kube_backend(config).await
+            }
         }
     }
 
@@ -257,12 +264,12 @@ impl ClusterBackend {
 }
 
 #[cfg(feature = "kube")]
-async fn kube_backend() -> Result<ClusterBackend, ClusterError> {
-    crate::kube::backend().await
+async fn kube_backend(config: &ClusterConfig) -> Result<ClusterBackend, ClusterError> {
+    crate::kube::backend(config).await
 }
 
 #[cfg(not(feature = "kube"))]
-async fn kube_backend() -> Result<ClusterBackend, ClusterError> {
+async fn kube_backend(_: &ClusterConfig) -> Result<ClusterBackend, ClusterError> {
     Err(ClusterError::Kube(
         "this build has no Kubernetes support (build teflon-server with the `kube` feature), use `cluster: {type: sim}`".to_owned(),
     ))

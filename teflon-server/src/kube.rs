@@ -8,12 +8,22 @@ use tokio::sync::mpsc;
 
 use crate::cluster::{BackendScaler, ClusterBackend, ClusterError, ClusterEvent};
 
-/// Connect (in-cluster config or `KUBECONFIG`), start the reflectors and recreation tracking.
-pub(crate) async fn backend() -> Result<ClusterBackend, ClusterError> {
+/// Connect (in-cluster config or `KUBECONFIG`), start the watches (`cluster.namespaces`,
+/// `cluster.pod_selector`) and recreation tracking.
+pub(crate) async fn backend(
+    config: &crate::config::ClusterConfig,
+) -> Result<ClusterBackend, ClusterError> {
     let client = kube::Client::try_default()
         .await
         .map_err(|e| ClusterError::Kube(format!("cannot build a Kubernetes client: {e}")))?;
-    let view = KubeClusterView::start(client.clone(), &ViewConfig::default());
+    let view = KubeClusterView::start(
+        client.clone(),
+        &ViewConfig {
+            namespaces: config.namespaces.clone(),
+            pod_selector: config.pod_selector.clone(),
+            ..ViewConfig::default()
+        },
+    );
     let (recreation, mut recreations) = RecreationHandle::spawn(view.clone());
     let actuator = KubeActuator::new(client.clone()).with_recreation(recreation);
     let (tx, events) = mpsc::unbounded_channel();

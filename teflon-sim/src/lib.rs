@@ -21,7 +21,7 @@ pub mod shared;
 pub mod simulate;
 
 pub use attack::Attackers;
-pub use cluster::{SimCluster, SimEvent};
+pub use cluster::{SimCluster, SimEvent, SimScope};
 pub use error::SimError;
 pub use replay::{ReplayStep, Replayer};
 pub use shared::SharedSim;
