@@ -30,7 +30,6 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 #[path = "../../teflon-k8s/tests/support/apiserver.rs"]
-#[allow(clippy::all, unused)]
 mod apiserver;
 
 use apiserver::{FakeApiServer, Objects, Options};
@@ -640,8 +639,8 @@ struct ServerRun {
     peak: u64,
 }
 
-/// The real binary against the fake API server at `url`.
-fn run_server(url: &str) -> ServerRun {
+/// The real binary (or `bin`) against the fake API server at `url`.
+fn run_server(url: &str, bin: &str) -> ServerRun {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -666,7 +665,7 @@ fn run_server(url: &str) -> ServerRun {
     )
     .expect("config");
     let t0 = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_teflon-server"))
+    let mut child = Command::new(bin)
         .arg("--config")
         .arg(dir.path().join("config.yaml"))
         .env("KUBECONFIG", dir.path().join("kubeconfig"))
@@ -715,6 +714,12 @@ fn main() {
         .split(',')
         .map(|s| s.trim().parse().expect("sizes: 1000,20000"))
         .collect();
+    // Another build of teflon-server to compare with (`--server-bin PATH`).
+    let bin = arg(&args, "--server-bin")
+        .unwrap_or(env!("CARGO_BIN_EXE_teflon-server"))
+        .to_owned();
+    // `--no-view`: the server only.
+    let with_view = !args.iter().any(|a| a == "--no-view");
     let modes: Vec<bool> = match arg(&args, "--watch-list").unwrap_or("both") {
         "on" => vec![true],
         "off" => vec![false],
@@ -741,32 +746,38 @@ fn main() {
                 .to_owned();
             eprintln!("fake API server: {banner}");
 
-            let mut v = spawn_self(&["view", "--url", &url]);
-            let line = first_line(&mut v);
-            let _ = v.wait();
-            let f: Vec<u64> = line
-                .split_whitespace()
-                .map(|x| x.parse().expect("numbers"))
-                .collect();
-            let (ms, before, after, settled, peak, held) = (f[0], f[1], f[2], f[3], f[4], f[5]);
-            assert_eq!(held, u64::from(n), "the view holds every pod");
-            let per_pod = (settled.saturating_sub(before) * 1024) as f64 / f64::from(n.max(1));
+            let view = if with_view {
+                let mut v = spawn_self(&["view", "--url", &url]);
+                let line = first_line(&mut v);
+                let _ = v.wait();
+                let f: Vec<u64> = line
+                    .split_whitespace()
+                    .map(|x| x.parse().expect("numbers"))
+                    .collect();
+                let (ms, before, after, settled, peak, held) = (f[0], f[1], f[2], f[3], f[4], f[5]);
+                assert_eq!(held, u64::from(n), "the view holds every pod");
+                let per_pod = (settled.saturating_sub(before) * 1024) as f64 / f64::from(n.max(1));
+                format!(
+                    "{:.2} s | {:.1} → {:.1} MiB ({:.1}) | {per_pod:.0} B",
+                    ms as f64 / 1000.0,
+                    mib(before),
+                    mib(settled.max(after)),
+                    mib(peak),
+                )
+            } else {
+                "– | – | –".to_owned()
+            };
 
-            let s = run_server(&url);
+            let s = run_server(&url, &bin);
             let _ = server.kill();
             let _ = server.wait();
             println!(
-                "| {n} | {} | {pod_bytes} B | {:.2} s | {:.1} → {:.1} MiB ({:.1}) | {:.0} B | {:.2} s | {:.1} / {:.1} MiB ({:.1}) |",
+                "| {n} | {} | {pod_bytes} B | {view} | {:.2} s | {:.1} / {:.1} MiB ({:.1}) |",
                 if watch_list {
                     "on"
                 } else {
                     "off (422, paginated)"
                 },
-                ms as f64 / 1000.0,
-                mib(before),
-                mib(settled.max(after)),
-                mib(peak),
-                per_pod,
                 s.synced.as_secs_f64(),
                 mib(s.rss),
                 mib(s.settled),

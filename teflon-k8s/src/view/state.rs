@@ -597,7 +597,12 @@ impl State {
             tracing::debug!(kind = ?W::KIND, "object without name or namespace skipped");
             return;
         };
-        let name = self.interner.sym(name);
+        // Pod names are unique: interning them would only cost a set entry each. Other names
+        // are what pods' owner references and ReplicaSets' Deployment name point at.
+        let name = match W::KIND {
+            Kind::Pod => Sym::from(name),
+            _ => self.interner.sym(name),
+        };
         let ns_key = self.interner.sym(ns);
         let namespace = self.namespaces.entry(ns_key).or_default();
         object.put(namespace, name, &mut self.interner, generation);
