@@ -24,7 +24,8 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::Api;
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::utils::Backoff;
+use kube::runtime::watcher;
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 use teflon_core::{ClusterView, PodInfo, PodSummary, WorkloadRef, WorkloadStatus, WorkloadSummary};
@@ -88,6 +89,9 @@ impl Default for ViewConfig {
 #[derive(Debug)]
 struct Shared {
     state: RwLock<State>,
+    /// One initial list at a time: a page is held twice while kube-client decodes it, and six
+    /// watchers listing at once would add up (13 MiB more at 20 000 pods, BENCHMARKS.md).
+    listing: Arc<tokio::sync::Semaphore>,
     /// Watchers whose initial list is done.
     ready: AtomicUsize,
     /// Watchers in all.
@@ -196,29 +200,49 @@ async fn watch_into<W>(
     let mut streaming = initial == InitialList::Streaming;
     let mut generation = 0u32;
     let mut synced = false;
+    // While listing (until InitDone), this watcher holds the one listing turn.
+    let mut listing = true;
+    let mut turn = None;
+    let mut backoff = watcher::DefaultBackoff::default();
     loop {
         let config = if streaming {
             config.clone().streaming_lists()
         } else {
             config.clone()
         };
-        let mut events = pin!(watcher(api.clone(), config).default_backoff());
+        let mut events = pin!(watcher(api.clone(), config));
         // The watcher recovers by itself (relisting after a 410 Gone); it only ends here when
         // this loop restarts it without streaming lists.
-        while let Some(event) = events.next().await {
+        loop {
+            if listing && turn.is_none() {
+                turn = Arc::clone(&shared.listing).acquire_owned().await.ok();
+            }
+            let Some(event) = events.next().await else {
+                break;
+            };
             match event {
-                Ok(watcher::Event::Init) => generation = generation.wrapping_add(1),
-                Ok(watcher::Event::InitApply(o) | watcher::Event::Apply(o)) => {
-                    shared.write(|s| s.put(&o, generation));
-                }
-                Ok(watcher::Event::Delete(o)) => shared.write(|s| s.remove(&o)),
-                Ok(watcher::Event::InitDone) => {
-                    shared.write(|s| s.sweep(W::KIND, namespace.as_deref(), generation));
-                    if !synced {
-                        synced = true;
-                        shared.ready.fetch_add(1, Ordering::SeqCst);
-                        shared.changes.send_modify(|n| *n = n.wrapping_add(1));
-                        tracing::debug!(%kind, namespace = ?namespace, "initial list done");
+                Ok(event) => {
+                    backoff.reset();
+                    match event {
+                        watcher::Event::Init => {
+                            generation = generation.wrapping_add(1);
+                            listing = true;
+                        }
+                        watcher::Event::InitApply(o) | watcher::Event::Apply(o) => {
+                            shared.write(|s| s.put(&o, generation));
+                        }
+                        watcher::Event::Delete(o) => shared.write(|s| s.remove(&o)),
+                        watcher::Event::InitDone => {
+                            shared.write(|s| s.sweep(W::KIND, namespace.as_deref(), generation));
+                            listing = false;
+                            turn = None;
+                            if !synced {
+                                synced = true;
+                                shared.ready.fetch_add(1, Ordering::SeqCst);
+                                shared.changes.send_modify(|n| *n = n.wrapping_add(1));
+                                tracing::debug!(%kind, namespace = ?namespace, "initial list done");
+                            }
+                        }
                     }
                 }
                 Err(e) if streaming && is_streaming_unsupported(&e) => {
@@ -228,6 +252,11 @@ async fn watch_into<W>(
                 }
                 Err(e) => {
                     tracing::warn!(%kind, namespace = ?namespace, error = %e, "watch failed; retrying with backoff");
+                    // Others list while this one waits.
+                    turn = None;
+                    if let Some(delay) = backoff.next() {
+                        tokio::time::sleep(delay).await;
+                    }
                 }
             }
         }
@@ -306,6 +335,7 @@ impl KubeClusterView {
         let (tx, rx) = watch::channel(0u64);
         let shared = Arc::new(Shared {
             state: RwLock::new(State::default()),
+            listing: Arc::new(tokio::sync::Semaphore::new(1)),
             ready: AtomicUsize::new(0),
             total: 6 * scopes.len(),
             changes: tx,
@@ -357,6 +387,7 @@ impl KubeClusterView {
             inner: Arc::new(Inner {
                 shared: Arc::new(Shared {
                     state: RwLock::new(state),
+                    listing: Arc::new(tokio::sync::Semaphore::new(1)),
                     ready: AtomicUsize::new(6),
                     total: 6,
                     changes: tx,
