@@ -69,8 +69,9 @@ pub struct ViewConfig {
     /// Streaming (falling back to paginated) or paginated initial lists.
     pub initial_list: InitialList,
     /// Objects per page of a paginated list. kube-client holds a page's body twice while it
-    /// decodes it: 100 realistic pods are about 1.5 MiB in flight per watcher, 500 (client-go's
-    /// default) 7.5 MiB, which the allocator then keeps resident.
+    /// decodes it: 50 realistic pods are about 0.75 MiB in flight, 500 (client-go's default)
+    /// 7.5 MiB, which the allocator then keeps resident (at 20 000 pods: 36–38 MiB RSS with 50,
+    /// 43–45 with 100, BENCHMARKS.md).
     pub page_size: u32,
 }
 
@@ -80,7 +81,7 @@ impl Default for ViewConfig {
             namespaces: Vec::new(),
             pod_selector: None,
             initial_list: InitialList::default(),
-            page_size: 100,
+            page_size: 50,
         }
     }
 }
