@@ -1,9 +1,9 @@
 //! Teflon's Kubernetes adapter: the live [`ClusterView`](teflon_core::ClusterView) and the
 //! [`Actuator`](teflon_core::Actuator) that talks to the API server.
 //!
-//! This crate owns everything that touches a real cluster: kube-runtime reflectors for
-//! Pods, ReplicaSets, Deployments, StatefulSets, DaemonSets and PodDisruptionBudgets
-//! ([`KubeClusterView`]); one module per action (`delete`, `evict`, `quarantine`,
+//! This crate owns everything that touches a real cluster: kube-runtime watchers of Pods,
+//! ReplicaSets, Deployments, StatefulSets, DaemonSets and PodDisruptionBudgets feeding a
+//! compact state that keeps only what decisions read ([`KubeClusterView`]); one module per action (`delete`, `evict`, `quarantine`,
 //! `block_binary`, `scale`), each preconditioned on the pod's UID, retried only when a retry
 //! cannot act twice, and recorded as an `events.k8s.io/v1` Event; and recreation tracking
 //! (reap → replacement Ready). It must not touch HTTP serving (no warp), metrics or the
