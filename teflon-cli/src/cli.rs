@@ -57,6 +57,14 @@ pub struct ReplayArgs {
     /// replicas of its own workload (kind Unknown, named after the pod).
     #[arg(long, value_name = "SNAPSHOT")]
     pub cluster: Option<PathBuf>,
+    /// See only this namespace of the cluster (repeatable), like `cluster.namespaces` of the
+    /// server: pods elsewhere are not found.
+    #[arg(long = "namespace", value_name = "NS")]
+    pub namespaces: Vec<String>,
+    /// See only the pods this label selector selects, like `cluster.pod_selector` of the server
+    /// (needs --cluster).
+    #[arg(long, value_name = "SELECTOR")]
+    pub pod_selector: Option<String>,
     /// Seconds from reaping a controller-owned pod to its replacement being Ready.
     #[arg(long, value_name = "SECS", default_value_t = 15.0, value_parser = crate::cli::seconds)]
     pub recovery_secs: f64,

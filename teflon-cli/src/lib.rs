@@ -4,6 +4,8 @@
 //! without a process; `main.rs` only parses arguments, wires stdin/stdout/stderr and turns the
 //! result into an exit code. Decisions come from `teflon-core`, the cluster and the attack model
 //! from `teflon-sim`, alerts from `teflon-falco` / `teflon-tetragon`: this crate only formats.
+// No unwrap outside tests (clippy.toml allows it in them): never panic on input.
+#![warn(clippy::unwrap_used)]
 
 pub mod check;
 pub mod cli;

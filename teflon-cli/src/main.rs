@@ -1,4 +1,6 @@
 //! The `teflon` binary: argument parsing and exit codes; the commands live in the library.
+// No unwrap outside tests (clippy.toml allows it in them): never panic on input.
+#![warn(clippy::unwrap_used)]
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

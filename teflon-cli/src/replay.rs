@@ -51,6 +51,26 @@ pub fn run(
             return Ok(Exit::Failure);
         }
     };
+    let scope = teflon_server::config::ClusterConfig {
+        kind: teflon_server::config::ClusterType::Sim,
+        snapshot: args.cluster.clone(),
+        namespaces: args.namespaces.clone(),
+        pod_selector: args.pod_selector.clone(),
+        ..teflon_server::config::ClusterConfig::default()
+    }
+    .sim_scope();
+    let scope = match scope {
+        Ok(s) => s,
+        Err(msg) => {
+            // The server's wording names its config keys; here they are flags.
+            let msg = msg
+                .replace("cluster.namespaces", "--namespace")
+                .replace("cluster.pod_selector", "--pod-selector")
+                .replace("on `type: sim` needs a `snapshot`", "needs --cluster");
+            writeln!(err, "teflon replay: {msg}")?;
+            return Ok(Exit::Failure);
+        }
+    };
     let sim = match &args.cluster {
         None => SimCluster::healthy(recovery),
         Some(path) => {
@@ -67,7 +87,8 @@ pub fn run(
                 }
             }
         }
-    };
+    }
+    .with_scope(scope);
 
     // Read every input first: files are told apart (Falco / Tetragon) one by one, and the
     // count sizes the progress bar.

@@ -249,3 +249,83 @@ fn tetragon_export_lines_are_recognised_and_replayed() {
             .any(|r| r.target.as_ref().is_some_and(|t| t.pod == "xwing"))
     );
 }
+
+#[test]
+fn replay_sees_only_the_namespaces_and_pods_it_is_scoped_to() {
+    // The first decision of each input alert, by its index.
+    let scoped = |extra: &[&str]| {
+        let (code, stdout, stderr) = run(teflon()
+            .arg("replay")
+            .arg("--policies")
+            .arg(fixture("policies.yaml"))
+            .arg("--cluster")
+            .arg(snapshot())
+            .args(extra)
+            .arg("--format")
+            .arg("jsonl")
+            .arg(fixture("alerts.jsonl")));
+        assert_eq!(code, 0, "{stderr}");
+        let mut first = std::collections::BTreeMap::new();
+        for r in records(&stdout) {
+            first.entry(r.seq).or_insert(r);
+        }
+        first
+    };
+    let all = scoped(&[]);
+    let shop = scoped(&["--namespace", "shop"]);
+    let web = scoped(&["--namespace", "shop", "--pod-selector", "app=web"]);
+    let (mut hidden_ns, mut hidden_pod, mut acted) = (0, 0, 0);
+    for (seq, a) in &all {
+        let Some(target) = &a.target else { continue };
+        let (s, w) = (&shop[seq], &web[seq]);
+        let in_shop = target.namespace == "shop";
+        let selected = in_shop && target.pod.starts_with("web-");
+        // Outside the scope nothing is acted on, and a decision that looks the pod up finds
+        // nothing. (Inside it decisions may differ: fewer actions elsewhere leave more of the
+        // cluster budget.)
+        if !in_shop {
+            assert_ne!(s.verdict, Verdict::Act, "{target:?}");
+            hidden_ns += usize::from(s.reason == Reason::PodNotFound);
+        }
+        if !selected {
+            assert_ne!(w.verdict, Verdict::Act, "{target:?}");
+            hidden_pod += usize::from(in_shop && w.reason == Reason::PodNotFound);
+        } else {
+            acted += usize::from(w.verdict == Verdict::Act);
+        }
+    }
+    assert!(
+        hidden_ns > 0 && hidden_pod > 0 && acted > 0,
+        "{hidden_ns} {hidden_pod} {acted}"
+    );
+}
+
+#[test]
+fn a_pod_selector_without_a_snapshot_or_a_bad_one_is_refused() {
+    let (code, _, stderr) = run(teflon()
+        .arg("replay")
+        .arg("--policies")
+        .arg(fixture("policies.yaml"))
+        .arg("--pod-selector")
+        .arg("app=web")
+        .arg(fixture("alerts.jsonl")));
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("--pod-selector needs --cluster"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run(teflon()
+        .arg("replay")
+        .arg("--policies")
+        .arg(fixture("policies.yaml"))
+        .arg("--cluster")
+        .arg(snapshot())
+        .arg("--pod-selector")
+        .arg("app in web")
+        .arg(fixture("alerts.jsonl")));
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("--pod-selector: label selector"),
+        "{stderr}"
+    );
+}

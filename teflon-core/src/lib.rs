@@ -9,6 +9,8 @@
 //! read by callers, and the same engine runs behind the server, the replay CLI, the simulator
 //! and the benchmarks.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
+// No unwrap outside tests (clippy.toml allows it in them): never panic on input.
+#![warn(clippy::unwrap_used)]
 
 pub mod action;
 pub mod alert;

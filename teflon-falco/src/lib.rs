@@ -12,6 +12,8 @@
 //! - [`parse_alert`]: exactly one alert.
 
 #![deny(clippy::print_stdout)]
+// No unwrap outside tests (clippy.toml allows it in them): never panic on input.
+#![warn(clippy::unwrap_used)]
 #![warn(missing_docs)]
 
 mod de;

@@ -1,9 +1,9 @@
 //! Teflon's Kubernetes adapter: the live [`ClusterView`](teflon_core::ClusterView) and the
 //! [`Actuator`](teflon_core::Actuator) that talks to the API server.
 //!
-//! This crate owns everything that touches a real cluster: kube-runtime reflectors for
-//! Pods, ReplicaSets, Deployments, StatefulSets, DaemonSets and PodDisruptionBudgets
-//! ([`KubeClusterView`]); one module per action (`delete`, `evict`, `quarantine`,
+//! This crate owns everything that touches a real cluster: kube-runtime watchers of Pods,
+//! ReplicaSets, Deployments, StatefulSets, DaemonSets and PodDisruptionBudgets feeding a
+//! compact state that keeps only what decisions read ([`KubeClusterView`]); one module per action (`delete`, `evict`, `quarantine`,
 //! `block_binary`, `scale`), each preconditioned on the pod's UID, retried only when a retry
 //! cannot act twice, and recorded as an `events.k8s.io/v1` Event; and recreation tracking
 //! (reap → replacement Ready). It must not touch HTTP serving (no warp), metrics or the
@@ -11,6 +11,8 @@
 //! never leaves it: every failure becomes an [`Outcome`](teflon_core::Outcome) or one of
 //! this crate's errors.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
+// No unwrap outside tests (clippy.toml allows it in them): never panic on input.
+#![warn(clippy::unwrap_used)]
 
 mod actuator;
 mod block_binary;
@@ -39,4 +41,7 @@ pub use quarantine::{ALERT_ANNOTATION, QUARANTINED_POD_LABEL, network_policy_nam
 pub use recreation::{Recreation, RecreationHandle};
 pub use retry::RetryPolicy;
 pub use scale::{ScaleError, ScaleState, get_scale, scale};
-pub use view::{ClusterObjects, KubeClusterView, QUARANTINED_LABEL, ViewConfig};
+pub use view::{
+    ClusterObjects, InitialList, KubeClusterView, PodPhase, PodState, QUARANTINED_LABEL,
+    ViewConfig, ViewCounts,
+};

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use teflon_core::{PlannedAction, WorkloadKind, WorkloadRef};
 use tokio::sync::mpsc;
 
-use crate::view::{KubeClusterView, is_available};
+use crate::view::KubeClusterView;
 
 /// One time-to-recreation measurement.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,18 +209,18 @@ impl RecreationHandle {
         let mut known_uids: HashSet<String> = self
             .view
             .workload_pods(&workload)
-            .iter()
-            .filter_map(|p| p.metadata.uid.clone())
+            .into_iter()
+            .filter_map(|p| p.uid)
             .collect();
         known_uids.extend(a.pod.uid.clone());
-        let pod = self.view.pod_object(&a.pod.namespace, &a.pod.name);
-        if let Some(uid) = pod.as_ref().and_then(|p| p.metadata.uid.clone()) {
+        let pod = self.view.pod_state(&a.pod.namespace, &a.pod.name);
+        if let Some(uid) = pod.as_ref().and_then(|p| p.uid.clone()) {
             known_uids.insert(uid);
         }
         Some(Reaped {
             workload,
             pod: a.pod.name.clone(),
-            node: pod.and_then(|p| p.spec.as_ref().and_then(|s| s.node_name.clone())),
+            node: pod.and_then(|p| p.node),
             known_uids,
         })
     }
@@ -240,15 +240,16 @@ impl RecreationHandle {
         let mut pods = Vec::new();
         for w in tracker.pending_workloads() {
             for p in self.view.workload_pods(&w) {
-                let Some(uid) = p.metadata.uid.clone() else {
+                let available = p.is_available();
+                let Some(uid) = p.uid else {
                     continue;
                 };
                 pods.push(PodObservation {
                     workload: w.clone(),
-                    name: p.metadata.name.clone().unwrap_or_default(),
+                    name: p.name,
                     uid,
-                    available: is_available(&p),
-                    node: p.spec.as_ref().and_then(|s| s.node_name.clone()),
+                    available,
+                    node: p.node,
                 });
             }
         }

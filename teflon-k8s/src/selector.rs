@@ -13,9 +13,18 @@ pub fn selector_matches(
     selector: &LabelSelector,
     labels: Option<&BTreeMap<String, String>>,
 ) -> bool {
-    let get = |k: &str| labels.and_then(|l| l.get(k));
+    selector_matches_by(selector, |k| {
+        labels.and_then(|l| l.get(k)).map(String::as_str)
+    })
+}
+
+/// [`selector_matches`] over any label store: `get` looks a label's value up by key.
+pub fn selector_matches_by<'a>(
+    selector: &LabelSelector,
+    get: impl Fn(&str) -> Option<&'a str>,
+) -> bool {
     if let Some(want) = &selector.match_labels
-        && !want.iter().all(|(k, v)| get(k) == Some(v))
+        && !want.iter().all(|(k, v)| get(k) == Some(v.as_str()))
     {
         return false;
     }
@@ -26,8 +35,8 @@ pub fn selector_matches(
         let value = get(&e.key);
         let values = e.values.as_deref().unwrap_or_default();
         match e.operator.as_str() {
-            "In" => value.is_some_and(|v| values.contains(v)),
-            "NotIn" => value.is_none_or(|v| !values.contains(v)),
+            "In" => value.is_some_and(|v| values.iter().any(|x| x == v)),
+            "NotIn" => value.is_none_or(|v| !values.iter().any(|x| x == v)),
             "Exists" => value.is_some(),
             "DoesNotExist" => value.is_none(),
             _ => false,

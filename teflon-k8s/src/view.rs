@@ -1,12 +1,21 @@
-//! The read port over kube-runtime reflector stores: pods, their owners, availability, PDBs.
+//! The read port over the cluster: pods, their owners, availability, PDBs.
 //!
-//! The logic reads plain k8s-openapi objects out of [`Store`]s and is synchronous; the same
-//! type is filled by live watchers ([`KubeClusterView::start`]) or, in tests, from objects
+//! [`KubeClusterView`] watches Pods, ReplicaSets, Deployments, StatefulSets, DaemonSets and
+//! PodDisruptionBudgets and keeps, per object, only what decisions, guards and metrics read
+//! (a pod: UID, labels, controller, Ready, phase, deletion, node), a few hundred bytes instead
+//! of the tens of kilobytes of a full object. The fields are picked while decoding (the `wire`
+//! module): the rest of an object is skipped by the JSON decoder and never held. The initial
+//! list is streamed (`sendInitialEvents`, one object at a time) where the API server supports
+//! it and paginated otherwise, so neither side ever holds the whole list.
+//!
+//! Queries are synchronous and read one consistent state (the `state` module); the same type is
+//! filled by live watchers ([`KubeClusterView::start`]) or, in tests and snapshots, from objects
 //! ([`KubeClusterView::from_objects`]).
 
 use std::fmt;
-use std::sync::Arc;
+use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
 use futures::StreamExt;
 use k8s_openapi::NamespaceResourceScope;
@@ -15,62 +24,94 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::Api;
-use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::utils::Backoff;
+use kube::runtime::watcher;
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
-use teflon_core::{
-    ClusterView, PodInfo, PodSummary, WorkloadKind, WorkloadRef, WorkloadStatus, WorkloadSummary,
-};
+use teflon_core::{ClusterView, PodInfo, PodSummary, WorkloadRef, WorkloadStatus, WorkloadSummary};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::selector::selector_matches;
+mod state;
+mod wire;
+
+use state::{Interner, PodEntry, State, Stored};
+pub use state::{PodPhase, PodState};
+use wire::{DaemonSetWire, DeploymentWire, PdbWire, PodWire, ReplicaSetWire, StatefulSetWire};
 
 /// The label a quarantined pod carries (value: the policy). Such a pod is no longer part of
 /// its workload: it is neither counted as available nor reported with a workload.
 pub const QUARANTINED_LABEL: &str = "teflon.io/quarantined";
 
+/// How a watcher gets its initial state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InitialList {
+    /// A streaming list (a watch with `sendInitialEvents=true`: objects arrive one by one, the
+    /// API server serves them from its watch cache). A server without the `WatchList` feature
+    /// (off by default in Kubernetes 1.33 and before 1.32) rejects the request with 422
+    /// Invalid; the watcher then falls back to paginated lists for good.
+    #[default]
+    Streaming,
+    /// Paginated lists only (`limit` + `continue`), then a watch.
+    Paginated,
+}
+
 /// What the live view watches.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ViewConfig {
     /// Watch only these namespaces (one watch per namespace and kind); empty = all namespaces.
     pub namespaces: Vec<String>,
+    /// Watch only the pods this label selector (string form, `app=web,tier in (a,b)`) selects,
+    /// on the API server's side. Owners and PodDisruptionBudgets are watched whole: a budget
+    /// that guards a selected pod must never be missed. Select whole workloads (labels of the
+    /// pod templates): a workload's pods outside the selector are not counted as available.
+    pub pod_selector: Option<String>,
+    /// Streaming (falling back to paginated) or paginated initial lists.
+    pub initial_list: InitialList,
+    /// Objects per page of a paginated list. kube-client holds a page's body twice while it
+    /// decodes it: 50 realistic pods are about 0.75 MiB in flight, 500 (client-go's default)
+    /// 7.5 MiB, which the allocator then keeps resident (at 20 000 pods: 36–38 MiB RSS with 50,
+    /// 43–45 with 100, BENCHMARKS.md).
+    pub page_size: u32,
 }
 
-/// The stores of one kind: one for all namespaces, or one per watched namespace.
-struct Scoped<K: Resource + 'static>
-where
-    K::DynamicType: Eq + std::hash::Hash,
-{
-    stores: Vec<(Option<String>, Store<K>)>,
-}
-
-impl<K> Scoped<K>
-where
-    K: Resource<DynamicType = ()> + Clone + 'static,
-{
-    fn store_for(&self, namespace: &str) -> Option<&Store<K>> {
-        self.stores
-            .iter()
-            .find(|(ns, _)| ns.as_deref().is_none_or(|n| n == namespace))
-            .map(|(_, s)| s)
-    }
-
-    fn get(&self, namespace: &str, name: &str) -> Option<Arc<K>> {
-        self.store_for(namespace)?
-            .get(&ObjectRef::new(name).within(namespace))
-    }
-
-    fn in_namespace(&self, namespace: &str) -> Vec<Arc<K>> {
-        match self.store_for(namespace) {
-            Some(s) => s.state_filter(|o| o.meta().namespace.as_deref() == Some(namespace)),
-            None => Vec::new(),
+impl Default for ViewConfig {
+    fn default() -> Self {
+        ViewConfig {
+            namespaces: Vec::new(),
+            pod_selector: None,
+            initial_list: InitialList::default(),
+            page_size: 50,
         }
     }
+}
 
-    fn all(&self) -> Vec<Arc<K>> {
-        self.stores.iter().flat_map(|(_, s)| s.state()).collect()
+/// The state and its bookkeeping, shared by the watcher tasks and every view handle.
+#[derive(Debug)]
+struct Shared {
+    state: RwLock<State>,
+    /// One initial list at a time: a page is held twice while kube-client decodes it, and six
+    /// watchers listing at once would add up (13 MiB more at 20 000 pods, BENCHMARKS.md).
+    listing: Arc<tokio::sync::Semaphore>,
+    /// Watchers whose initial list is done.
+    ready: AtomicUsize,
+    /// Watchers in all.
+    total: usize,
+    changes: watch::Sender<u64>,
+}
+
+impl Shared {
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        // Writers apply one event at a time; no invariant spans a panic.
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self, f: impl FnOnce(&mut State)) {
+        {
+            let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+            f(&mut state);
+        }
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 }
 
@@ -86,21 +127,12 @@ impl Drop for Tasks {
 }
 
 struct Inner {
-    pods: Scoped<Pod>,
-    replica_sets: Scoped<ReplicaSet>,
-    deployments: Scoped<Deployment>,
-    stateful_sets: Scoped<StatefulSet>,
-    daemon_sets: Scoped<DaemonSet>,
-    pdbs: Scoped<PodDisruptionBudget>,
-    /// Stores whose initial list is done.
-    ready: Arc<AtomicUsize>,
-    /// Stores in all.
-    total: usize,
+    shared: Arc<Shared>,
     changes: watch::Receiver<u64>,
     _tasks: Tasks,
 }
 
-/// A [`ClusterView`] backed by reflector stores. Cheap to clone (one shared state).
+/// A [`ClusterView`] over compact watcher state. Cheap to clone (one shared state).
 #[derive(Clone)]
 pub struct KubeClusterView {
     inner: Arc<Inner>,
@@ -110,7 +142,7 @@ impl fmt::Debug for KubeClusterView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KubeClusterView")
             .field("synced", &self.is_synced())
-            .field("stores", &self.inner.total)
+            .field("watchers", &self.inner.shared.total)
             .finish_non_exhaustive()
     }
 }
@@ -132,31 +164,116 @@ pub struct ClusterObjects {
     pub pdbs: Vec<PodDisruptionBudget>,
 }
 
-fn filled<K>(objects: Vec<K>) -> Scoped<K>
-where
-    K: Resource<DynamicType = ()> + Clone + 'static,
+/// Objects held by the view, by kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ViewCounts {
+    /// Pods.
+    pub pods: usize,
+    /// ReplicaSets.
+    pub replica_sets: usize,
+    /// Deployments.
+    pub deployments: usize,
+    /// StatefulSets.
+    pub stateful_sets: usize,
+    /// DaemonSets.
+    pub daemon_sets: usize,
+    /// PodDisruptionBudgets.
+    pub pdbs: usize,
+}
+
+/// The 422 (`Invalid` ListOptions) or 400 a server without streaming lists answers to a watch
+/// with `sendInitialEvents`.
+fn is_streaming_unsupported(e: &watcher::Error) -> bool {
+    matches!(e, watcher::Error::WatchStartFailed(kube::Error::Api(s)) if s.code == 422 || s.code == 400)
+}
+
+/// Run one watcher into the shared state until the task is aborted.
+async fn watch_into<W>(
+    api: Api<W>,
+    config: watcher::Config,
+    initial: InitialList,
+    namespace: Option<String>,
+    shared: Arc<Shared>,
+) where
+    W: Stored + Clone + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
 {
-    let mut writer: Writer<K> = Writer::default();
-    writer.apply_watcher_event(&watcher::Event::Init);
-    for o in objects {
-        writer.apply_watcher_event(&watcher::Event::InitApply(o));
-    }
-    writer.apply_watcher_event(&watcher::Event::InitDone);
-    Scoped {
-        stores: vec![(None, writer.as_reader())],
+    let kind = W::kind(&());
+    let mut streaming = initial == InitialList::Streaming;
+    let mut generation = 0u32;
+    let mut synced = false;
+    // While listing (until InitDone), this watcher holds the one listing turn.
+    let mut listing = true;
+    let mut turn = None;
+    let mut backoff = watcher::DefaultBackoff::default();
+    loop {
+        let config = if streaming {
+            config.clone().streaming_lists()
+        } else {
+            config.clone()
+        };
+        let mut events = pin!(watcher(api.clone(), config));
+        // The watcher recovers by itself (relisting after a 410 Gone); it only ends here when
+        // this loop restarts it without streaming lists.
+        loop {
+            if listing && turn.is_none() {
+                turn = Arc::clone(&shared.listing).acquire_owned().await.ok();
+            }
+            let Some(event) = events.next().await else {
+                break;
+            };
+            match event {
+                Ok(event) => {
+                    backoff.reset();
+                    match event {
+                        watcher::Event::Init => {
+                            generation = generation.wrapping_add(1);
+                            listing = true;
+                        }
+                        watcher::Event::InitApply(o) | watcher::Event::Apply(o) => {
+                            shared.write(|s| s.put(&o, generation));
+                        }
+                        watcher::Event::Delete(o) => shared.write(|s| s.remove(&o)),
+                        watcher::Event::InitDone => {
+                            shared.write(|s| s.sweep(W::KIND, namespace.as_deref(), generation));
+                            listing = false;
+                            turn = None;
+                            if !synced {
+                                synced = true;
+                                shared.ready.fetch_add(1, Ordering::SeqCst);
+                                shared.changes.send_modify(|n| *n = n.wrapping_add(1));
+                                tracing::debug!(%kind, namespace = ?namespace, "initial list done");
+                            }
+                        }
+                    }
+                }
+                Err(e) if streaming && is_streaming_unsupported(&e) => {
+                    tracing::info!(%kind, namespace = ?namespace, error = %e, "the API server does not support streaming lists (WatchList feature gate off); using paginated lists");
+                    streaming = false;
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(%kind, namespace = ?namespace, error = %e, "watch failed; retrying with backoff");
+                    // Others list while this one waits.
+                    turn = None;
+                    if let Some(delay) = backoff.next() {
+                        tokio::time::sleep(delay).await;
+                    }
+                }
+            }
+        }
     }
 }
 
-/// Starts one reflector per namespace (or one for all) and returns the stores.
-fn watch_kind<K>(
+fn spawn_kind<W>(
     client: &Client,
     config: &ViewConfig,
-    ready: &Arc<AtomicUsize>,
-    changes: &Arc<watch::Sender<u64>>,
+    scopes: &[Option<String>],
+    labels: Option<&str>,
+    shared: &Arc<Shared>,
     tasks: &mut Vec<JoinHandle<()>>,
-) -> Scoped<K>
-where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+) where
+    W: Stored
+        + Resource<Scope = NamespaceResourceScope>
         + Clone
         + DeserializeOwned
         + fmt::Debug
@@ -164,109 +281,125 @@ where
         + Sync
         + 'static,
 {
-    let scopes: Vec<Option<String>> = if config.namespaces.is_empty() {
-        vec![None]
-    } else {
-        config.namespaces.iter().cloned().map(Some).collect()
-    };
-    let mut stores = Vec::with_capacity(scopes.len());
     for scope in scopes {
-        let api: Api<K> = match &scope {
+        let api: Api<W> = match scope {
             Some(ns) => Api::namespaced(client.clone(), ns),
             None => Api::all(client.clone()),
         };
-        let writer: Writer<K> = Writer::default();
-        let reader = writer.as_reader();
-        // Bookmarks are on by default; the watcher relists by itself after a 410 Gone.
-        let stream = watcher(api, watcher::Config::default())
-            .default_backoff()
-            .reflect(writer);
-        let kind = K::kind(&());
-        let on_change = Arc::clone(changes);
-        let ns = scope.clone();
-        tasks.push(tokio::spawn(async move {
-            stream
-                .for_each(|event| {
-                    match event {
-                        Ok(_) => on_change.send_modify(|n| *n = n.wrapping_add(1)),
-                        Err(e) => tracing::warn!(%kind, namespace = ?ns, error = %e, "watch failed; retrying with backoff"),
-                    }
-                    std::future::ready(())
-                })
-                .await;
-        }));
-        let ready = Arc::clone(ready);
-        let waiting = reader.clone();
-        let on_ready = Arc::clone(changes);
-        tasks.push(tokio::spawn(async move {
-            if waiting.wait_until_ready().await.is_ok() {
-                ready.fetch_add(1, Ordering::SeqCst);
-                on_ready.send_modify(|n| *n = n.wrapping_add(1));
-            }
-        }));
-        stores.push((scope, reader));
+        // Bookmarks are on by default.
+        let mut wc = watcher::Config::default().page_size(config.page_size);
+        if let Some(l) = labels {
+            wc = wc.labels(l);
+        }
+        tasks.push(tokio::spawn(watch_into(
+            api,
+            wc,
+            config.initial_list,
+            scope.clone(),
+            Arc::clone(shared),
+        )));
     }
-    Scoped { stores }
+}
+
+/// Decode full objects into their wire form, reporting (and skipping) any that do not decode.
+fn wires<Full, Wire>(objects: &[Full]) -> Vec<Wire>
+where
+    Full: serde::Serialize + Resource,
+    Wire: DeserializeOwned,
+{
+    objects
+        .iter()
+        .filter_map(|o| match wire::from_full(o) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::error!(name = ?o.meta().name, error = %e, "object skipped: it does not decode as its kind");
+                None
+            }
+        })
+        .collect()
 }
 
 impl KubeClusterView {
     /// Start watching Pods, ReplicaSets, Deployments, StatefulSets, DaemonSets and
     /// PodDisruptionBudgets (in `config.namespaces`, or everywhere). Must be called inside a
     /// tokio runtime; the watches run until the last clone of the view is dropped.
-    /// The view answers at once, from whatever the stores hold; see [`Self::wait_synced`].
+    /// The view answers at once, from whatever it holds; see [`Self::wait_synced`].
     pub fn start(client: Client, config: &ViewConfig) -> Self {
-        let ready = Arc::new(AtomicUsize::new(0));
+        let mut namespaces = config.namespaces.clone();
+        namespaces.sort();
+        namespaces.dedup();
+        let scopes: Vec<Option<String>> = if namespaces.is_empty() {
+            vec![None]
+        } else {
+            namespaces.into_iter().map(Some).collect()
+        };
         let (tx, rx) = watch::channel(0u64);
-        let tx = Arc::new(tx);
+        let shared = Arc::new(Shared {
+            state: RwLock::new(State::default()),
+            listing: Arc::new(tokio::sync::Semaphore::new(1)),
+            ready: AtomicUsize::new(0),
+            total: 6 * scopes.len(),
+            changes: tx,
+        });
         let mut tasks = Vec::new();
-        let pods = watch_kind::<Pod>(&client, config, &ready, &tx, &mut tasks);
-        let replica_sets = watch_kind::<ReplicaSet>(&client, config, &ready, &tx, &mut tasks);
-        let deployments = watch_kind::<Deployment>(&client, config, &ready, &tx, &mut tasks);
-        let stateful_sets = watch_kind::<StatefulSet>(&client, config, &ready, &tx, &mut tasks);
-        let daemon_sets = watch_kind::<DaemonSet>(&client, config, &ready, &tx, &mut tasks);
-        let pdbs = watch_kind::<PodDisruptionBudget>(&client, config, &ready, &tx, &mut tasks);
-        let total = pods.stores.len()
-            + replica_sets.stores.len()
-            + deployments.stores.len()
-            + stateful_sets.stores.len()
-            + daemon_sets.stores.len()
-            + pdbs.stores.len();
+        let selector = config
+            .pod_selector
+            .as_deref()
+            .filter(|s| !s.trim().is_empty());
+        spawn_kind::<PodWire>(&client, config, &scopes, selector, &shared, &mut tasks);
+        spawn_kind::<ReplicaSetWire>(&client, config, &scopes, None, &shared, &mut tasks);
+        spawn_kind::<DeploymentWire>(&client, config, &scopes, None, &shared, &mut tasks);
+        spawn_kind::<StatefulSetWire>(&client, config, &scopes, None, &shared, &mut tasks);
+        spawn_kind::<DaemonSetWire>(&client, config, &scopes, None, &shared, &mut tasks);
+        spawn_kind::<PdbWire>(&client, config, &scopes, None, &shared, &mut tasks);
         KubeClusterView {
             inner: Arc::new(Inner {
-                pods,
-                replica_sets,
-                deployments,
-                stateful_sets,
-                daemon_sets,
-                pdbs,
-                ready,
-                total,
+                shared,
                 changes: rx,
                 _tasks: Tasks(tasks),
             }),
         }
     }
 
-    /// A synced view of fixed objects: no client, no runtime (unit tests, snapshots).
+    /// A synced view of fixed objects: no client, no runtime (unit tests, snapshots). Objects
+    /// go through the same decoding as live ones.
     pub fn from_objects(objects: ClusterObjects) -> Self {
-        let (_tx, rx) = watch::channel(0u64);
+        let mut state = State::default();
+        for p in &objects.pods {
+            state.put(&PodWire::from_pod(p), 0);
+        }
+        for o in wires::<_, ReplicaSetWire>(&objects.replica_sets) {
+            state.put(&o, 0);
+        }
+        for o in wires::<_, DeploymentWire>(&objects.deployments) {
+            state.put(&o, 0);
+        }
+        for o in wires::<_, StatefulSetWire>(&objects.stateful_sets) {
+            state.put(&o, 0);
+        }
+        for o in wires::<_, DaemonSetWire>(&objects.daemon_sets) {
+            state.put(&o, 0);
+        }
+        for o in wires::<_, PdbWire>(&objects.pdbs) {
+            state.put(&o, 0);
+        }
+        let (tx, rx) = watch::channel(0u64);
         KubeClusterView {
             inner: Arc::new(Inner {
-                pods: filled(objects.pods),
-                replica_sets: filled(objects.replica_sets),
-                deployments: filled(objects.deployments),
-                stateful_sets: filled(objects.stateful_sets),
-                daemon_sets: filled(objects.daemon_sets),
-                pdbs: filled(objects.pdbs),
-                ready: Arc::new(AtomicUsize::new(6)),
-                total: 6,
+                shared: Arc::new(Shared {
+                    state: RwLock::new(state),
+                    listing: Arc::new(tokio::sync::Semaphore::new(1)),
+                    ready: AtomicUsize::new(6),
+                    total: 6,
+                    changes: tx,
+                }),
                 changes: rx,
                 _tasks: Tasks(Vec::new()),
             }),
         }
     }
 
-    /// Resolves once every store has finished its initial list.
+    /// Resolves once every watcher has finished its initial list.
     pub async fn wait_synced(&self) {
         let mut changes = self.subscribe();
         while !self.is_synced() {
@@ -277,47 +410,55 @@ impl KubeClusterView {
         }
     }
 
-    /// A receiver whose value changes whenever any watched object changes (and when a store
+    /// A receiver whose value changes whenever any watched object changes (and when a watcher
     /// finishes its initial list): wake-ups for deferral re-checks and recreation tracking.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.inner.changes.clone()
     }
 
-    /// The pod object itself, if the store has it.
-    pub fn pod_object(&self, namespace: &str, name: &str) -> Option<Arc<Pod>> {
-        self.inner.pods.get(namespace, name)
+    /// The [`PodInfo`] of a pod object the view may not hold (yet), fetched by GET: the same
+    /// rules as [`ClusterView::pod`] (quarantine label; Ready and not terminating; the
+    /// workload resolved through the ReplicaSets the view holds).
+    pub fn pod_info(&self, pod: &Pod) -> PodInfo {
+        let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+        let entry = PodEntry::build(&PodWire::from_pod(pod), &mut Interner::default(), 0);
+        self.inner.shared.read().info_of(namespace, &entry)
+    }
+
+    /// The pod as the view holds it.
+    pub fn pod_state(&self, namespace: &str, name: &str) -> Option<PodState> {
+        self.inner.shared.read().pod_state(namespace, name)
     }
 
     /// Every pod the view holds, with its resolved workload (`None` for standalone and
     /// quarantined pods).
-    pub fn pods_with_workloads(&self) -> Vec<(Arc<Pod>, Option<WorkloadRef>)> {
-        self.inner
-            .pods
-            .all()
-            .into_iter()
-            .map(|p| {
-                let w = self.workload_of(&p);
-                (p, w)
-            })
-            .collect()
+    pub fn pods_with_workloads(&self) -> Vec<PodState> {
+        self.inner.shared.read().all_pods()
     }
 
     /// The pods that count for `workload`: resolved to it, not quarantined.
-    pub fn workload_pods(&self, workload: &WorkloadRef) -> Vec<Arc<Pod>> {
-        self.inner
-            .pods
-            .in_namespace(&workload.namespace)
-            .into_iter()
-            .filter(|p| self.workload_of(p).as_ref() == Some(workload))
-            .collect()
+    pub fn workload_pods(&self, workload: &WorkloadRef) -> Vec<PodState> {
+        self.inner.shared.read().workload_pods(workload)
     }
 
-    fn workload_of(&self, pod: &Pod) -> Option<WorkloadRef> {
-        if is_quarantined(pod) {
-            return None;
+    /// How many objects of each kind the view holds.
+    pub fn counts(&self) -> ViewCounts {
+        let [
+            pods,
+            replica_sets,
+            deployments,
+            stateful_sets,
+            daemon_sets,
+            pdbs,
+        ] = self.inner.shared.read().counts();
+        ViewCounts {
+            pods,
+            replica_sets,
+            deployments,
+            stateful_sets,
+            daemon_sets,
+            pdbs,
         }
-        let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
-        resolve_workload(pod, |rs| self.inner.replica_sets.get(ns, rs))
     }
 }
 
@@ -327,37 +468,6 @@ pub fn controller_of(meta: &ObjectMeta) -> Option<&OwnerReference> {
         .as_deref()?
         .iter()
         .find(|o| o.controller == Some(true))
-}
-
-/// The top workload of a pod: Pod → ReplicaSet → Deployment, or the StatefulSet, DaemonSet,
-/// Job or other controller that owns it directly; `None` for a standalone pod.
-///
-/// `replica_set` looks a ReplicaSet up by name in the pod's namespace. A ReplicaSet the
-/// caller does not know is reported as the workload itself (no Deployment can be proven).
-pub fn resolve_workload(
-    pod: &Pod,
-    replica_set: impl Fn(&str) -> Option<Arc<ReplicaSet>>,
-) -> Option<WorkloadRef> {
-    let owner = controller_of(&pod.metadata)?;
-    let ns = pod.metadata.namespace.clone().unwrap_or_default();
-    let kind = match (owner.api_version.split('/').next(), owner.kind.as_str()) {
-        (Some("apps"), "ReplicaSet") => {
-            let parent = replica_set(&owner.name).and_then(|rs| {
-                controller_of(&rs.metadata)
-                    .filter(|o| o.kind == "Deployment" && o.api_version.starts_with("apps/"))
-                    .map(|o| o.name.clone())
-            });
-            return Some(match parent {
-                Some(dep) => WorkloadRef::new(WorkloadKind::Deployment, ns, dep),
-                None => WorkloadRef::new(WorkloadKind::ReplicaSet, ns, owner.name.clone()),
-            });
-        }
-        (Some("apps"), "StatefulSet") => WorkloadKind::StatefulSet,
-        (Some("apps"), "DaemonSet") => WorkloadKind::DaemonSet,
-        (Some("batch"), "Job") => WorkloadKind::Job,
-        (_, other) => WorkloadKind::Other(other.to_owned()),
-    };
-    Some(WorkloadRef::new(kind, ns, owner.name.clone()))
 }
 
 /// The pod's `Ready` condition is `True`.
@@ -386,141 +496,34 @@ pub fn is_available(pod: &Pod) -> bool {
     is_pod_ready(pod) && !is_terminating(pod)
 }
 
-fn to_u32(n: i32) -> u32 {
-    u32::try_from(n).unwrap_or(0)
-}
-
-fn count_u32(n: usize) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
-}
-
 impl ClusterView for KubeClusterView {
     fn pod(&self, namespace: &str, name: &str) -> Option<PodInfo> {
-        let pod = self.inner.pods.get(namespace, name)?;
-        Some(PodInfo {
-            uid: pod.metadata.uid.clone(),
-            ready: is_available(&pod),
-            workload: self.workload_of(&pod),
-        })
+        self.inner.shared.read().pod(namespace, name)
     }
 
     fn workload(&self, workload: &WorkloadRef) -> Option<WorkloadStatus> {
-        let (ns, name) = (workload.namespace.as_str(), workload.name.as_str());
-        let i = &self.inner;
-        let desired = match &workload.kind {
-            WorkloadKind::Deployment => Some(to_u32(
-                i.deployments.get(ns, name)?.spec.replicas.unwrap_or(1),
-            )),
-            WorkloadKind::StatefulSet => Some(to_u32(
-                i.stateful_sets.get(ns, name)?.spec.replicas.unwrap_or(1),
-            )),
-            WorkloadKind::ReplicaSet => Some(to_u32(
-                i.replica_sets.get(ns, name)?.spec.replicas.unwrap_or(1),
-            )),
-            WorkloadKind::DaemonSet => {
-                let ds = i.daemon_sets.get(ns, name)?;
-                Some(to_u32(
-                    ds.status.as_ref().map_or(0, |s| s.desired_number_scheduled),
-                ))
-            }
-            // Not watched: the pods that exist are all we know of.
-            WorkloadKind::Job | WorkloadKind::Other(_) | WorkloadKind::Unknown => None,
-        };
-        let pods = self.workload_pods(workload);
-        let available = count_u32(pods.iter().filter(|p| is_available(p)).count());
-        match desired {
-            Some(desired) => Some(WorkloadStatus { desired, available }),
-            None if pods.is_empty() => None,
-            None => Some(WorkloadStatus {
-                desired: count_u32(pods.iter().filter(|p| !is_terminating(p)).count()),
-                available,
-            }),
-        }
+        self.inner.shared.read().workload(workload)
     }
 
     fn disruptions_allowed(&self, namespace: &str, pod: &str) -> Option<i32> {
-        let pod = self.inner.pods.get(namespace, pod)?;
-        self.inner
-            .pdbs
-            .in_namespace(namespace)
-            .iter()
-            .filter(|pdb| {
-                // policy/v1: a missing selector selects no pod, an empty one selects all.
-                pdb.spec
-                    .as_ref()
-                    .and_then(|s| s.selector.as_ref())
-                    .is_some_and(|sel| selector_matches(sel, pod.metadata.labels.as_ref()))
-            })
-            .map(|pdb| {
-                pdb.status
-                    .as_ref()
-                    .map_or(0, |s| s.disruptions_allowed.unwrap_or(0))
-            })
-            .min()
+        self.inner.shared.read().disruptions_allowed(namespace, pod)
     }
 
     fn is_synced(&self) -> bool {
-        self.inner.ready.load(Ordering::SeqCst) >= self.inner.total
+        let s = &self.inner.shared;
+        s.ready.load(Ordering::SeqCst) >= s.total
     }
 
     fn pods_in(&self, namespace: &str) -> Vec<PodSummary> {
-        self.inner
-            .pods
-            .in_namespace(namespace)
-            .into_iter()
-            .map(|p| PodSummary {
-                name: p.metadata.name.clone().unwrap_or_default(),
-                uid: p.metadata.uid.clone(),
-                labels: p.metadata.labels.clone().unwrap_or_default(),
-                ready: is_available(&p),
-                workload: self.workload_of(&p),
-            })
-            .collect()
+        self.inner.shared.read().pods_in(namespace)
     }
 
     fn workloads_in(&self, namespace: &str) -> Vec<WorkloadSummary> {
-        fn summaries<K: Resource>(
-            view: &KubeClusterView,
-            kind: WorkloadKind,
-            objects: Vec<Arc<K>>,
-        ) -> Vec<WorkloadSummary> {
-            objects
-                .into_iter()
-                .filter_map(|o| {
-                    let meta = o.meta();
-                    let w = WorkloadRef::new(
-                        kind.clone(),
-                        meta.namespace.clone().unwrap_or_default(),
-                        meta.name.clone()?,
-                    );
-                    let status = view.workload(&w)?;
-                    Some(WorkloadSummary {
-                        workload: w,
-                        labels: meta.labels.clone().unwrap_or_default(),
-                        status,
-                    })
-                })
-                .collect()
-        }
-        let i = &self.inner;
-        let mut out = summaries(
-            self,
-            WorkloadKind::Deployment,
-            i.deployments.in_namespace(namespace),
-        );
-        out.extend(summaries(
-            self,
-            WorkloadKind::StatefulSet,
-            i.stateful_sets.in_namespace(namespace),
-        ));
-        out.extend(summaries(
-            self,
-            WorkloadKind::DaemonSet,
-            i.daemon_sets.in_namespace(namespace),
-        ));
-        out
+        self.inner.shared.read().workloads_in(namespace)
     }
 }
 
+#[cfg(test)]
+mod reference;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -1,6 +1,8 @@
-//! The live view against a scripted API server: which lists and watches it opens (bookmarks
-//! on, one per kind in the configured namespace) and that it is synced only after every
-//! initial list.
+//! The live view against API servers: a scripted mock (which lists and watches it opens, in
+//! order: bookmarks on, one per kind in the configured namespace, synced only after every
+//! initial list) and a fake kube-apiserver over real HTTP reached through kube's client stack
+//! (streaming lists, the fallback to paginated lists when the server has none, `continue`
+//! tokens, namespace and label scoping, watch events).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -16,7 +18,7 @@ use kube::Client;
 use kube::client::Body;
 use serde_json::{Value, json};
 use teflon_core::{ClusterView, WorkloadKind, WorkloadRef, WorkloadStatus};
-use teflon_k8s::{KubeClusterView, ViewConfig};
+use teflon_k8s::{InitialList, KubeClusterView, ViewConfig};
 use tokio::sync::oneshot;
 use tower_test::mock;
 
@@ -186,7 +188,7 @@ async fn the_view_lists_and_watches_each_kind_with_bookmarks_and_syncs_after_the
                 held.push(send); // a watch that stays open
                 continue;
             }
-            assert_eq!(query, "&limit=500", "an initial paged list of {path}");
+            assert_eq!(query, "&limit=50", "an initial paged list of {path}");
             lists.push(path.clone());
             if path.ends_with("poddisruptionbudgets") {
                 pdb_list = Some(send);
@@ -220,6 +222,8 @@ async fn the_view_lists_and_watches_each_kind_with_bookmarks_and_syncs_after_the
         client,
         &ViewConfig {
             namespaces: vec!["shop".to_owned()],
+            initial_list: InitialList::Paginated,
+            ..ViewConfig::default()
         },
     );
     tokio::time::timeout(Duration::from_secs(10), five_answered)
@@ -337,6 +341,8 @@ async fn a_reap_through_the_actuator_is_measured_when_the_replacement_is_ready()
         client.clone(),
         &ViewConfig {
             namespaces: vec!["shop".to_owned()],
+            initial_list: InitialList::Paginated,
+            ..ViewConfig::default()
         },
     );
     tokio::time::timeout(Duration::from_secs(10), view.wait_synced())
@@ -380,4 +386,263 @@ async fn a_reap_through_the_actuator_is_measured_when_the_replacement_is_ready()
     assert!(view.pod("shop", "web-3").unwrap().ready);
     drop((view, actuator, measurements));
     server.abort();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Against a fake kube-apiserver over HTTP, through `Client::try_from(Config)`.
+// ---------------------------------------------------------------------------------------------
+
+#[path = "support/apiserver.rs"]
+mod apiserver;
+
+use std::sync::Arc;
+
+use apiserver::{FakeApiServer, Options, Seen, StaticObjects};
+
+fn http_client(server: &FakeApiServer) -> Client {
+    let config = kube::Config::new(server.url().parse().unwrap());
+    Client::try_from(config).unwrap()
+}
+
+fn web_pod(ns: &str, name: &str, ready: bool) -> Pod {
+    Pod {
+        metadata: ObjectMeta {
+            namespace: Some(ns.to_owned()),
+            resource_version: Some("10".to_owned()),
+            ..meta(name, &[("app", "web")], Some(("ReplicaSet", "web-abc")))
+        },
+        spec: None,
+        status: Some(PodStatus {
+            phase: Some("Running".to_owned()),
+            conditions: Some(vec![PodCondition {
+                type_: "Ready".to_owned(),
+                status: if ready { "True" } else { "False" }.to_owned(),
+                ..PodCondition::default()
+            }]),
+            ..PodStatus::default()
+        }),
+    }
+}
+
+/// `shop`: Deployment web (3 replicas) → ReplicaSet web-abc → `pods` pods (every third not
+/// Ready), a PDB; `other`: one more pod of another app.
+fn shop(pods: usize) -> StaticObjects {
+    let mut objects = StaticObjects::default()
+        .with(&ReplicaSet {
+            metadata: ObjectMeta {
+                resource_version: Some("10".to_owned()),
+                ..meta("web-abc", &[("app", "web")], Some(("Deployment", "web")))
+            },
+            spec: ReplicaSetSpec {
+                replicas: Some(3),
+                selector: selector("web"),
+                ..ReplicaSetSpec::default()
+            },
+            status: None,
+        })
+        .with(&Deployment {
+            metadata: ObjectMeta {
+                resource_version: Some("10".to_owned()),
+                ..meta("web", &[("app", "web")], None)
+            },
+            spec: DeploymentSpec {
+                replicas: Some(3),
+                selector: selector("web"),
+                ..DeploymentSpec::default()
+            },
+            status: None,
+        })
+        .with(&PodDisruptionBudget {
+            metadata: ObjectMeta {
+                resource_version: Some("10".to_owned()),
+                ..meta("web-pdb", &[], None)
+            },
+            spec: Some(PodDisruptionBudgetSpec {
+                selector: Some(selector("web")),
+                ..PodDisruptionBudgetSpec::default()
+            }),
+            status: Some(PodDisruptionBudgetStatus {
+                disruptions_allowed: Some(1),
+                ..PodDisruptionBudgetStatus::default()
+            }),
+        });
+    for i in 0..pods {
+        objects = objects.with(&web_pod("shop", &format!("web-{i}"), i % 3 != 2));
+    }
+    let mut other = web_pod("other", "db-0", true);
+    other.metadata.labels = Some(BTreeMap::from([("app".to_owned(), "db".to_owned())]));
+    objects.with(&other)
+}
+
+async fn synced(view: &KubeClusterView) {
+    tokio::time::timeout(Duration::from_secs(20), view.wait_synced())
+        .await
+        .expect("the view syncs");
+}
+
+fn first_requests_by_path(seen: &[Seen]) -> BTreeMap<String, Seen> {
+    let mut first = BTreeMap::new();
+    for s in seen {
+        first.entry(s.path.clone()).or_insert_with(|| s.clone());
+    }
+    first
+}
+
+#[tokio::test]
+async fn a_streaming_list_syncs_the_view_without_a_single_list_request() {
+    let server = FakeApiServer::start(Arc::new(shop(4)), Options { watch_list: true }, 0).await;
+    let view = KubeClusterView::start(http_client(&server), &ViewConfig::default());
+    synced(&view).await;
+
+    let seen = server.seen();
+    assert!(seen.iter().all(Seen::is_watch), "no LIST: {seen:#?}");
+    let first = first_requests_by_path(&seen);
+    assert_eq!(first.len(), 6, "one watch per kind: {first:#?}");
+    for s in first.values() {
+        assert_eq!(
+            s.param("sendInitialEvents").as_deref(),
+            Some("true"),
+            "{s:?}"
+        );
+        assert_eq!(
+            s.param("resourceVersionMatch").as_deref(),
+            Some("NotOlderThan")
+        );
+        assert_eq!(s.param("allowWatchBookmarks").as_deref(), Some("true"));
+    }
+    let web = WorkloadRef::new(WorkloadKind::Deployment, "shop", "web");
+    assert_eq!(
+        view.workload(&web),
+        Some(WorkloadStatus {
+            desired: 3,
+            available: 3
+        })
+    );
+    assert_eq!(view.disruptions_allowed("shop", "web-0"), Some(1));
+    assert_eq!(view.counts().pods, 5);
+}
+
+#[tokio::test]
+async fn without_streaming_lists_the_view_falls_back_to_pages_with_continue_tokens() {
+    // 251 pods: six pages of 50.
+    let server = FakeApiServer::start(Arc::new(shop(250)), Options { watch_list: false }, 0).await;
+    let view = KubeClusterView::start(http_client(&server), &ViewConfig::default());
+    synced(&view).await;
+    assert_eq!(view.counts().pods, 251);
+
+    let pods: Vec<Seen> = server
+        .seen()
+        .into_iter()
+        .filter(|s| s.path == "/api/v1/pods")
+        .collect();
+    // A streaming attempt, refused with 422; then the pages; then a watch from the list's
+    // resourceVersion, without initial events.
+    assert_eq!(pods[0].param("sendInitialEvents").as_deref(), Some("true"));
+    let lists: Vec<&Seen> = pods.iter().filter(|s| !s.is_watch()).collect();
+    assert!(
+        lists
+            .iter()
+            .all(|s| s.param("limit").as_deref() == Some("50"))
+    );
+    let tokens: Vec<Option<String>> = lists.iter().map(|s| s.param("continue")).collect();
+    let expected: Vec<Option<String>> = std::iter::once(None)
+        .chain((1..6).map(|i| Some(format!("i:{}", 50 * i))))
+        .collect();
+    assert_eq!(tokens, expected, "{pods:#?}");
+    // The watch starts once the list is applied (the view is synced by then).
+    let watch = tokio::time::timeout(
+        Duration::from_secs(20),
+        server.wait_for(|s| {
+            s.path == "/api/v1/pods" && s.is_watch() && s.param("sendInitialEvents").is_none()
+        }),
+    )
+    .await
+    .expect("a watch after the list");
+    assert_eq!(watch.param("resourceVersion").as_deref(), Some("1000"));
+    assert_eq!(watch.param("allowWatchBookmarks").as_deref(), Some("true"));
+    // Only one streaming attempt per kind: the fallback is for good.
+    let attempts = server
+        .seen()
+        .iter()
+        .filter(|s| s.param("sendInitialEvents").is_some())
+        .count();
+    assert_eq!(attempts, 6);
+
+    let web = WorkloadRef::new(WorkloadKind::Deployment, "shop", "web");
+    assert_eq!(
+        view.workload(&web),
+        Some(WorkloadStatus {
+            desired: 3,
+            available: 167
+        })
+    );
+}
+
+#[tokio::test]
+async fn namespaces_and_a_pod_selector_scope_what_is_watched() {
+    let server = FakeApiServer::start(Arc::new(shop(3)), Options::default(), 0).await;
+    let view = KubeClusterView::start(
+        http_client(&server),
+        &ViewConfig {
+            namespaces: vec!["shop".to_owned(), "other".to_owned(), "shop".to_owned()],
+            pod_selector: Some("app=web".to_owned()),
+            ..ViewConfig::default()
+        },
+    );
+    synced(&view).await;
+    let first = first_requests_by_path(&server.seen());
+    // Six kinds in two namespaces (the duplicate is dropped), nothing cluster-wide.
+    assert_eq!(first.len(), 12, "{first:#?}");
+    assert!(
+        first
+            .keys()
+            .all(|p| p.contains("/namespaces/shop/") || p.contains("/namespaces/other/"))
+    );
+    for (path, s) in &first {
+        let expected = path.ends_with("/pods").then(|| "app=web".to_owned());
+        assert_eq!(s.param("labelSelector"), expected, "{path}");
+    }
+    // The db pod in `other` is not selected; the web pods are.
+    assert_eq!(view.pod("other", "db-0"), None);
+    assert!(view.pod("shop", "web-0").is_some());
+    assert_eq!(view.counts().pods, 3);
+    // Owners and budgets are watched whole.
+    assert_eq!(view.counts().pdbs, 1);
+}
+
+#[tokio::test]
+async fn watch_events_change_readiness_and_delete_pods() {
+    let server = FakeApiServer::start(Arc::new(shop(3)), Options::default(), 0).await;
+    let view = KubeClusterView::start(http_client(&server), &ViewConfig::default());
+    synced(&view).await;
+    let web = WorkloadRef::new(WorkloadKind::Deployment, "shop", "web");
+    assert_eq!(view.workload(&web).unwrap().available, 2);
+
+    let mut changes = view.subscribe();
+    changes.borrow_and_update();
+    let to_json = |p: &Pod| {
+        let mut v = serde_json::to_value(p).unwrap();
+        v["kind"] = "Pod".into();
+        v["apiVersion"] = "v1".into();
+        v
+    };
+    server.push("pods", "MODIFIED", to_json(&web_pod("shop", "web-2", true)));
+    server.push("pods", "DELETED", to_json(&web_pod("shop", "web-0", true)));
+    server.push("pods", "ADDED", to_json(&web_pod("shop", "web-3", false)));
+    let until = |want: usize| {
+        let view = view.clone();
+        let mut changes = changes.clone();
+        async move {
+            while view.counts().pods != want || view.pod("shop", "web-3").is_none() {
+                changes.changed().await.unwrap();
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), until(4))
+        .await
+        .expect("the events arrive");
+    assert_eq!(view.pod("shop", "web-0"), None);
+    assert!(view.pod("shop", "web-2").unwrap().ready);
+    assert!(!view.pod("shop", "web-3").unwrap().ready);
+    assert_eq!(view.workload(&web).unwrap().available, 2);
 }

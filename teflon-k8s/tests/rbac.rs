@@ -129,6 +129,12 @@ fn respond(leases: &std::sync::Mutex<Option<Value>>, r: &Request) -> Reply {
     let echo = |code: u16| Reply::Json(code, String::from_utf8_lossy(&r.body).into_owned());
     let p = r.path.as_str();
     match r.method.as_str() {
+        // A streaming list (`sendInitialEvents`): refused as by a server with WatchList off,
+        // so the view falls back to paginated lists and plain watches (both verbs appear).
+        "GET" if r.has_param("sendInitialEvents", "true") => Reply::Json(
+            422,
+            include_str!("fixtures/watch-list-disabled-422-status.json").to_owned(),
+        ),
         "GET" if r.has_param("watch", "true") || r.has_param("watch", "1") => Reply::OpenStream,
         "GET" if p == "/version" => ok(json!({"major": "1", "minor": "34", "gitVersion": "v1.34.0"})),
         "GET" if p.ends_with("/scale") => ok(scale("web")),

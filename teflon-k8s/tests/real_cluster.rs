@@ -305,6 +305,7 @@ async fn scenario(client: Client, teflon: Client, ns: &str) -> TestResult {
         teflon.clone(),
         &ViewConfig {
             namespaces: vec![ns.to_owned()],
+            ..ViewConfig::default()
         },
     );
     tokio::time::timeout(Duration::from_secs(30), view.wait_synced()).await?;

@@ -4,6 +4,8 @@
 //!
 //! It must not touch kube or warp: the server serves what this crate renders.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
+// No unwrap outside tests (clippy.toml allows it in them): never panic on input.
+#![warn(clippy::unwrap_used)]
 
 pub mod custom_metrics;
 pub mod events;

@@ -133,6 +133,9 @@ pub enum ClusterError {
     /// `cluster.type: kube` in a build without the `kube` feature, or kube setup failed.
     #[error("cluster.type kube: {0}")]
     Kube(String),
+    /// `cluster.namespaces` or `cluster.pod_selector` is invalid.
+    #[error("{0}")]
+    Scope(String),
 }
 
 /// A cluster view, an actuator and the stream of cluster changes.
@@ -224,11 +227,11 @@ impl ClusterBackend {
         config: &Config,
         clock: Clock,
     ) -> Result<ClusterBackend, ClusterError> {
-        let cluster = &config.cluster;
-        match cluster.kind {
+        let scope = &config.cluster;
+        match scope.kind {
             ClusterType::Sim => {
-                let recovery = Duration::from_secs(cluster.recovery_secs);
-                let cluster = match &cluster.snapshot {
+                let recovery = Duration::from_secs(scope.recovery_secs);
+                let cluster = match &scope.snapshot {
                     Some(path) => {
                         let bytes = std::fs::read(path).map_err(|e| ClusterError::Snapshot {
                             path: path.display().to_string(),
@@ -243,9 +246,13 @@ impl ClusterBackend {
                     }
                     None => SimCluster::healthy(recovery),
                 };
+                let cluster = cluster.with_scope(scope.sim_scope().map_err(ClusterError::Scope)?);
                 Ok(ClusterBackend::sim(SharedSim::new(cluster, clock)))
             }
-            ClusterType::Kube => kube_backend(config, clock).await,
+            ClusterType::Kube => {
+                scope.validate_scope().map_err(ClusterError::Scope)?;
+                kube_backend(config, clock).await
+            }
         }
     }
 

@@ -246,6 +246,15 @@ pub struct ClusterConfig {
     /// sim: reap → replacement Ready.
     #[serde(default = "default_recovery_secs")]
     pub recovery_secs: u64,
+    /// See only these namespaces (kube: one watch per namespace and kind, RBAC can be
+    /// namespaced); empty = the whole cluster.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    /// See only the pods this label selector selects (`team=payments,tier in (web,api)`),
+    /// filtered by the API server. Owners and PodDisruptionBudgets are always seen whole. Select
+    /// whole workloads: a workload's pods outside the selector do not count as available.
+    #[serde(default)]
+    pub pod_selector: Option<String>,
 }
 
 impl Default for ClusterConfig {
@@ -254,7 +263,53 @@ impl Default for ClusterConfig {
             kind: ClusterType::Kube,
             snapshot: None,
             recovery_secs: default_recovery_secs(),
+            namespaces: Vec::new(),
+            pod_selector: None,
         }
+    }
+}
+
+/// A namespace name: a DNS-1123 label (lowercase alphanumerics and '-', 1-63 characters,
+/// starting and ending with an alphanumeric).
+fn valid_namespace(ns: &str) -> bool {
+    let b = ns.as_bytes();
+    (1..=63).contains(&b.len())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
+impl ClusterConfig {
+    /// Check `namespaces` and `pod_selector` (what `Config::validate` reports).
+    pub fn validate_scope(&self) -> Result<(), String> {
+        for ns in &self.namespaces {
+            if !valid_namespace(ns) {
+                return Err(format!(
+                    "cluster.namespaces: {ns:?} is not a namespace name (lowercase letters, digits and '-', at most 63)"
+                ));
+            }
+        }
+        if let Some(sel) = &self.pod_selector {
+            teflon_metrics::custom_metrics::LabelSelector::parse(sel)
+                .map_err(|e| format!("cluster.pod_selector: {e}"))?;
+            if self.kind == ClusterType::Sim && self.snapshot.is_none() {
+                return Err("cluster.pod_selector on `type: sim` needs a `snapshot`: the assumed-healthy cluster's pods have no labels to select on".to_owned());
+            }
+        }
+        Ok(())
+    }
+
+    /// The simulated cluster's view of `namespaces` and `pod_selector` (validated first).
+    pub fn sim_scope(&self) -> Result<teflon_sim::SimScope, String> {
+        self.validate_scope()?;
+        let mut scope = teflon_sim::SimScope::everything().namespaces(self.namespaces.clone());
+        if let Some(sel) = &self.pod_selector {
+            let sel = teflon_metrics::custom_metrics::LabelSelector::parse(sel)
+                .map_err(|e| format!("cluster.pod_selector: {e}"))?;
+            scope = scope.pods(move |labels| sel.matches(labels));
+        }
+        Ok(scope)
     }
 }
 
@@ -442,6 +497,7 @@ impl Config {
                 "cluster.snapshot is only for `type: sim`".to_owned(),
             ));
         }
+        self.cluster.validate_scope().map_err(invalid)?;
         if let Some(m) = &self.metrics_api
             && m.cert_file.is_some() != m.key_file.is_some()
         {
@@ -585,6 +641,51 @@ autoscale:
         assert_eq!(c.autoscale[0].max_replicas, 12);
         assert_eq!(c.autoscale[0].scale_down_stabilization_secs, 300);
         assert!(c.metrics_api.is_some());
+    }
+
+    #[test]
+    fn the_cluster_can_be_scoped_to_namespaces_and_a_pod_selector() {
+        let c = Config::parse(
+            "policies: p.yaml\nauth: none\ncluster: {type: kube, namespaces: [shop, payments], pod_selector: \"team=payments,tier in (web,api)\"}\n",
+            "t.yaml",
+        )
+        .unwrap();
+        assert_eq!(c.cluster.namespaces, ["shop", "payments"]);
+        assert_eq!(
+            c.cluster.pod_selector.as_deref(),
+            Some("team=payments,tier in (web,api)")
+        );
+        let scope = c.cluster.sim_scope().unwrap();
+        let labels = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        assert!(scope.sees_pod("shop", &labels(&[("team", "payments"), ("tier", "web")])));
+        assert!(!scope.sees_pod("shop", &labels(&[("team", "payments"), ("tier", "db")])));
+        assert!(!scope.sees_pod("other", &labels(&[("team", "payments"), ("tier", "web")])));
+    }
+
+    #[test]
+    fn a_bad_namespace_or_pod_selector_is_a_clear_error() {
+        let err = |cluster: &str| {
+            Config::parse(
+                &format!("policies: p.yaml\nauth: none\ncluster: {cluster}\n"),
+                "t.yaml",
+            )
+            .unwrap_err()
+            .to_string()
+        };
+        let e = err("{namespaces: [Shop]}");
+        assert!(
+            e.contains("cluster.namespaces") && e.contains("\"Shop\""),
+            "{e}"
+        );
+        let e = err("{pod_selector: \"team in payments\"}");
+        assert!(e.contains("cluster.pod_selector"), "{e}");
+        let e = err("{type: sim, pod_selector: \"team=payments\"}");
+        assert!(e.contains("needs a `snapshot`"), "{e}");
     }
 
     #[test]

@@ -18,13 +18,21 @@ fn system_time(t: Timestamp) -> SystemTime {
 }
 
 /// Connect (in-cluster config or `KUBECONFIG`, through [`teflon_k8s::client`]: the kube
-/// client's own retries off), start the reflectors, recreation tracking and the keep-warm
-/// pings. The actuator retries for `action_deadline_secs` and reads time from `clock`.
+/// client's own retries off), start the watches (`cluster.namespaces`,
+/// `cluster.pod_selector`), recreation tracking and the keep-warm pings. The actuator retries
+/// for `action_deadline_secs` and reads time from `clock`.
 pub(crate) async fn backend(config: &Config, clock: Clock) -> Result<ClusterBackend, ClusterError> {
     let client = teflon_k8s::client::infer()
         .await
         .map_err(|e| ClusterError::Kube(e.to_string()))?;
-    let view = KubeClusterView::start(client.clone(), &ViewConfig::default());
+    let view = KubeClusterView::start(
+        client.clone(),
+        &ViewConfig {
+            namespaces: config.cluster.namespaces.clone(),
+            pod_selector: config.cluster.pod_selector.clone(),
+            ..ViewConfig::default()
+        },
+    );
     let (recreation, mut recreations) = RecreationHandle::spawn(view.clone());
     let actuator = KubeActuator::new(client.clone())
         .with_recreation(recreation)

@@ -16,6 +16,8 @@
 //! # let _ = report; Ok(()) }
 //! ```
 #![deny(clippy::print_stdout, clippy::print_stderr)]
+// No unwrap outside tests (clippy.toml allows it in them): never panic on input.
+#![warn(clippy::unwrap_used)]
 
 pub mod audit;
 pub mod auth;

@@ -1,4 +1,6 @@
 //! `teflon-server --config FILE`: the Teflon daemon.
+// No unwrap outside tests (clippy.toml allows it in them): never panic on input.
+#![warn(clippy::unwrap_used)]
 
 use std::path::PathBuf;
 

@@ -1,6 +1,8 @@
 //! The in-memory cluster: pods, workloads, PodDisruptionBudgets and simulated time.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use teflon_core::{
@@ -91,6 +93,58 @@ pub(crate) struct SimPdb {
     pub(crate) max_unavailable: Option<IntOrPercent>,
 }
 
+/// Which part of the cluster the view sees: `cluster.namespaces` and `cluster.pod_selector`,
+/// as the real adapter watches them. Pods outside it are unknown to the engine; a workload's
+/// pods outside it are not counted as available (its desired count still comes from its
+/// spec), and PodDisruptionBudgets still count every pod, as the disruption controller does.
+#[derive(Clone, Default)]
+pub struct SimScope {
+    namespaces: BTreeSet<String>,
+    #[allow(clippy::type_complexity)]
+    pods: Option<Arc<dyn Fn(&BTreeMap<String, String>) -> bool + Send + Sync>>,
+}
+
+impl fmt::Debug for SimScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimScope")
+            .field("namespaces", &self.namespaces)
+            .field("pod_selector", &self.pods.is_some())
+            .finish()
+    }
+}
+
+impl SimScope {
+    /// Everything.
+    pub fn everything() -> Self {
+        Self::default()
+    }
+
+    /// Only these namespaces (empty: all).
+    pub fn namespaces(mut self, namespaces: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.namespaces = namespaces.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Only the pods whose labels `selects` accepts (a compiled label selector).
+    pub fn pods(
+        mut self,
+        selects: impl Fn(&BTreeMap<String, String>) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.pods = Some(Arc::new(selects));
+        self
+    }
+
+    /// Whether the view watches `namespace`.
+    pub fn sees_namespace(&self, namespace: &str) -> bool {
+        self.namespaces.is_empty() || self.namespaces.contains(namespace)
+    }
+
+    /// Whether the view holds a pod of `namespace` with these labels.
+    pub fn sees_pod(&self, namespace: &str, labels: &BTreeMap<String, String>) -> bool {
+        self.sees_namespace(namespace) && self.pods.as_ref().is_none_or(|f| f(labels))
+    }
+}
+
 /// An in-memory Kubernetes cluster with simulated time.
 ///
 /// Built from a `kubectl get … -o json` List ([`SimCluster::from_kubectl_list`]), as the
@@ -113,6 +167,8 @@ pub struct SimCluster {
     pub(crate) gone: BTreeSet<(String, String)>,
     pub(crate) next_id: u64,
     pub(crate) now: Timestamp,
+    /// What the view sees.
+    pub(crate) scope: SimScope,
 }
 
 impl SimCluster {
@@ -129,7 +185,15 @@ impl SimCluster {
             gone: BTreeSet::new(),
             next_id: 0,
             now: Timestamp::EPOCH,
+            scope: SimScope::default(),
         }
+    }
+
+    /// See only part of the cluster, as `cluster.namespaces` and `cluster.pod_selector` make
+    /// the real adapter do.
+    pub fn with_scope(mut self, scope: SimScope) -> Self {
+        self.scope = scope;
+        self
     }
 
     /// The assumed-healthy cluster of `teflon replay` without a snapshot (SPEC §5): every pod
@@ -738,9 +802,12 @@ impl ClusterView for SimCluster {
     fn pod(&self, namespace: &str, name: &str) -> Option<PodInfo> {
         let key = (namespace.to_owned(), name.to_owned());
         if let Some(p) = self.pods.get(&key) {
-            return Some(self.pod_info(p));
+            return self
+                .scope
+                .sees_pod(namespace, &p.labels)
+                .then(|| self.pod_info(p));
         }
-        if self.healthy && !self.gone.contains(&key) {
+        if self.healthy && !self.gone.contains(&key) && self.scope.sees_namespace(namespace) {
             return Some(PodInfo {
                 uid: None,
                 ready: true,
@@ -751,6 +818,9 @@ impl ClusterView for SimCluster {
     }
 
     fn workload(&self, workload: &WorkloadRef) -> Option<WorkloadStatus> {
+        if !self.scope.sees_namespace(&workload.namespace) {
+            return None;
+        }
         if self.unmaterialized_healthy(workload) {
             return Some(WorkloadStatus {
                 desired: HEALTHY_REPLICAS,
@@ -758,7 +828,10 @@ impl ClusterView for SimCluster {
             });
         }
         let w = self.workloads.get(workload)?;
-        let available = count(self.members_of(workload).filter(|(_, p)| p.ready));
+        let available = count(
+            self.members_of(workload)
+                .filter(|(_, p)| p.ready && self.scope.sees_pod(&workload.namespace, &p.labels)),
+        );
         Some(WorkloadStatus {
             desired: w.desired,
             available,
@@ -766,7 +839,12 @@ impl ClusterView for SimCluster {
     }
 
     fn disruptions_allowed(&self, namespace: &str, pod: &str) -> Option<i32> {
-        let p = self.pods.get(&(namespace.to_owned(), pod.to_owned()))?;
+        let p = self
+            .pods
+            .get(&(namespace.to_owned(), pod.to_owned()))
+            .filter(|p| self.scope.sees_pod(namespace, &p.labels))?;
+        // Budgets count every pod, seen or not: their status comes from the disruption
+        // controller, which watches the whole namespace.
         self.pdbs
             .iter()
             .filter(|((ns, _), pdb)| ns == namespace && pdb.selector.matches(&p.labels))
@@ -777,7 +855,7 @@ impl ClusterView for SimCluster {
     fn pods_in(&self, namespace: &str) -> Vec<PodSummary> {
         self.pods
             .iter()
-            .filter(|((ns, _), _)| ns == namespace)
+            .filter(|((ns, _), p)| ns == namespace && self.scope.sees_pod(ns, &p.labels))
             .map(|((_, name), p)| PodSummary {
                 name: name.clone(),
                 uid: p.uid.clone(),
@@ -791,7 +869,7 @@ impl ClusterView for SimCluster {
     fn workloads_in(&self, namespace: &str) -> Vec<WorkloadSummary> {
         self.workloads
             .iter()
-            .filter(|(w, _)| w.namespace == namespace)
+            .filter(|(w, _)| w.namespace == namespace && self.scope.sees_namespace(namespace))
             .filter_map(|(w, s)| {
                 Some(WorkloadSummary {
                     workload: w.clone(),
@@ -820,4 +898,76 @@ fn splitmix(x: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod scope_tests {
+    use super::*;
+
+    fn cluster() -> SimCluster {
+        SimCluster::new(Duration::from_secs(10))
+            .with_deployment("shop", "web", 3)
+            .with_deployment("other", "api", 2)
+            .with_standalone_pod("shop", "debug")
+            .with_pdb_min_available("shop", "web-pdb", "web", "2")
+    }
+
+    fn web() -> WorkloadRef {
+        WorkloadRef::new(WorkloadKind::Deployment, "shop", "web")
+    }
+
+    #[test]
+    fn a_namespace_and_pod_selector_scope_hide_the_rest_of_the_cluster() {
+        let full = cluster();
+        let web_pods = full.available_pods(&web());
+        let api = WorkloadRef::new(WorkloadKind::Deployment, "other", "api");
+        let api_pod = full.available_pods(&api)[0].clone();
+        let scoped = cluster().with_scope(
+            SimScope::everything()
+                .namespaces(["shop"])
+                .pods(|l| l.get("app").map(String::as_str) == Some("web")),
+        );
+        // Another namespace: neither its pods nor its workloads are seen.
+        assert!(full.pod("other", &api_pod).is_some());
+        assert_eq!(scoped.pod("other", &api_pod), None);
+        assert_eq!(scoped.workload(&api), None);
+        assert!(scoped.workloads_in("other").is_empty());
+        // A pod the selector leaves out is unknown; the selected ones are as before.
+        assert!(full.pod("shop", "debug").is_some());
+        assert_eq!(scoped.pod("shop", "debug"), None);
+        for p in &web_pods {
+            assert_eq!(scoped.pod("shop", p), full.pod("shop", p));
+            assert_eq!(
+                scoped.disruptions_allowed("shop", p),
+                full.disruptions_allowed("shop", p)
+            );
+        }
+        assert_eq!(scoped.workload(&web()), full.workload(&web()));
+        let listed: Vec<String> = scoped.pods_in("shop").into_iter().map(|p| p.name).collect();
+        assert_eq!(listed, web_pods);
+    }
+
+    #[test]
+    fn pods_of_a_workload_outside_the_selector_are_not_counted_available() {
+        let scoped = cluster().with_scope(
+            SimScope::everything().pods(|l| l.get("app").map(String::as_str) == Some("nope")),
+        );
+        assert_eq!(
+            scoped.workload(&web()),
+            Some(WorkloadStatus {
+                desired: 3,
+                available: 0
+            })
+        );
+    }
+
+    #[test]
+    fn the_assumed_healthy_cluster_conjures_pods_only_in_watched_namespaces() {
+        let scoped = SimCluster::healthy(Duration::from_secs(10))
+            .with_scope(SimScope::everything().namespaces(["shop"]));
+        assert!(scoped.pod("shop", "anything").is_some());
+        assert_eq!(scoped.pod("elsewhere", "anything"), None);
+        let w = WorkloadRef::new(WorkloadKind::Unknown, "elsewhere", "anything");
+        assert_eq!(scoped.workload(&w), None);
+    }
 }

@@ -10,6 +10,8 @@
 //! It must not touch a Kubernetes client, an HTTP server or the terminal: it reads JSON it is
 //! given, and time is always an argument (or the clock a [`SharedSim`] is built with).
 #![deny(clippy::print_stdout, clippy::print_stderr)]
+// No unwrap outside tests (clippy.toml allows it in them): never panic on input.
+#![warn(clippy::unwrap_used)]
 
 pub mod attack;
 pub mod cluster;
@@ -21,7 +23,7 @@ pub mod shared;
 pub mod simulate;
 
 pub use attack::Attackers;
-pub use cluster::{SimCluster, SimEvent};
+pub use cluster::{SimCluster, SimEvent, SimScope};
 pub use error::SimError;
 pub use replay::{ReplayStep, Replayer};
 pub use shared::SharedSim;

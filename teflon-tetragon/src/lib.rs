@@ -11,6 +11,8 @@
 //! panics on input. Framing and errors are `teflon-falco`'s.
 
 #![deny(clippy::print_stdout)]
+// No unwrap outside tests (clippy.toml allows it in them): never panic on input.
+#![warn(clippy::unwrap_used)]
 #![warn(missing_docs)]
 
 pub mod any;

@@ -620,6 +620,58 @@ fn deployment_is_hardened_in_every_set() {
     }
 }
 
+/// A memory quantity (`128Mi`, `1Gi`, `512M`, plain bytes) in bytes.
+fn memory_bytes(q: &str) -> u64 {
+    let units: [(&str, u64); 6] = [
+        ("Ki", 1 << 10),
+        ("Mi", 1 << 20),
+        ("Gi", 1 << 30),
+        ("k", 1_000),
+        ("M", 1_000_000),
+        ("G", 1_000_000_000),
+    ];
+    for (suffix, factor) in units {
+        if let Some(n) = q.strip_suffix(suffix) {
+            return n.parse::<u64>().unwrap_or_else(|e| panic!("{q}: {e}")) * factor;
+        }
+    }
+    q.parse().unwrap_or_else(|e| panic!("{q}: {e}"))
+}
+
+#[test]
+fn memory_request_and_limit_follow_the_sizing_formula_for_150_000_pods() {
+    // docs/cluster-view.md, "Sizing" (measured by the cluster_scale bench, BENCHMARKS.md):
+    // request = 32 MiB + 0.6 KiB × pods, limit = 140 MiB + 0.6 KiB × pods.
+    const PODS: u64 = 150_000;
+    const PER_POD: u64 = 615; // 0.6 KiB
+    let request_needed = (32 << 20) + PER_POD * PODS;
+    let limit_needed = (140 << 20) + PER_POD * PODS;
+    for (set, docs) in every_set() {
+        let deployment: Deployment = find(&docs, "Deployment", "teflon")
+            .expect("Deployment teflon")
+            .typed();
+        let pod = deployment.spec.template.spec.expect("pod spec");
+        let container = pod
+            .containers
+            .iter()
+            .find(|c| c.name == "teflon")
+            .expect("container teflon");
+        let resources = container.resources.as_ref().expect("resources");
+        let get = |map: &Option<
+            BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+        >| { memory_bytes(&map.as_ref().expect("set")["memory"].0) };
+        let (request, limit) = (get(&resources.requests), get(&resources.limits));
+        assert!(
+            request >= request_needed,
+            "{set}: memory request {request} B < {request_needed} B"
+        );
+        assert!(
+            limit >= limit_needed,
+            "{set}: memory limit {limit} B < {limit_needed} B"
+        );
+    }
+}
+
 #[test]
 fn services_and_the_pdb_select_the_deployments_pods_and_name_its_ports() {
     for (set, docs) in every_set() {
