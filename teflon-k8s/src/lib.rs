@@ -23,6 +23,7 @@ mod evict;
 #[cfg(feature = "test-util")]
 pub mod fake_api;
 pub mod lease;
+pub mod lookup;
 mod names;
 mod quarantine;
 pub mod recreation;
@@ -43,5 +44,5 @@ pub use retry::RetryPolicy;
 pub use scale::{ScaleError, ScaleState, get_scale, scale};
 pub use view::{
     ClusterObjects, InitialList, KubeClusterView, PodPhase, PodState, QUARANTINED_LABEL,
-    ViewConfig, ViewCounts,
+    ViewConfig, ViewCounts, WithPod,
 };

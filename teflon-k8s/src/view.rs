@@ -425,6 +425,26 @@ impl KubeClusterView {
         self.inner.shared.read().info_of(namespace, &entry)
     }
 
+    /// This view, plus `pod`, an object fetched by GET that the view does not hold (yet): the
+    /// engine can decide about a pod created moments ago, or while the watches were down,
+    /// without concluding `pod_not_found` from a view that may be stale. The pod answers by
+    /// the view's rules (its workload through the view's ReplicaSets, the PDBs that select its
+    /// labels) and counts as available in its workload.
+    pub fn with_pod(&self, pod: &Pod) -> WithPod {
+        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let entry = PodEntry::build(&PodWire::from_pod(pod), &mut Interner::default(), 0);
+        let state = self.inner.shared.read();
+        WithPod {
+            info: state.info_of(&namespace, &entry),
+            disruptions: state.disruptions_of(&namespace, &entry),
+            held: state.has_pod(&namespace, &name),
+            view: self.clone(),
+            namespace,
+            name,
+        }
+    }
+
     /// The pod as the view holds it.
     pub fn pod_state(&self, namespace: &str, name: &str) -> Option<PodState> {
         self.inner.shared.read().pod_state(namespace, name)
@@ -525,5 +545,78 @@ impl ClusterView for KubeClusterView {
 
 #[cfg(test)]
 mod reference;
+/// A view with one more pod: see [`KubeClusterView::with_pod`].
+#[derive(Clone)]
+pub struct WithPod {
+    view: KubeClusterView,
+    namespace: String,
+    name: String,
+    info: PodInfo,
+    disruptions: Option<i32>,
+    /// The view holds a pod of that name (another UID): the fetched one replaces it.
+    held: bool,
+}
+
+impl fmt::Debug for WithPod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WithPod")
+            .field("namespace", &self.namespace)
+            .field("name", &self.name)
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WithPod {
+    fn is_it(&self, namespace: &str, name: &str) -> bool {
+        self.namespace == namespace && self.name == name
+    }
+
+    /// The fetched pod's answers.
+    pub fn info(&self) -> &PodInfo {
+        &self.info
+    }
+}
+
+impl ClusterView for WithPod {
+    fn pod(&self, namespace: &str, name: &str) -> Option<PodInfo> {
+        if self.is_it(namespace, name) {
+            return Some(self.info.clone());
+        }
+        self.view.pod(namespace, name)
+    }
+
+    fn workload(&self, workload: &WorkloadRef) -> Option<WorkloadStatus> {
+        let mut status = self.view.workload(workload);
+        if !self.held
+            && self.info.ready
+            && self.info.workload.as_ref() == Some(workload)
+            && let Some(s) = status.as_mut()
+        {
+            s.available += 1;
+        }
+        status
+    }
+
+    fn disruptions_allowed(&self, namespace: &str, pod: &str) -> Option<i32> {
+        if self.is_it(namespace, pod) {
+            return self.disruptions;
+        }
+        self.view.disruptions_allowed(namespace, pod)
+    }
+
+    fn is_synced(&self) -> bool {
+        self.view.is_synced()
+    }
+
+    fn pods_in(&self, namespace: &str) -> Vec<PodSummary> {
+        self.view.pods_in(namespace)
+    }
+
+    fn workloads_in(&self, namespace: &str) -> Vec<WorkloadSummary> {
+        self.view.workloads_in(namespace)
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests;

@@ -47,6 +47,18 @@ impl<T: Actuator + Send + Sync> DynActuator for T {
     }
 }
 
+/// Confirms a pod the cluster view does not know at the source before the engine concludes
+/// `pod_not_found` (SPEC §4: never from a view that may be stale).
+pub trait PodLookup: Send + Sync {
+    /// `Ok(Some(view))`: the pod exists, decide against `view` (which holds it); `Ok(None)`:
+    /// it does not; `Err`: no answer, ask again later.
+    fn lookup(
+        &self,
+        namespace: String,
+        name: String,
+    ) -> Pin<Box<dyn Future<Output = Result<Option<SharedView>, String>> + Send>>;
+}
+
 /// The scaler of a backend: the simulated cluster or the `scale` subresource.
 #[derive(Debug, Clone)]
 pub enum BackendScaler {
@@ -150,6 +162,8 @@ pub struct ClusterBackend {
     pub sim: Option<SharedSim>,
     /// Scales workloads for the autoscaler, when the backend can.
     pub scaler: Option<BackendScaler>,
+    /// Looks up pods the view does not know (a real cluster; the simulated one is exact).
+    pub lookup: Option<Arc<dyn PodLookup>>,
     /// Background tasks (the sim driver, reflectors), aborted at shutdown.
     pub tasks: Vec<JoinHandle<()>>,
 }
@@ -176,6 +190,7 @@ impl ClusterBackend {
                 events: rx,
                 sim: None,
                 scaler: None,
+                lookup: None,
                 tasks: Vec::new(),
             },
             tx,
@@ -217,6 +232,7 @@ impl ClusterBackend {
             actuator: Arc::new(sim.clone()),
             events: rx,
             scaler: Some(BackendScaler::Sim(sim.clone())),
+            lookup: None,
             sim: Some(sim),
             tasks: vec![task],
         }

@@ -10,7 +10,7 @@
 //! is taken: the batch being decided (synchronous, microseconds) finishes, and in-flight
 //! actions finish and are recorded.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -24,7 +24,7 @@ use teflon_metrics::{AttackSnapshot, SnapshotGauges};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::audit::{AuditLog, AuditRecord, AuditTail};
-use crate::cluster::{Clock, ClusterEvent, SharedView};
+use crate::cluster::{Clock, ClusterEvent, PodLookup, SharedView};
 use crate::executor::{Done, Executor};
 use crate::journal::Journal;
 use crate::queue::{EngineMsg, Queued};
@@ -52,6 +52,14 @@ pub(crate) const AUDIT_FLUSH_EVERY: Duration = Duration::from_millis(5);
 /// Complete journaled alerts are handed back to the journal this long after the first one:
 /// one audit fsync per interval, and the journal holds at most this much finished work.
 pub(crate) const JOURNAL_SYNC_EVERY: Duration = Duration::from_millis(100);
+
+/// A pending look-up of a parked alert's pod.
+type LookupFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<SharedView>, String>> + Send>>;
+/// Look-ups that got no answer are retried after this, doubling…
+const LOOKUP_RETRY_MIN: Duration = Duration::from_millis(500);
+/// …up to this.
+const LOOKUP_RETRY_MAX: Duration = Duration::from_secs(10);
 
 /// A policy file change for the engine task.
 #[derive(Debug)]
@@ -116,6 +124,12 @@ pub(crate) struct EngineTask {
     pub journal_open: HashMap<u64, u32>,
     /// Journaled alerts whose audit records are all written, waiting for the next audit sync.
     pub journal_done: Vec<u64>,
+    /// Confirms pods the view does not know (kube backend).
+    pub lookup: Option<Arc<dyn PodLookup>>,
+    /// Alerts waiting for the look-up of the first one's pod, in order.
+    pub parked: VecDeque<Queued>,
+    /// The current look-up retry delay (zero after an answer).
+    pub lookup_backoff: Duration,
     pub last_publish: Option<Instant>,
     pub dirty: bool,
     pub report: EngineReport,
@@ -141,6 +155,7 @@ impl EngineTask {
         let flush_timer = tokio::time::sleep(AUDIT_FLUSH_EVERY);
         tokio::pin!(flush_timer);
         let mut flush_armed = false;
+        let mut looking: Option<LookupFuture> = None;
         let journal_timer = tokio::time::sleep(JOURNAL_SYNC_EVERY);
         tokio::pin!(journal_timer);
         let mut journal_armed = false;
@@ -153,6 +168,9 @@ impl EngineTask {
                     buffered = self.depth.load(Ordering::Relaxed),
                     "cluster view synced: deciding"
                 );
+            }
+            if looking.is_none() && !self.parked.is_empty() {
+                looking = self.start_lookup(Duration::ZERO);
             }
             if !journal_armed && !self.journal_done.is_empty() {
                 journal_timer
@@ -172,6 +190,9 @@ impl EngineTask {
                 () = &mut flush_timer, if flush_armed => {
                     flush_armed = false;
                     self.audit.flush();
+                }
+                result = async { looking.as_mut().expect("guarded").as_mut().await }, if looking.is_some() => {
+                    looking = self.on_lookup(result).and_then(|delay| self.start_lookup(delay));
                 }
                 () = &mut journal_timer, if journal_armed => {
                     journal_armed = false;
@@ -202,7 +223,7 @@ impl EngineTask {
                     }
                 }
                 _ = self.stop.changed(), if !stopping => stopping = true,
-                n = self.rx.recv_many(&mut buf, BATCH), if (leading && synced) || stopping => {
+                n = self.rx.recv_many(&mut buf, BATCH), if (leading && synced && self.parked.is_empty()) || stopping => {
                     if n == 0 {
                         break None;
                     }
@@ -251,6 +272,7 @@ impl EngineTask {
                 }
             }
         };
+        self.drain_parked().await;
         // Drain: every alert queued before the drain message has been decided. Let the
         // in-flight actions finish (their outcomes complete the audit records), then flush.
         self.finish_in_flight().await;
@@ -307,8 +329,105 @@ impl EngineTask {
     }
 
     fn on_alerts(&mut self, batch: Vec<Queued>) {
-        let n = batch.len();
+        let mut decided = 0;
         for q in batch {
+            // A pod the view does not know is looked up first (`PodLookup`); alerts wait
+            // behind it in order.
+            if !self.parked.is_empty() || self.needs_lookup(&q) {
+                self.parked.push_back(q);
+                continue;
+            }
+            self.decide_one(q, None);
+            decided += 1;
+        }
+        self.depth.fetch_sub(decided, Ordering::AcqRel);
+    }
+
+    /// The view does not know the alert's pod (or knows another pod of that name), and a
+    /// look-up can tell.
+    fn needs_lookup(&self, q: &Queued) -> bool {
+        if self.lookup.is_none() {
+            return false;
+        }
+        let Some(target) = q.alert.target.as_ref() else {
+            return false;
+        };
+        match self.view.pod(&target.namespace, &target.pod) {
+            None => true,
+            Some(pod) => matches!(
+                (target.uid.as_deref(), pod.uid.as_deref()),
+                (Some(want), Some(have)) if want != have
+            ),
+        }
+    }
+
+    /// The look-up of the first parked alert's pod, after `delay`.
+    fn start_lookup(&self, delay: Duration) -> Option<LookupFuture> {
+        let lookup = self.lookup.clone()?;
+        let target = self.parked.front()?.alert.target.clone()?;
+        Some(Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            lookup.lookup(target.namespace, target.pod).await
+        }))
+    }
+
+    /// The look-up of the first parked alert answered: decide it (against a view that holds
+    /// the pod, when it exists), then the alerts behind it until one needs a look-up.
+    fn on_lookup(&mut self, result: Result<Option<SharedView>, String>) -> Option<Duration> {
+        let found = match result {
+            Ok(found) => found,
+            Err(why) => {
+                let delay = (self.lookup_backoff * 2).clamp(LOOKUP_RETRY_MIN, LOOKUP_RETRY_MAX);
+                if self.lookup_backoff.is_zero() {
+                    tracing::warn!(error = %why, parked = self.parked.len(), "a pod the cluster view does not know could not be looked up; alerts wait and the look-up is retried");
+                }
+                self.lookup_backoff = delay;
+                return Some(delay);
+            }
+        };
+        self.lookup_backoff = Duration::ZERO;
+        let mut decided = 0;
+        if let Some(q) = self.parked.pop_front() {
+            self.decide_one(q, found);
+            decided += 1;
+        }
+        while let Some(q) = self.parked.pop_front() {
+            if self.needs_lookup(&q) {
+                self.parked.push_front(q);
+                break;
+            }
+            self.decide_one(q, None);
+            decided += 1;
+        }
+        self.depth.fetch_sub(decided, Ordering::AcqRel);
+        self.publish_if_due();
+        None
+    }
+
+    /// At shutdown: finish the look-ups of parked alerts (within the drain timeout). Those the
+    /// API server does not answer for stay undecided (in the journal, for the next start).
+    async fn drain_parked(&mut self) {
+        let deadline = tokio::time::Instant::now() + DRAIN_ACTIONS_TIMEOUT;
+        while !self.parked.is_empty() {
+            let Some(lookup) = self.start_lookup(Duration::ZERO) else {
+                break;
+            };
+            match tokio::time::timeout_at(deadline, lookup).await {
+                Ok(Ok(found)) => {
+                    self.on_lookup(Ok(found));
+                }
+                Ok(Err(_)) | Err(_) => break,
+            }
+        }
+        if !self.parked.is_empty() {
+            let parked: Vec<Queued> = self.parked.drain(..).collect();
+            self.on_undecided(parked);
+        }
+    }
+
+    /// Decide one fresh alert, against `view` when given, else the cluster view.
+    fn decide_one(&mut self, q: Queued, view: Option<SharedView>) {
+        {
             let now = (self.clock)();
             let span = tracing::debug_span!(
                 "alert",
@@ -318,13 +437,15 @@ impl EngineTask {
             );
             let _enter = span.enter();
             self.hot.alert_received(&q.alert.source, q.alert.priority);
-            let decisions = self.engine.decide(q.alert, &self.view, now);
+            let decisions = match &view {
+                Some(v) => self.engine.decide(q.alert, v, now),
+                None => self.engine.decide(q.alert, &self.view, now),
+            };
             self.report.alerts += 1;
             self.fresh_seq = q.journal_seq;
             self.handle(decisions, Some((q.received_at, q.received)), now);
             self.fresh_seq = None;
         }
-        self.depth.fetch_sub(n, Ordering::AcqRel);
     }
 
     /// A follower shutting down cannot decide what it buffered (the leader might act on the
@@ -334,7 +455,7 @@ impl EngineTask {
         let n = batch.len();
         tracing::warn!(
             alerts = n,
-            "shutting down as a follower or before the cluster view synced: buffered alerts were not decided"
+            "shutting down as a follower, before the cluster view synced, or with pods the API server could not confirm: buffered alerts were not decided (the journal keeps them for the next start)"
         );
         self.report.undecided += n as u64;
         self.depth.fetch_sub(n, Ordering::AcqRel);

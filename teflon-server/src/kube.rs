@@ -9,8 +9,34 @@ use teflon_core::Timestamp;
 use teflon_k8s::{KubeActuator, KubeClusterView, RecreationHandle, RetryPolicy, ViewConfig};
 use tokio::sync::mpsc;
 
-use crate::cluster::{BackendScaler, Clock, ClusterBackend, ClusterError, ClusterEvent};
+use crate::cluster::{
+    BackendScaler, Clock, ClusterBackend, ClusterError, ClusterEvent, PodLookup, SharedView,
+};
 use crate::config::Config;
+
+/// `pod_not_found` confirmed at the API server (`teflon_k8s::lookup`).
+struct Lookup(teflon_k8s::lookup::PodLookup);
+
+impl PodLookup for Lookup {
+    fn lookup(
+        &self,
+        namespace: String,
+        name: String,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Option<SharedView>, String>> + Send>,
+    > {
+        let lookup = self.0.clone();
+        Box::pin(async move {
+            match lookup.lookup(&namespace, &name).await {
+                Ok(teflon_k8s::lookup::Looked::Found(view)) => {
+                    Ok(Some(Arc::new(*view) as SharedView))
+                }
+                Ok(teflon_k8s::lookup::Looked::Absent) => Ok(None),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
+}
 
 /// The server clock's time as a `SystemTime` (the actuator's clock: Event times, deadlines).
 fn system_time(t: Timestamp) -> SystemTime {
@@ -25,14 +51,17 @@ pub(crate) async fn backend(config: &Config, clock: Clock) -> Result<ClusterBack
     let client = teflon_k8s::client::infer()
         .await
         .map_err(|e| ClusterError::Kube(e.to_string()))?;
-    let view = KubeClusterView::start(
+    let view_config = ViewConfig {
+        namespaces: config.cluster.namespaces.clone(),
+        pod_selector: config.cluster.pod_selector.clone(),
+        ..ViewConfig::default()
+    };
+    let view = KubeClusterView::start(client.clone(), &view_config);
+    let lookup = Lookup(teflon_k8s::lookup::PodLookup::new(
         client.clone(),
-        &ViewConfig {
-            namespaces: config.cluster.namespaces.clone(),
-            pod_selector: config.cluster.pod_selector.clone(),
-            ..ViewConfig::default()
-        },
-    );
+        view.clone(),
+        &view_config,
+    ));
     let (recreation, mut recreations) = RecreationHandle::spawn(view.clone());
     let actuator = KubeActuator::new(client.clone())
         .with_recreation(recreation)
@@ -71,6 +100,7 @@ pub(crate) async fn backend(config: &Config, clock: Clock) -> Result<ClusterBack
         actuator: Arc::new(actuator),
         events,
         sim: None,
+        lookup: Some(Arc::new(lookup)),
         scaler: Some(BackendScaler::Kube(crate::autoscaler::KubeScaler::new(
             client,
         ))),

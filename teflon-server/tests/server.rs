@@ -161,6 +161,8 @@ struct Options {
     /// Keep the ingest journal (its writer syncs in real time while the paused clock jumps
     /// ahead, so tests that time decisions leave it off).
     journal: bool,
+    /// Look up pods the view does not know.
+    lookup: Option<Arc<dyn teflon_server::cluster::PodLookup>>,
 }
 
 impl Default for Options {
@@ -176,6 +178,7 @@ impl Default for Options {
             dir: None,
             clock: None,
             journal: false,
+            lookup: None,
         }
     }
 }
@@ -216,7 +219,8 @@ async fn harness(mut opts: Options) -> Harness {
     };
     let actions = recorder.calls.clone();
     let script = recorder.script.clone();
-    let (backend, _events) = ClusterBackend::custom(view, Arc::new(recorder));
+    let (mut backend, _events) = ClusterBackend::custom(view, Arc::new(recorder));
+    backend.lookup = opts.lookup;
     let mut builder = Server::builder(config)
         .cluster(backend)
         .authenticator(Authenticator::with_token(TOKEN))
@@ -407,6 +411,105 @@ async fn alerts_accepted_but_not_decided_are_decided_first_at_the_next_start() {
         3,
         "the audit log is appended to, nothing decided twice"
     );
+}
+
+/// Answers look-ups from a script: `Some(true)` found (in a view with `web-6`), `Some(false)`
+/// absent, `None` no answer; then found.
+struct ScriptedLookup {
+    answers: Mutex<std::collections::VecDeque<Option<bool>>>,
+    asked: Arc<Mutex<Vec<String>>>,
+}
+
+impl teflon_server::cluster::PodLookup for ScriptedLookup {
+    fn lookup(
+        &self,
+        namespace: String,
+        name: String,
+    ) -> std::pin::Pin<
+        Box<dyn Future<Output = Result<Option<teflon_server::SharedView>, String>> + Send>,
+    > {
+        self.asked
+            .lock()
+            .unwrap()
+            .push(format!("{namespace}/{name}"));
+        let answer = self
+            .answers
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or(Some(true));
+        Box::pin(async move {
+            match answer {
+                Some(true) => Ok(Some(Arc::new(
+                    StaticCluster::new().deployment("default", "web", 7, 7),
+                ) as teflon_server::SharedView)),
+                Some(false) => Ok(None),
+                None => Err("connection refused".to_owned()),
+            }
+        })
+    }
+}
+
+fn scripted(answers: &[Option<bool>]) -> (Arc<ScriptedLookup>, Arc<Mutex<Vec<String>>>) {
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    (
+        Arc::new(ScriptedLookup {
+            answers: Mutex::new(answers.iter().copied().collect()),
+            asked: asked.clone(),
+        }),
+        asked,
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pod_the_view_does_not_know_is_looked_up_before_pod_not_found_is_concluded() {
+    // web-6 exists (created after the view's last event); web-7 does not.
+    let (lookup, asked) = scripted(&[Some(true), Some(false)]);
+    let h = harness(Options {
+        lookup: Some(lookup),
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(h.post("/v1/alerts", Some(BEARER), &alert(6)).await.0, 202);
+    assert_eq!(h.post("/v1/alerts", Some(BEARER), &alert(7)).await.0, 202);
+    // A pod the view knows needs no look-up.
+    assert_eq!(h.post("/v1/alerts", Some(BEARER), &alert(1)).await.0, 202);
+    let (_, lines, actions, _dir) = h.shutdown().await;
+    assert_eq!(*asked.lock().unwrap(), ["default/web-6", "default/web-7"]);
+    assert_eq!(actions, ["delete default/web-6", "delete default/web-1"]);
+    let reasons: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["target"]["pod"].as_str().unwrap(),
+                l["reason"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(reasons.contains(&("web-6", "matched")), "{reasons:?}");
+    assert!(reasons.contains(&("web-7", "pod_not_found")), "{reasons:?}");
+    assert!(reasons.contains(&("web-1", "matched")), "{reasons:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn alerts_wait_in_order_while_the_look_up_gets_no_answer() {
+    let (lookup, asked) = scripted(&[None, None, Some(true)]);
+    let h = harness(Options {
+        lookup: Some(lookup),
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(h.post("/v1/alerts", Some(BEARER), &alert(6)).await.0, 202);
+    assert_eq!(h.post("/v1/alerts", Some(BEARER), &alert(1)).await.0, 202);
+    // The API server does not answer: nothing is decided, not even the alert behind it.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(h.actions.lock().unwrap().is_empty());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (_, lines, actions, _dir) = h.shutdown().await;
+    assert_eq!(asked.lock().unwrap().len(), 3, "retried until it answered");
+    assert_eq!(actions, ["delete default/web-6", "delete default/web-1"]);
+    assert_eq!(lines.len(), 2);
+    assert!(lines.iter().all(|l| l["reason"] == "matched"), "{lines:?}");
 }
 
 #[tokio::test(start_paused = true)]

@@ -745,6 +745,20 @@ impl State {
     /// `ClusterView::disruptions_allowed`.
     pub(crate) fn disruptions_allowed(&self, namespace: &str, pod: &str) -> Option<i32> {
         let (ns, p) = self.pod_entry(namespace, pod)?;
+        Self::disruptions_in(ns, p)
+    }
+
+    /// The same for a pod entry the view may not hold (a pod fetched by GET).
+    pub(crate) fn disruptions_of(&self, namespace: &str, p: &PodEntry) -> Option<i32> {
+        Self::disruptions_in(self.namespaces.get(namespace)?, p)
+    }
+
+    /// Whether the view holds this pod (by name).
+    pub(crate) fn has_pod(&self, namespace: &str, name: &str) -> bool {
+        self.pod_entry(namespace, name).is_some()
+    }
+
+    fn disruptions_in(ns: &Namespace, p: &PodEntry) -> Option<i32> {
         ns.pdbs
             .values()
             .filter(|pdb| {
