@@ -221,6 +221,11 @@ async fn every_call() -> Vec<Request> {
         .expect("the view syncs");
     assert!(view.is_synced());
 
+    // Confirming a pod the view does not know (`pod_not_found`).
+    let lookup =
+        teflon_k8s::lookup::PodLookup::new(client.clone(), view.clone(), &ViewConfig::default());
+    lookup.lookup("shop", "web-new").await.expect("an answer");
+
     // Every action, for every owner kind it reads a selector from.
     let actuator = KubeActuator::new(client.clone()).with_retry(RetryPolicy::once());
     let w = |kind: WorkloadKind, name: &str| Some(WorkloadRef::new(kind, "shop", name));
