@@ -18,6 +18,7 @@ pub mod decision;
 pub mod engine;
 pub mod ledger;
 pub mod policy;
+pub mod release;
 pub mod time;
 
 pub use action::{
@@ -32,6 +33,9 @@ pub use compact_str::CompactString;
 pub use decision::{Decision, DecisionRecord, Infection, Reason, RecordTarget, Verdict};
 pub use engine::{DeferralInfo, Engine, EngineConfig};
 pub use ledger::{Hit, WorkloadStats};
+pub use release::{
+    ActiveAction, Release, ReleaseCause, ReleaseOutcome, ReleaseTarget, Releaser,
+};
 pub use policy::{Guard, MinAvailable, Policy, PolicyError, PolicyErrors, PolicySet};
 pub use time::Timestamp;
 
