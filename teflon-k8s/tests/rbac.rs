@@ -221,9 +221,11 @@ async fn every_call() -> Vec<Request> {
     let quarantine = || Action::Quarantine {
         labels: BTreeMap::new(),
         network_isolate: true,
+        expire_after: None,
     };
     let block = || Action::BlockBinary {
         binary_fields: vec!["proc.exepath".to_owned()],
+        expire_after: None,
     };
     let plans = [
         plan(

@@ -452,6 +452,7 @@ async fn scenario(client: Client, teflon: Client, ns: &str) -> TestResult {
         Action::Quarantine {
             labels: labels(&[("forensics", "hold")]),
             network_isolate: true,
+            expire_after: None,
         },
         5,
     );
@@ -525,6 +526,7 @@ async fn scenario(client: Client, teflon: Client, ns: &str) -> TestResult {
         &target,
         Action::BlockBinary {
             binary_fields: vec!["proc.exepath".to_owned()],
+            expire_after: None,
         },
         6,
     );

@@ -56,6 +56,7 @@ fn quarantine() -> Action {
     Action::Quarantine {
         labels: Default::default(),
         network_isolate: true,
+        expire_after: None,
     }
 }
 
@@ -271,6 +272,7 @@ fn block_binary_and_log_change_no_pod() {
     let mut c = snapshot();
     let block = Action::BlockBinary {
         binary_fields: vec!["proc.exepath".to_owned()],
+        expire_after: None,
     };
     assert_eq!(
         c.apply(&plan(block, "shop", "db-0", None), t(0)),
