@@ -33,10 +33,8 @@ pub use compact_str::CompactString;
 pub use decision::{Decision, DecisionRecord, Infection, Reason, RecordTarget, Verdict};
 pub use engine::{DeferralInfo, Engine, EngineConfig};
 pub use ledger::{Hit, WorkloadStats};
-pub use release::{
-    ActiveAction, Release, ReleaseCause, ReleaseOutcome, ReleaseTarget, Releaser,
-};
 pub use policy::{Guard, MinAvailable, Policy, PolicyError, PolicyErrors, PolicySet};
+pub use release::{ActiveAction, Release, ReleaseCause, ReleaseOutcome, ReleaseTarget, Releaser};
 pub use time::Timestamp;
 
 #[cfg(any(test, feature = "test-util"))]

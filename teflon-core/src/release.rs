@@ -274,10 +274,7 @@ mod tests {
             serde_json::to_value(&pod).unwrap(),
             serde_json::json!({"kind": "pod", "namespace": "shop", "name": "web-1", "uid": "u-1"})
         );
-        assert_eq!(
-            pod.command(),
-            "teflon release --namespace shop --pod web-1"
-        );
+        assert_eq!(pod.command(), "teflon release --namespace shop --pod web-1");
         assert_eq!(pod.action(), ActionKind::Quarantine);
         assert_eq!(
             pod.without_uid(),

@@ -386,7 +386,12 @@ mod tests {
         Alert::test().pod("shop", "web-1").output("shell").build()
     }
 
-    fn patch_of(pod: &Pod, uid: Option<&str>, remove: &[String], add: &BTreeMap<String, String>) -> Value {
+    fn patch_of(
+        pod: &Pod,
+        uid: Option<&str>,
+        remove: &[String],
+        add: &BTreeMap<String, String>,
+    ) -> Value {
         let record = quarantine_record(pod, remove, add, "reap", Timestamp::from_secs(1), None);
         quarantine_patch(pod, uid, remove, add, &alert(), &record, None)
     }
@@ -485,7 +490,11 @@ mod tests {
                 ("forensics".to_owned(), "hold".to_owned()),
             ]),
         );
-        let remove = ["app".to_owned(), "pod-template-hash".to_owned(), "absent".to_owned()];
+        let remove = [
+            "app".to_owned(),
+            "pod-template-hash".to_owned(),
+            "absent".to_owned(),
+        ];
         let record = quarantine_record(
             &pod,
             &remove,
@@ -505,7 +514,11 @@ mod tests {
         );
         assert_eq!(
             record.added_labels,
-            ["forensics", "teflon.io/quarantined", "teflon.io/quarantined-pod"]
+            [
+                "forensics",
+                "teflon.io/quarantined",
+                "teflon.io/quarantined-pod"
+            ]
         );
         let patch = quarantine_patch(
             &pod,
@@ -519,9 +532,12 @@ mod tests {
         let ops = patch.as_array().unwrap();
         let annotations = ops.last().unwrap();
         assert_eq!(annotations["path"], "/metadata/annotations");
-        let saved: QuarantineRecord =
-            serde_json::from_str(annotations["value"][QUARANTINE_ANNOTATION].as_str().unwrap())
-                .unwrap();
+        let saved: QuarantineRecord = serde_json::from_str(
+            annotations["value"][QUARANTINE_ANNOTATION]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
         assert_eq!(saved, record);
         assert_eq!(
             annotations["value"][EXPIRES_AT_ANNOTATION],

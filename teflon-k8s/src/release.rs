@@ -133,15 +133,21 @@ pub(crate) fn release_patch(
                 }
             }
             for (k, v) in &record.removed_labels {
-                ops.push(json!({ "op": "add", "path": pointer("/metadata/labels", k), "value": v }));
+                ops.push(
+                    json!({ "op": "add", "path": pointer("/metadata/labels", k), "value": v }),
+                );
             }
         }
         None if !record.removed_labels.is_empty() => {
-            ops.push(json!({ "op": "add", "path": "/metadata/labels", "value": record.removed_labels }));
+            ops.push(
+                json!({ "op": "add", "path": "/metadata/labels", "value": record.removed_labels }),
+            );
         }
         None => {}
     }
-    ops.push(json!({ "op": "remove", "path": pointer("/metadata/annotations", QUARANTINE_ANNOTATION) }));
+    ops.push(
+        json!({ "op": "remove", "path": pointer("/metadata/annotations", QUARANTINE_ANNOTATION) }),
+    );
     if pod
         .metadata
         .annotations
@@ -150,7 +156,8 @@ pub(crate) fn release_patch(
     {
         ops.push(json!({ "op": "remove", "path": pointer("/metadata/annotations", EXPIRES_AT_ANNOTATION) }));
     }
-    let released = json!({ "at": now, "cause": cause.as_str(), "policy": record.policy }).to_string();
+    let released =
+        json!({ "at": now, "cause": cause.as_str(), "policy": record.policy }).to_string();
     ops.push(json!({ "op": "add", "path": pointer("/metadata/annotations", RELEASED_ANNOTATION), "value": released }));
     Value::Array(ops)
 }
@@ -223,7 +230,10 @@ async fn release_pod(
         )));
     }
     let annotations = pod.metadata.annotations.as_ref();
-    let Some(raw) = annotations.and_then(|a| a.get(QUARANTINE_ANNOTATION)).cloned() else {
+    let Some(raw) = annotations
+        .and_then(|a| a.get(QUARANTINE_ANNOTATION))
+        .cloned()
+    else {
         return Release {
             uid,
             ..end(ReleaseOutcome::Refused(format!(
@@ -350,7 +360,11 @@ async fn release_policy(
         Api::namespaced_with(ctx.client.clone(), namespace, &tracing_policy_resource());
     // Twice at most: a policy re-applied between the read and the delete is read again.
     for _ in 0..2 {
-        let obj = match ctx.budget.call("get tracing policy", || api.get(name)).await {
+        let obj = match ctx
+            .budget
+            .call("get tracing policy", || api.get(name))
+            .await
+        {
             Ok(o) => o,
             Err(e) if e.code() == Some(404) => return (end(ReleaseOutcome::NotFound), None),
             Err(e) => return (end(failed("read the TracingPolicyNamespaced", &e)), None),
@@ -507,9 +521,11 @@ pub(crate) fn active_block(obj: &DynamicObject) -> Option<ActiveAction> {
             .as_ref()
             .and_then(|l| l.get(POLICY_LABEL))
             .cloned(),
-        since: obj.metadata.creation_timestamp.as_ref().map(|t| {
-            Timestamp::from_nanos(i64::try_from(t.0.as_nanosecond()).unwrap_or(i64::MAX))
-        }),
+        since: obj
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| Timestamp::from_nanos(i64::try_from(t.0.as_nanosecond()).unwrap_or(i64::MAX))),
         expires_at: expires_at(annotations),
         binary: annotations.and_then(|a| a.get(BINARY_ANNOTATION)).cloned(),
         applies_to: annotations.and_then(|a| a.get(TARGET_ANNOTATION)).cloned(),
@@ -580,8 +596,11 @@ impl Releaser for KubeReleaser {
             .call("list quarantined pods", || pods.list(&lp))
             .await
             .map_err(|e| format!("list quarantined pods: {e}"))?;
-        let mut out: Vec<ActiveAction> =
-            quarantined.items.iter().filter_map(active_quarantine).collect();
+        let mut out: Vec<ActiveAction> = quarantined
+            .items
+            .iter()
+            .filter_map(active_quarantine)
+            .collect();
         let policies: Api<DynamicObject> =
             Api::all_with(self.client.clone(), &tracing_policy_resource());
         let lp = ListParams::default()
@@ -690,7 +709,11 @@ mod tests {
             .build();
         let q = quarantined(
             &before,
-            &[("tier", "quarantined"), ("team", "shop"), ("forensics", "hold")],
+            &[
+                ("tier", "quarantined"),
+                ("team", "shop"),
+                ("forensics", "hold"),
+            ],
         );
         let labels = q.metadata.labels.clone().unwrap();
         assert!(!labels.contains_key("app") && labels["tier"] == "quarantined");
@@ -784,7 +807,11 @@ mod tests {
     fn block_targets_name_the_workload_kind_they_select() {
         let r = workload_reference("shop", "Deployment/web").unwrap();
         assert_eq!(
-            (r.api_version.as_deref(), r.kind.as_deref(), r.name.as_deref()),
+            (
+                r.api_version.as_deref(),
+                r.kind.as_deref(),
+                r.name.as_deref()
+            ),
             (Some("apps/v1"), Some("Deployment"), Some("web"))
         );
         assert!(workload_reference("shop", "Gadget/x").is_none());

@@ -388,7 +388,10 @@ impl Compiler<'_> {
         }
         if let Some(e) = &raw.expire_after_secs {
             if !matches!(kind, ActionKind::Quarantine | ActionKind::BlockBinary) {
-                self.err(e, misplaced("expire_after_secs", "quarantine and block_binary"));
+                self.err(
+                    e,
+                    misplaced("expire_after_secs", "quarantine and block_binary"),
+                );
             } else if e.value == 0 {
                 self.err(
                     e,

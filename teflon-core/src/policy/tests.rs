@@ -345,7 +345,8 @@ fn expire_after_secs_applies_to_quarantine_and_block_binary_only() {
         "{}",
         set.policies()[0].summary()
     );
-    let misplaced = "version: 1\npolicies:\n  - name: d\n    action: {type: delete, expire_after_secs: 60}\n";
+    let misplaced =
+        "version: 1\npolicies:\n  - name: d\n    action: {type: delete, expire_after_secs: 60}\n";
     let errs = errors_of(misplaced);
     assert!(
         errs[0].starts_with("policies.yaml:4:")
@@ -354,7 +355,15 @@ fn expire_after_secs_applies_to_quarantine_and_block_binary_only() {
         errs[0]
     );
     let zero = "version: 1\npolicies:\n  - name: q\n    action: {type: quarantine, expire_after_secs: 0}\n";
-    assert!(errors_of(zero)[0].contains("at least 1"), "{:?}", errors_of(zero));
+    assert!(
+        errors_of(zero)[0].contains("at least 1"),
+        "{:?}",
+        errors_of(zero)
+    );
     let huge = "version: 1\npolicies:\n  - name: q\n    action: {type: quarantine, expire_after_secs: 99999999999}\n";
-    assert!(errors_of(huge)[0].contains("at most"), "{:?}", errors_of(huge));
+    assert!(
+        errors_of(huge)[0].contains("at most"),
+        "{:?}",
+        errors_of(huge)
+    );
 }
