@@ -1,6 +1,8 @@
 //! Events of the response lifecycle: releases (by an operator, or on expiry) and the
 //! delivery of notifications.
 
+use std::sync::Arc;
+
 use metrics::{SharedString, counter, describe_counter};
 use teflon_core::{ActionKind, ReleaseCause, ReleaseOutcome};
 
@@ -56,7 +58,7 @@ impl NotifyResult {
 #[derive(Debug, Clone)]
 pub struct NotificationDone {
     /// The sink's configured name (bounded: one per configured sink).
-    pub sink: SharedString,
+    pub sink: Arc<str>,
     /// What became of it.
     pub result: NotifyResult,
 }
@@ -64,7 +66,7 @@ pub struct NotificationDone {
 impl NotificationDone {
     /// Count it.
     pub fn emit(self) {
-        counter!(names::NOTIFICATIONS_TOTAL, label::SINK => self.sink, label::RESULT => self.result.as_str())
+        counter!(names::NOTIFICATIONS_TOTAL, label::SINK => SharedString::from(self.sink), label::RESULT => self.result.as_str())
             .increment(1);
     }
 }
@@ -99,7 +101,7 @@ mod tests {
             .emit();
             for result in [NotifyResult::Sent, NotifyResult::Dropped, NotifyResult::Dropped] {
                 NotificationDone {
-                    sink: SharedString::from("slack-secops".to_owned()),
+                    sink: Arc::from("slack-secops"),
                     result,
                 }
                 .emit();

@@ -147,6 +147,8 @@ pub struct ClusterBackend {
     pub sim: Option<SharedSim>,
     /// Scales workloads for the autoscaler, when the backend can.
     pub scaler: Option<BackendScaler>,
+    /// Undoes quarantines and `block_binary` policies, when the backend can.
+    pub releaser: Option<Arc<dyn crate::release::DynReleaser>>,
     /// Background tasks (the sim driver, reflectors), aborted at shutdown.
     pub tasks: Vec<JoinHandle<()>>,
 }
@@ -173,10 +175,17 @@ impl ClusterBackend {
                 events: rx,
                 sim: None,
                 scaler: None,
+                releaser: None,
                 tasks: Vec::new(),
             },
             tx,
         )
+    }
+
+    /// Undo actions with `releaser` (`POST /v1/release`, expiry, `GET /v1/actions`).
+    pub fn with_releaser(mut self, releaser: Arc<dyn crate::release::DynReleaser>) -> Self {
+        self.releaser = Some(releaser);
+        self
     }
 
     /// A simulated cluster advanced to the sim's clock every 100 ms; recreations and
@@ -214,6 +223,7 @@ impl ClusterBackend {
             actuator: Arc::new(sim.clone()),
             events: rx,
             scaler: Some(BackendScaler::Sim(sim.clone())),
+            releaser: Some(Arc::new(sim.clone())),
             sim: Some(sim),
             tasks: vec![task],
         }

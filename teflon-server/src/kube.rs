@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use teflon_core::Timestamp;
-use teflon_k8s::{KubeActuator, KubeClusterView, RecreationHandle, RetryPolicy, ViewConfig};
+use teflon_k8s::{
+    KubeActuator, KubeClusterView, KubeReleaser, RecreationHandle, RetryPolicy, ViewConfig,
+};
 use tokio::sync::mpsc;
 
 use crate::cluster::{BackendScaler, Clock, ClusterBackend, ClusterError, ClusterEvent};
@@ -26,6 +28,7 @@ pub(crate) async fn backend(config: &Config, clock: Clock) -> Result<ClusterBack
         .map_err(|e| ClusterError::Kube(e.to_string()))?;
     let view = KubeClusterView::start(client.clone(), &ViewConfig::default());
     let (recreation, mut recreations) = RecreationHandle::spawn(view.clone());
+    let releaser_clock = clock.clone();
     let actuator = KubeActuator::new(client.clone())
         .with_recreation(recreation)
         .with_retry(RetryPolicy {
@@ -33,6 +36,8 @@ pub(crate) async fn backend(config: &Config, clock: Clock) -> Result<ClusterBack
             ..RetryPolicy::default()
         })
         .with_clock(Arc::new(move || system_time(clock())));
+    let releaser =
+        KubeReleaser::new(client.clone()).with_clock(Arc::new(move || system_time(releaser_clock())));
     // The first action after an idle minute must not pay TCP and TLS set-up (SPEC §9).
     let warm = teflon_k8s::client::keep_warm(
         client.clone(),
@@ -66,6 +71,7 @@ pub(crate) async fn backend(config: &Config, clock: Clock) -> Result<ClusterBack
         scaler: Some(BackendScaler::Kube(crate::autoscaler::KubeScaler::new(
             client,
         ))),
+        releaser: Some(Arc::new(releaser)),
         tasks: vec![forward, warm],
     })
 }
