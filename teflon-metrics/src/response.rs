@@ -99,7 +99,11 @@ mod tests {
                 outcome: &ReleaseOutcome::Released,
             }
             .emit();
-            for result in [NotifyResult::Sent, NotifyResult::Dropped, NotifyResult::Dropped] {
+            for result in [
+                NotifyResult::Sent,
+                NotifyResult::Dropped,
+                NotifyResult::Dropped,
+            ] {
                 NotificationDone {
                     sink: Arc::from("slack-secops"),
                     result,
@@ -109,7 +113,9 @@ mod tests {
         });
         let text = exporter.render();
         assert!(
-            text.contains(r#"teflon_releases_total{action="quarantine",cause="expired",outcome="released"} 1"#),
+            text.contains(
+                r#"teflon_releases_total{action="quarantine",cause="expired",outcome="released"} 1"#
+            ),
             "{text}"
         );
         assert!(

@@ -275,9 +275,7 @@ impl EngineTask {
                 let mut rec = p.record.with_outcome(&outcome);
                 rec.acted_at = None;
                 self.audit.append(&rec);
-                self.lifecycle
-                    .notifier
-                    .decision(&rec.decision, &rec.tail());
+                self.lifecycle.notifier.decision(&rec.decision, &rec.tail());
                 self.report.abandoned_actions += 1;
             }
         }

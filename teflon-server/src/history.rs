@@ -300,7 +300,9 @@ pub(crate) fn views(history: &History, active: Option<&[ActiveAction]>) -> Vec<A
             note: None,
         };
         match (a.outcome, &a.undo) {
-            ("success" | "gone", _) if !matches!(a.action, ActionKind::Quarantine | ActionKind::BlockBinary) => {
+            ("success" | "gone", _)
+                if !matches!(a.action, ActionKind::Quarantine | ActionKind::BlockBinary) =>
+            {
                 v.state = State::Done;
                 v.note = Some("not reversible: the pod was deleted and its controller replaced it");
             }
@@ -341,7 +343,9 @@ pub(crate) fn views(history: &History, active: Option<&[ActiveAction]>) -> Vec<A
                     }
                     (None, None) => {
                         v.state = State::Gone;
-                        v.note = Some("no longer in force, and not released by Teflon: the pod or policy was deleted");
+                        v.note = Some(
+                            "no longer in force, and not released by Teflon: the pod or policy was deleted",
+                        );
                     }
                 }
             }
@@ -433,10 +437,13 @@ pub fn parse_since(text: &str, now: Timestamp) -> Result<Timestamp, String> {
     if let Ok(t) = Timestamp::parse_rfc3339(text) {
         return Ok(t);
     }
-    let (digits, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("since: {text:?} is neither an RFC 3339 time nor a duration like 15m"))?;
+    let (digits, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = digits.parse().map_err(|_| {
+        format!("since: {text:?} is neither an RFC 3339 time nor a duration like 15m")
+    })?;
     let secs = match unit {
         "s" | "" => n,
         "m" => n.saturating_mul(60),
@@ -502,7 +509,10 @@ pub(crate) async fn reply(state: &SharedState, query: &str) -> Response {
         None => (Some(Vec::new()), None),
         Some(r) => match tokio::time::timeout(LIST_TIMEOUT, r.active_boxed()).await {
             Ok(Ok(a)) => (Some(a), None),
-            Ok(Err(e)) => (None, Some(format!("the actions in force could not be listed: {e}"))),
+            Ok(Err(e)) => (
+                None,
+                Some(format!("the actions in force could not be listed: {e}")),
+            ),
             Err(_) => (
                 None,
                 Some("the actions in force could not be listed within 10 s".to_owned()),
@@ -532,7 +542,9 @@ pub(crate) async fn reply(state: &SharedState, query: &str) -> Response {
 mod tests {
     use std::sync::Arc;
 
-    use teflon_core::{Action, ActionId, Alert, DecisionRecord, PodTarget, Reason, Verdict, WorkloadKind};
+    use teflon_core::{
+        Action, ActionId, Alert, DecisionRecord, PodTarget, Reason, Verdict, WorkloadKind,
+    };
 
     use super::*;
     use crate::audit::AuditTail;
@@ -609,14 +621,27 @@ mod tests {
         let q1 = plan(quarantine(), "web-1");
         let q2 = plan(quarantine(), "web-2");
         let q3 = plan(quarantine(), "web-3");
-        let d = plan(Action::Delete { grace_period_secs: None }, "web-4");
+        let d = plan(
+            Action::Delete {
+                grace_period_secs: None,
+            },
+            "web-4",
+        );
         h.action(&q1, &record(&q1, 1, "success"), Some(pod("web-1")));
         h.action(&q2, &record(&q2, 2, "success"), Some(pod("web-2")));
         h.action(&q3, &record(&q3, 3, "success"), Some(pod("web-3")));
         h.action(&d, &record(&d, 4, "success"), None);
-        let released = Release::ended(&pod("web-2"), ReleaseCause::Expired, ReleaseOutcome::Released);
+        let released = Release::ended(
+            &pod("web-2"),
+            ReleaseCause::Expired,
+            ReleaseOutcome::Released,
+        );
         h.release(&released, Timestamp::from_secs(62));
-        let refused = Release::ended(&pod("web-3"), ReleaseCause::Operator, ReleaseOutcome::Refused("no".into()));
+        let refused = Release::ended(
+            &pod("web-3"),
+            ReleaseCause::Operator,
+            ReleaseOutcome::Refused("no".into()),
+        );
         h.release(&refused, Timestamp::from_secs(63));
         // web-1 is in force; web-5 is in force from before this replica; web-3 vanished.
         let v = views(&h, Some(&[active("web-1"), active("web-5")]));
@@ -626,12 +651,19 @@ mod tests {
             by_pod("web-1").undo.as_ref().unwrap().command,
             "teflon release --namespace shop --pod web-1 --uid uid-web-1"
         );
-        assert_eq!(by_pod("web-1").object.as_deref(), Some("NetworkPolicy/teflon-quarantine-web-1"));
+        assert_eq!(
+            by_pod("web-1").object.as_deref(),
+            Some("NetworkPolicy/teflon-quarantine-web-1")
+        );
         assert_eq!(by_pod("web-1").expires_at, Some(Timestamp::from_secs(61)));
         assert_eq!(by_pod("web-2").state, State::Expired);
         assert_eq!(by_pod("web-2").released_at, Some(Timestamp::from_secs(62)));
         assert!(by_pod("web-2").undo.is_none());
-        assert_eq!(by_pod("web-3").state, State::Gone, "a refused release released nothing");
+        assert_eq!(
+            by_pod("web-3").state,
+            State::Gone,
+            "a refused release released nothing"
+        );
         assert_eq!(by_pod("web-4").state, State::Done);
         assert_eq!(by_pod("web-5").state, State::Active);
         assert_eq!(by_pod("web-5").time, Some(Timestamp::from_secs(1)));
@@ -654,8 +686,14 @@ mod tests {
     #[test]
     fn since_takes_a_time_or_a_duration_back() {
         let now = Timestamp::from_secs(10_000);
-        assert_eq!(parse_since("15m", now).unwrap(), Timestamp::from_secs(10_000 - 900));
-        assert_eq!(parse_since("2h", now).unwrap(), Timestamp::from_secs(10_000 - 7200));
+        assert_eq!(
+            parse_since("15m", now).unwrap(),
+            Timestamp::from_secs(10_000 - 900)
+        );
+        assert_eq!(
+            parse_since("2h", now).unwrap(),
+            Timestamp::from_secs(10_000 - 7200)
+        );
         assert_eq!(
             parse_since("1970-01-01T00:00:05Z", now).unwrap(),
             Timestamp::from_secs(5)

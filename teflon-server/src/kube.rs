@@ -36,8 +36,8 @@ pub(crate) async fn backend(config: &Config, clock: Clock) -> Result<ClusterBack
             ..RetryPolicy::default()
         })
         .with_clock(Arc::new(move || system_time(clock())));
-    let releaser =
-        KubeReleaser::new(client.clone()).with_clock(Arc::new(move || system_time(releaser_clock())));
+    let releaser = KubeReleaser::new(client.clone())
+        .with_clock(Arc::new(move || system_time(releaser_clock())));
     // The first action after an idle minute must not pay TCP and TLS set-up (SPEC §9).
     let warm = teflon_k8s::client::keep_warm(
         client.clone(),

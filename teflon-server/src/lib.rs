@@ -35,8 +35,8 @@ pub mod metrics_api;
 pub mod notify;
 pub mod openapi;
 mod queue;
-pub mod reload;
 pub mod release;
+pub mod reload;
 pub mod routes;
 pub mod scaling;
 pub mod serve;
@@ -60,9 +60,9 @@ pub use config::{
     AuthConfig, AutoscaleConfig, ClusterConfig, ClusterType, Config, LeaderElectionConfig,
     MetricsApiConfig, TlsConfig,
 };
+pub use engine_task::EngineReport;
 pub use notify::{NotifyConfig, NotifyFilter, NotifyFormat};
 pub use release::DynReleaser;
-pub use engine_task::EngineReport;
 pub use state::{Counters, SharedState, StatusSnapshot};
 
 use crate::audit::AuditLog;
@@ -241,8 +241,7 @@ impl ServerBuilder {
         let (engine_stop, stop_rx) = watch::channel(false);
         let view = cluster.view.clone();
         let notifier = notify::Notifier::start(&config.notify)?;
-        let (lifecycle, releases_rx) =
-            release::Lifecycle::new(cluster.releaser.clone(), notifier);
+        let (lifecycle, releases_rx) = release::Lifecycle::new(cluster.releaser.clone(), notifier);
         let sweep = tokio::spawn(release::sweep(
             lifecycle.clone(),
             may_act.clone(),

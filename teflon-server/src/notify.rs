@@ -183,7 +183,8 @@ pub fn validate(sinks: &[NotifyConfig]) -> Result<(), String> {
         for (k, v) in &c.headers {
             HeaderName::from_bytes(k.as_bytes())
                 .map_err(|_| format!("{at}: header name {k:?} is not valid"))?;
-            HeaderValue::from_str(v).map_err(|_| format!("{at}: header {k}: value is not valid"))?;
+            HeaderValue::from_str(v)
+                .map_err(|_| format!("{at}: header {k}: value is not valid"))?;
         }
         for k in c.headers_from_files.keys() {
             HeaderName::from_bytes(k.as_bytes())
@@ -405,7 +406,9 @@ pub(crate) fn slack_message(f: &Facts, link: Option<&str>) -> Value {
     let mut fields = Vec::new();
     let mut field = |name: &str, value: Option<String>| {
         if let Some(v) = value.filter(|v| !v.is_empty()) {
-            fields.push(json!({ "type": "mrkdwn", "text": format!("*{name}*\n{}", mrkdwn(&v, 1900)) }));
+            fields.push(
+                json!({ "type": "mrkdwn", "text": format!("*{name}*\n{}", mrkdwn(&v, 1900)) }),
+            );
         }
     };
     field("Rule", f.rule.clone());
@@ -531,7 +534,10 @@ impl Sink {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("header {k} from {}: {e}", path.display()))?;
             let v = HeaderValue::from_str(text.trim()).map_err(|_| {
-                format!("header {k} from {}: not a valid header value", path.display())
+                format!(
+                    "header {k} from {}: not a valid header value",
+                    path.display()
+                )
             })?;
             req = req.header(k, v);
         }
@@ -613,7 +619,10 @@ impl Sink {
 /// `BASE_DELAY × 2^(attempt-1)`, at most [`MAX_DELAY`], times a random factor in [0.5, 1).
 fn backoff(attempt: u32) -> Duration {
     let exp = BASE_DELAY
-        .saturating_mul(1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX))
+        .saturating_mul(
+            1u32.checked_shl(attempt.saturating_sub(1))
+                .unwrap_or(u32::MAX),
+        )
         .min(MAX_DELAY);
     exp.mul_f64(rand::rng().random_range(0.5..1.0))
 }
@@ -846,22 +855,36 @@ mod tests {
 
     #[test]
     fn a_sink_needs_exactly_one_url_and_known_reasons_and_placeholders() {
-        let ok = parse("- {url: 'https://hooks.example/x', format: slack, link: 'https://g/d?ns={namespace}&pod={pod}', filter: {verdicts: [act, defer], reasons: [matched, released], policies: ['reap-*']}}\n");
+        let ok = parse(
+            "- {url: 'https://hooks.example/x', format: slack, link: 'https://g/d?ns={namespace}&pod={pod}', filter: {verdicts: [act, defer], reasons: [matched, released], policies: ['reap-*']}}\n",
+        );
         validate(&ok).unwrap();
         let cases = [
             ("- {format: json}\n", "give `url` or `url_file`"),
             ("- {url: 'ftp://x/y'}\n", "not an http"),
-            ("- {url: 'http://x/', filter: {reasons: [matchd]}}\n", "unknown reason \"matchd\""),
-            ("- {url: 'http://x/', link: 'http://g/{podname}'}\n", "unknown placeholder {podname}"),
+            (
+                "- {url: 'http://x/', filter: {reasons: [matchd]}}\n",
+                "unknown reason \"matchd\"",
+            ),
+            (
+                "- {url: 'http://x/', link: 'http://g/{podname}'}\n",
+                "unknown placeholder {podname}",
+            ),
             ("- {url: 'http://x/', name: 'bad name'}\n", "name must be"),
             ("- {url: 'http://x/', queue_capacity: 0}\n", "at least 1"),
-            ("- {url: 'http://x/', name: a}\n- {url: 'http://y/', name: a}\n", "another sink"),
+            (
+                "- {url: 'http://x/', name: a}\n- {url: 'http://y/', name: a}\n",
+                "another sink",
+            ),
         ];
         for (yaml, needle) in cases {
             let err = validate(&parse(yaml)).unwrap_err();
             assert!(err.contains(needle), "{yaml}: {err}");
         }
-        let err = serde_saphyr::from_str::<Vec<NotifyConfig>>("- {url: 'http://x/', filter: {verdicts: [maybe]}}\n").unwrap_err();
+        let err = serde_saphyr::from_str::<Vec<NotifyConfig>>(
+            "- {url: 'http://x/', filter: {verdicts: [maybe]}}\n",
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("maybe"), "{err}");
     }
 
@@ -877,7 +900,11 @@ mod tests {
             policies: Some(vec!["quarantine-*".to_owned()]),
         })
         .unwrap();
-        assert!(f.matches(Verdict::Defer, "below_min_available", Some("quarantine-miners")));
+        assert!(f.matches(
+            Verdict::Defer,
+            "below_min_available",
+            Some("quarantine-miners")
+        ));
         assert!(!f.matches(Verdict::Act, "matched", Some("reap-shells")));
         assert!(!f.matches(Verdict::Act, "matched", None));
     }
@@ -901,12 +928,26 @@ mod tests {
     }
 
     #[test]
+    fn backoff_doubles_with_jitter_and_stays_within_the_cap() {
+        for attempt in 1..20 {
+            let d = backoff(attempt);
+            let exp = BASE_DELAY
+                .saturating_mul(1u32.checked_shl(attempt - 1).unwrap_or(u32::MAX))
+                .min(MAX_DELAY);
+            assert!(d >= exp / 2 && d < exp, "attempt {attempt}: {d:?}");
+        }
+    }
+
+    #[test]
     fn a_slack_message_has_the_facts_as_fields_escaped_and_the_link_filled_in() {
         let m = slack_message(
             &facts(),
             Some("https://grafana.example/d/teflon?var-ns={namespace}&var-pod={pod}&rule={rule}"),
         );
-        assert_eq!(m["blocks"][0]["text"]["text"], "Teflon: quarantine shop/web-1: success");
+        assert_eq!(
+            m["blocks"][0]["text"]["text"],
+            "Teflon: quarantine shop/web-1: success"
+        );
         let fields: Vec<&str> = m["blocks"][1]["fields"]
             .as_array()
             .unwrap()

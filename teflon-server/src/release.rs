@@ -270,9 +270,12 @@ pub(crate) fn record(
     recorded: Recorded,
 ) {
     let Recorded { release: r, at } = recorded;
-    if let (ReleaseOutcome::Released, ReleaseTarget::Pod {
-        namespace, name, ..
-    }) = (&r.outcome, &r.target)
+    if let (
+        ReleaseOutcome::Released,
+        ReleaseTarget::Pod {
+            namespace, name, ..
+        },
+    ) = (&r.outcome, &r.target)
     {
         engine.released(namespace, name, r.uid.as_deref());
     }
@@ -343,7 +346,9 @@ pub(crate) async fn sweep(
             if !*may_act.borrow() {
                 break;
             }
-            let r = releaser.release_boxed(&a.target, ReleaseCause::Expired).await;
+            let r = releaser
+                .release_boxed(&a.target, ReleaseCause::Expired)
+                .await;
             match &r.outcome {
                 ReleaseOutcome::Released => {
                     failing.remove(&a.target);
@@ -430,10 +435,7 @@ fn json(status: StatusCode, body: impl Into<bytes::Bytes>) -> Response {
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
-    json(
-        status,
-        serde_json::json!({ "error": message }).to_string(),
-    )
+    json(status, serde_json::json!({ "error": message }).to_string())
 }
 
 /// Handle `POST /v1/release` (already authenticated).

@@ -54,7 +54,9 @@ pub fn routes(state: SharedState) -> BoxedFilter<(Response,)> {
     let release = warp::path!("v1" / "release")
         .and(warp::post())
         .and(authorized(state.clone()))
-        .and(warp::body::content_length_limit(crate::release::MAX_RELEASE_BODY))
+        .and(warp::body::content_length_limit(
+            crate::release::MAX_RELEASE_BODY,
+        ))
         .and(warp::body::bytes())
         .then(move |denied: Option<Response>, body: Bytes| {
             let s = s.clone();
