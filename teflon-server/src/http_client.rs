@@ -14,6 +14,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use rustls::{ClientConfig, RootCertStore};
 
+pub use http::Method;
+
 /// The client type.
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
@@ -110,6 +112,37 @@ pub async fn send(
             timeout.as_secs_f64()
         ))),
     }
+}
+
+/// A JSON request (`body`, if any, is JSON) with an optional bearer token: the answer's
+/// status and body.
+pub async fn json_request(
+    client: &HttpClient,
+    method: http::Method,
+    url: &str,
+    bearer: Option<&str>,
+    body: Option<Vec<u8>>,
+    timeout: Duration,
+) -> Result<(u16, Vec<u8>), HttpError> {
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header(http::header::ACCEPT, "application/json")
+        .header(
+            http::header::USER_AGENT,
+            concat!("teflon/", env!("CARGO_PKG_VERSION")),
+        );
+    if body.is_some() {
+        req = req.header(http::header::CONTENT_TYPE, "application/json");
+    }
+    if let Some(token) = bearer {
+        req = req.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let req = req
+        .body(Full::new(Bytes::from(body.unwrap_or_default())))
+        .map_err(|e| HttpError::Request(e.to_string()))?;
+    let (status, _, bytes) = send(client, req, timeout).await?;
+    Ok((status.as_u16(), bytes.to_vec()))
 }
 
 /// An error and its sources on one line (hyper's errors say little at the top).
