@@ -203,7 +203,7 @@ fn encode(v: &str) -> String {
         .collect()
 }
 
-const WIDTHS: [usize; 7] = [20, 12, 40, 20, 8, 20, 0];
+const WIDTHS: [usize; 7] = [20, 12, 40, 20, 8, 21, 0];
 const HEADERS: [&str; 7] = [
     "TIME", "ACTION", "TARGET", "POLICY", "STATE", "EXPIRES", "UNDO",
 ];

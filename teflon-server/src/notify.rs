@@ -496,8 +496,7 @@ struct Sink {
     timeout: Duration,
     client: HttpClient,
     tx: mpsc::Sender<Bytes>,
-    /// Messages queued and not yet taken by the worker (counted as dropped if shutdown
-    /// abandons them).
+    /// Messages queued or being delivered (counted as dropped if shutdown abandons them).
     queued: AtomicU64,
     /// In a failing streak (logged once per streak).
     failing: AtomicBool,
@@ -839,9 +838,10 @@ async fn run(sink: Arc<Sink>, mut rx: mpsc::Receiver<Bytes>, mut closing: watch:
                 continue;
             }
         };
-        sink.queued.fetch_sub(1, Ordering::Relaxed);
         let result = sink.deliver(&body).await;
         sink.count(result);
+        // Only now: a delivery that shutdown cuts short counts as dropped.
+        sink.queued.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
