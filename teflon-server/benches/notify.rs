@@ -51,33 +51,40 @@ impl Webhook {
     }
 }
 
-async fn webhook(kind: Webhook) -> SocketAddr {
-    let route = warp::post()
-        .and(warp::body::bytes())
-        .then(move |_body: Bytes| async move {
-            let mut r = warp::reply::Response::new("ok".into());
-            match kind {
-                Webhook::Slow => tokio::time::sleep(Duration::from_secs(2)).await,
-                Webhook::Failing => {
-                    *r.status_mut() = warp::http::StatusCode::INTERNAL_SERVER_ERROR;
-                }
-                Webhook::Hanging => std::future::pending::<()>().await,
-                Webhook::None | Webhook::Healthy => {}
-            }
-            r
-        })
-        .boxed();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(teflon_server::serve::serve(
-        listener,
-        None,
-        route,
-        std::future::pending(),
-    ));
-    addr
+/// A local webhook on its own thread and runtime, so that answering does not take the
+/// server's worker threads (on these 2 cores it still shares the CPU).
+fn webhook(kind: Webhook) -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("webhook runtime");
+        runtime.block_on(async move {
+            let route = warp::post()
+                .and(warp::body::bytes())
+                .then(move |_body: Bytes| async move {
+                    let mut r = warp::reply::Response::new("ok".into());
+                    match kind {
+                        Webhook::Slow => tokio::time::sleep(Duration::from_secs(2)).await,
+                        Webhook::Failing => {
+                            *r.status_mut() = warp::http::StatusCode::INTERNAL_SERVER_ERROR;
+                        }
+                        Webhook::Hanging => std::future::pending::<()>().await,
+                        Webhook::None | Webhook::Healthy => {}
+                    }
+                    r
+                })
+                .boxed();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            tx.send(listener.local_addr().expect("addr"))
+                .expect("addr sent");
+            teflon_server::serve::serve(listener, None, route, std::future::pending()).await;
+        });
+    });
+    rx.recv().expect("webhook address")
 }
 
 #[derive(Clone)]
@@ -107,7 +114,7 @@ async fn run(kind: Webhook, exporter: &Exporter, rate: u64, seconds: u64, print:
     );
     config.audit_log = Some(dir.path().join("audit.jsonl"));
     if kind != Webhook::None {
-        let addr = webhook(kind).await;
+        let addr = webhook(kind);
         let sink: NotifyConfig = serde_saphyr::from_str(&format!(
             "{{name: {}, url: 'http://{addr}/hook'}}",
             kind.name()

@@ -371,3 +371,47 @@ async fn a_follower_refuses_to_release_and_does_not_expire_anything() {
     h.until("expired once leading", |h| !quarantined(h, &pod))
         .await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_server_lists_the_quarantine_another_run_took_and_lets_it_expire() {
+    let first = harness(None).await;
+    let pod = first.pod();
+    let before = first.labels(&pod);
+    first
+        .alert("Detect crypto miners using the Stratum protocol", &pod)
+        .await;
+    first.until("quarantined", |h| quarantined(h, &pod)).await;
+    let sim = first.sim.clone();
+    let _ = first.server.shutdown().await;
+
+    // A new process (or a new leader): nothing in memory, the record is on the pod.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policies.yaml"), POLICIES).unwrap();
+    let mut config = Config::new(
+        dir.path().join("policies.yaml"),
+        AuthConfig {
+            token_env: Some("UNUSED".into()),
+            ..AuthConfig::default()
+        },
+    );
+    config.audit_log = Some(dir.path().join("audit.jsonl"));
+    let server = Server::builder(config)
+        .cluster(ClusterBackend::sim(sim.clone()))
+        .clock(teflon_server::tokio_clock())
+        .authenticator(Authenticator::with_token(TOKEN))
+        .without_exporter()
+        .start()
+        .await
+        .unwrap();
+    let second = Harness { server, sim, dir };
+    let actions = second.actions("").await;
+    assert_eq!(actions.len(), 1, "{actions:#?}");
+    assert_eq!(actions[0]["state"], "active");
+    assert_eq!(actions[0]["policy"], "quarantine-miners");
+    assert!(actions[0]["rule"].is_null(), "known from the cluster only");
+    tokio::time::sleep(Duration::from_secs(50)).await;
+    second
+        .until("expired by the new run", |h| !quarantined(h, &pod))
+        .await;
+    assert_eq!(second.labels(&pod), before);
+}
