@@ -60,6 +60,7 @@ pub struct KubeReleaser {
     client: Client,
     retry: RetryPolicy,
     events: EventRecorder,
+    namespaces: Option<Vec<String>>,
 }
 
 impl fmt::Debug for KubeReleaser {
@@ -83,7 +84,15 @@ impl KubeReleaser {
             },
             client,
             retry: RetryPolicy::short(),
+            namespaces: None,
         }
+    }
+
+    /// List the actions in force in these namespaces only (one list per namespace), for a
+    /// Teflon whose RBAC is bound per namespace; default: cluster-wide.
+    pub fn with_namespaces(mut self, namespaces: Vec<String>) -> Self {
+        self.namespaces = Some(namespaces);
+        self
     }
 
     /// Use this retry policy for the release's calls.
@@ -589,31 +598,40 @@ impl Releaser for KubeReleaser {
 
     async fn active(&self) -> Result<Vec<ActiveAction>, String> {
         let budget = Budget::new(&self.retry, None);
-        let pods: Api<Pod> = Api::all(self.client.clone());
+        let scopes: Vec<Option<&str>> = match &self.namespaces {
+            Some(list) => list.iter().map(|ns| Some(ns.as_str())).collect(),
+            None => vec![None],
+        };
         // resourceVersion=0: from the API server's watch cache, not a quorum read of etcd.
-        let lp = ListParams::default().labels(QUARANTINED_LABEL).match_any();
-        let quarantined = budget
-            .call("list quarantined pods", || pods.list(&lp))
-            .await
-            .map_err(|e| format!("list quarantined pods: {e}"))?;
-        let mut out: Vec<ActiveAction> = quarantined
-            .items
-            .iter()
-            .filter_map(active_quarantine)
-            .collect();
-        let policies: Api<DynamicObject> =
-            Api::all_with(self.client.clone(), &tracing_policy_resource());
-        let lp = ListParams::default()
+        let quarantined_lp = ListParams::default().labels(QUARANTINED_LABEL).match_any();
+        let teflon_lp = ListParams::default()
             .labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1))
             .match_any();
-        match budget
-            .call("list tracing policies", || policies.list(&lp))
-            .await
-        {
-            Ok(list) => out.extend(list.items.iter().filter_map(active_block)),
-            // No Tetragon CRD: no block_binary policy can exist.
-            Err(e) if e.code() == Some(404) => {}
-            Err(e) => return Err(format!("list TracingPolicyNamespaced: {e}")),
+        let mut out = Vec::new();
+        for ns in scopes {
+            let pods: Api<Pod> = match ns {
+                Some(ns) => Api::namespaced(self.client.clone(), ns),
+                None => Api::all(self.client.clone()),
+            };
+            let quarantined = budget
+                .call("list quarantined pods", || pods.list(&quarantined_lp))
+                .await
+                .map_err(|e| format!("list quarantined pods: {e}"))?;
+            out.extend(quarantined.items.iter().filter_map(active_quarantine));
+            let resource = tracing_policy_resource();
+            let policies: Api<DynamicObject> = match ns {
+                Some(ns) => Api::namespaced_with(self.client.clone(), ns, &resource),
+                None => Api::all_with(self.client.clone(), &resource),
+            };
+            match budget
+                .call("list tracing policies", || policies.list(&teflon_lp))
+                .await
+            {
+                Ok(list) => out.extend(list.items.iter().filter_map(active_block)),
+                // No Tetragon CRD: no block_binary policy can exist.
+                Err(e) if e.code() == Some(404) => {}
+                Err(e) => return Err(format!("list TracingPolicyNamespaced: {e}")),
+            }
         }
         Ok(out)
     }

@@ -635,3 +635,36 @@ async fn without_tetragon_installed_only_quarantines_are_in_force() {
     assert_eq!(releaser.active().await.unwrap(), []);
     verifier.await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn with_namespaces_the_actions_in_force_are_listed_per_namespace() {
+    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let releaser = releaser(Client::new(service, "default"))
+        .with_namespaces(vec!["shop".to_owned(), "payments".to_owned()]);
+    let empty_pods = r#"{"apiVersion":"v1","kind":"PodList","metadata":{},"items":[]}"#;
+    let empty_tps = r#"{"apiVersion":"cilium.io/v1alpha1","kind":"TracingPolicyNamespacedList","metadata":{},"items":[]}"#;
+    let verifier = tokio::spawn(async move {
+        let mut api = ApiServerVerifier(handle);
+        for ns in ["shop", "payments"] {
+            api.answer(
+                "GET",
+                &format!("/api/v1/namespaces/{ns}/pods?&labelSelector=teflon.io%2Fquarantined&resourceVersion=0&resourceVersionMatch=NotOlderThan"),
+                None,
+                200,
+                empty_pods,
+            )
+            .await;
+            api.answer(
+                "GET",
+                &format!("/apis/cilium.io/v1alpha1/namespaces/{ns}/tracingpoliciesnamespaced?&labelSelector=app.kubernetes.io%2Fmanaged-by%3Dteflon&resourceVersion=0&resourceVersionMatch=NotOlderThan"),
+                None,
+                200,
+                empty_tps,
+            )
+            .await;
+        }
+        api.done().await;
+    });
+    assert_eq!(releaser.active().await.unwrap(), []);
+    verifier.await.unwrap();
+}
