@@ -79,10 +79,7 @@ impl Harness {
         auth: Option<&str>,
         body: &str,
     ) -> (u16, Value) {
-        let mut req = warp::test::request()
-            .method(method)
-            .path(path)
-            .body(body.to_owned());
+        let mut req = warp::test::request().method(method).path(path).body(body);
         if let Some(a) = auth {
             req = req.header("authorization", a);
         }

@@ -116,7 +116,7 @@ async fn post(server: &Server, body: &str) {
         .method("POST")
         .path("/v1/alerts")
         .header("authorization", format!("Bearer {TOKEN}"))
-        .body(body.to_owned())
+        .body(body)
         .reply(&server.routes())
         .await;
     assert_eq!(res.status(), 202);
