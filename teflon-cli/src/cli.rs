@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::demo::DemoArgs;
+use crate::remote::{HistoryArgs, ReleaseArgs};
 
 /// Teflon: decide and act on runtime-security alerts without taking the service down.
 #[derive(Debug, Parser)]
@@ -27,6 +28,12 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Start the server on a simulated cluster with a built-in attack generator.
     Demo(DemoArgs),
+    /// Undo an action on a running server: give a quarantined pod its labels back (and delete
+    /// its NetworkPolicy), or delete a `block_binary` policy.
+    Release(ReleaseArgs),
+    /// The actions a running server took, their state (active, released, expired…) and how
+    /// to undo each.
+    History(HistoryArgs),
 }
 
 /// `teflon check`.

@@ -19,7 +19,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 /// The demo's policies: delete shells (keeping half of each workload up), quarantine
-/// miners, evict in `payments` (PodDisruptionBudgets respected), log everything else.
+/// miners for 30 s (then Teflon releases them by itself: `expire_after_secs`), evict in
+/// `payments` (PodDisruptionBudgets respected), log everything else.
 pub const DEMO_POLICIES: &str = r#"version: 1
 defaults:
   dedup_window_secs: 60
@@ -39,7 +40,7 @@ policies:
     match:
       rules: ["Detect crypto miners*"]
       priority: ">=Warning"
-    action: {type: quarantine}
+    action: {type: quarantine, expire_after_secs: 30}
     guard: {min_available: "50%"}
   - name: reap-shells
     match:
@@ -191,6 +192,14 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         out,
         "  decisions curl -s -H 'Authorization: Bearer {token}' '{base}/v1/decisions?limit=10'"
     );
+    let _ = writeln!(
+        out,
+        "  history   TEFLON_TOKEN={token} teflon history --server {base}   (what Teflon did, its state, how to undo it)"
+    );
+    let _ = writeln!(
+        out,
+        "  release   TEFLON_TOKEN={token} teflon release --server {base} --namespace shop --pod POD   (quarantines also expire by themselves after 30 s)"
+    );
     let _ = writeln!(out, "  audit log {}", audit_log.display());
     let _ = writeln!(
         out,
@@ -202,11 +211,12 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     );
     let _ = writeln!(out);
     let header = format!(
-        "{:>5} {:>8} {:>7} {:>6} {:>8} {:>8} | {}",
+        "{:>5} {:>8} {:>7} {:>6} {:>8} {:>8} {:>8} | {}",
         "time",
         "alerts/s",
         "alerts",
         "reaps",
+        "released",
         "deferred",
         "infected",
         WORKLOADS
@@ -280,11 +290,12 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             ));
         }
         let line = format!(
-            "{:>4}s {:>8} {:>7} {:>6} {:>8} {:>8} | {}",
+            "{:>4}s {:>8} {:>7} {:>6} {:>8} {:>8} {:>8} | {}",
             started.elapsed().as_secs(),
             alerts - last_alerts,
             alerts,
             Counters::get(&state.counters.reaps),
+            Counters::get(&state.counters.releases),
             status.deferrals.len(),
             snap.infected_pods.len(),
             cols.join(" ")
@@ -310,13 +321,14 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "Stopped gracefully: {} alerts accepted, {} decided, {} decisions ({} deferred at first), {} actions executed, {} pods reaped, {} actions failed, {} requests refused.",
+        "Stopped gracefully: {} alerts accepted, {} decided, {} decisions ({} deferred at first), {} actions executed, {} pods reaped, {} released, {} actions failed, {} requests refused.",
         report.alerts_accepted,
         report.engine.alerts,
         Counters::get(&counters.decisions),
         Counters::get(&counters.deferrals),
         Counters::get(&counters.actions),
         Counters::get(&counters.reaps),
+        Counters::get(&counters.releases),
         Counters::get(&counters.failed_actions),
         refused.load(Ordering::Relaxed),
     );

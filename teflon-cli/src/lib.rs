@@ -1,4 +1,5 @@
-//! The `teflon` command: `check`, `replay`, `simulate` and `demo` (SPEC §5).
+//! The `teflon` command: `check`, `replay`, `simulate` and `demo` (SPEC §5), and `release` and
+//! `history` against a running server.
 //!
 //! Each command is a function writing to the `impl Write` it is given, so tests run them
 //! without a process; `main.rs` only parses arguments, wires stdin/stdout/stderr and turns the
@@ -12,6 +13,7 @@ pub mod cli;
 pub mod demo;
 pub mod input;
 pub mod plot;
+pub mod remote;
 pub mod replay;
 pub mod simulate;
 pub mod table;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use teflon_cli::replay::Terminals;
-use teflon_cli::{Cli, Command, Exit, check, demo, replay, simulate};
+use teflon_cli::{Cli, Command, Exit, check, demo, remote, replay, simulate};
 
 /// Replay and the demo's server allocate per alert; mimalloc makes that markedly cheaper.
 #[global_allocator]
@@ -39,6 +39,8 @@ fn main() -> ExitCode {
         )
         .map_err(Into::into),
         Command::Simulate(args) => simulate::run(&args, &mut out, &mut err).map_err(Into::into),
+        Command::Release(args) => remote::release(&args, &mut out, &mut err),
+        Command::History(args) => remote::history(&args, &mut out, &mut err),
         Command::Demo(args) => {
             drop(out);
             drop(err);

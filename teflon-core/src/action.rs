@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -87,17 +88,33 @@ pub enum Action {
         labels: BTreeMap<String, String>,
         /// Create a deny-all NetworkPolicy selecting this pod alone.
         network_isolate: bool,
+        /// Release the pod by itself this long after quarantining it (`expire_after_secs`);
+        /// `None`: until an operator releases it.
+        expire_after: Option<Duration>,
     },
     /// Block the binary through Tetragon.
     BlockBinary {
         /// Output fields tried for the binary path, in order.
         binary_fields: Vec<String>,
+        /// Delete the policy by itself this long after (re)creating it (`expire_after_secs`);
+        /// `None`: until an operator releases it.
+        expire_after: Option<Duration>,
     },
     /// Log only.
     Log,
 }
 
 impl Action {
+    /// How long the action stays in force before Teflon undoes it by itself, if it expires.
+    pub fn expire_after(&self) -> Option<Duration> {
+        match self {
+            Action::Quarantine { expire_after, .. } | Action::BlockBinary { expire_after, .. } => {
+                *expire_after
+            }
+            _ => None,
+        }
+    }
+
     /// The kind of this action.
     pub fn kind(&self) -> ActionKind {
         match self {

@@ -313,6 +313,21 @@ impl Engine {
         }
     }
 
+    /// A quarantined pod was released (its labels are back, it serves again): it is no longer
+    /// "reaped", so the next alert about it is decided afresh (dedup still applies). `uid`:
+    /// the released pod's, when known (a pod by that name with another UID is left alone).
+    pub fn released(&mut self, namespace: &str, pod: &str, uid: Option<&str>) {
+        let key = pod_key(namespace, pod);
+        let same = match (self.reaped.get(&key), uid) {
+            (None, _) => false,
+            (Some(r), Some(uid)) => r.uid.as_deref().is_none_or(|u| u == uid),
+            (Some(_), None) => true,
+        };
+        if same {
+            self.reaped.remove(&key);
+        }
+    }
+
     /// An adapter saw the replacement of a reaped pod of `workload` become Ready, `took` after
     /// the reap.
     pub fn record_recreation(&mut self, workload: &WorkloadRef, took: Duration, now: Timestamp) {
@@ -506,7 +521,7 @@ impl Engine {
         };
 
         let binary = match &policy.action {
-            Action::BlockBinary { binary_fields } => binary_fields
+            Action::BlockBinary { binary_fields, .. } => binary_fields
                 .iter()
                 .find_map(|f| alert.fields.get_str(f))
                 .map(str::to_owned),

@@ -20,6 +20,7 @@ pub mod decision;
 pub mod engine;
 pub mod ledger;
 pub mod policy;
+pub mod release;
 pub mod time;
 
 pub use action::{
@@ -35,6 +36,7 @@ pub use decision::{Decision, DecisionRecord, Infection, Reason, RecordTarget, Ve
 pub use engine::{DeferralInfo, Engine, EngineConfig};
 pub use ledger::{Hit, WorkloadStats};
 pub use policy::{Guard, MinAvailable, Policy, PolicyError, PolicyErrors, PolicySet};
+pub use release::{ActiveAction, Release, ReleaseCause, ReleaseOutcome, ReleaseTarget, Releaser};
 pub use time::Timestamp;
 
 #[cfg(any(test, feature = "test-util"))]

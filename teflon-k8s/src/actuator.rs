@@ -28,6 +28,8 @@ pub(crate) const FIELD_MANAGER: &str = "teflon";
 pub(crate) struct Ctx<'a> {
     pub client: &'a Client,
     pub budget: &'a Budget<'a>,
+    /// The time the action is taken, by the actuator's clock (annotations, deadlines).
+    pub now: Timestamp,
 }
 
 /// An owner's label selector, if Teflon knows how to read it.
@@ -98,6 +100,14 @@ pub(crate) async fn owner_selector(
         _ => None,
     };
     Ok(sel.map_or(SelectorLookup::Unsupported, SelectorLookup::Found))
+}
+
+/// `clock`'s time as a [`Timestamp`].
+pub(crate) fn clock_now(clock: &Clock) -> Timestamp {
+    let nanos = clock()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    Timestamp::from_nanos(nanos)
 }
 
 /// The alert, summarised for annotations: JSON with rule, priority, time, source, output.
@@ -183,16 +193,14 @@ impl KubeActuator {
 
     /// Time left until the action's deadline, by this actuator's clock.
     fn time_left(&self, a: &PlannedAction) -> Duration {
-        let now = (self.events.clock)()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
-        a.deadline.since(Timestamp::from_nanos(now))
+        a.deadline.since(clock_now(&self.events.clock))
     }
 
     async fn run(&self, a: &PlannedAction, budget: &Budget<'_>) -> Outcome {
         let ctx = Ctx {
             client: &self.client,
             budget,
+            now: clock_now(&self.events.clock),
         };
         match &a.action {
             Action::Delete { grace_period_secs } => {
@@ -204,7 +212,8 @@ impl KubeActuator {
             Action::Quarantine {
                 labels,
                 network_isolate,
-            } => quarantine::quarantine(&ctx, a, labels, *network_isolate).await,
+                expire_after,
+            } => quarantine::quarantine(&ctx, a, labels, *network_isolate, *expire_after).await,
             Action::BlockBinary { .. } => block_binary::block_binary(&ctx, a).await,
             Action::Log => Outcome::Success,
         }

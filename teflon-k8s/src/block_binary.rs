@@ -4,7 +4,9 @@
 //! Two hooks: `security_bprm_check` with `matchArgs` on the executed file (kills whoever
 //! tries to exec the binary, before it runs) and `fd_install` with `matchBinaries` (kills
 //! an instance already running as soon as it opens a file). Written with server-side apply
-//! under one name per (workload, binary), so repeating the action changes nothing.
+//! under one name per (workload, binary), so repeating the action changes nothing but the
+//! `teflon.io/expires-at` deadline (with `expire_after_secs`: a new detection keeps the
+//! block in force that much longer).
 
 use std::collections::BTreeMap;
 
@@ -12,11 +14,20 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use serde_json::{Value, json};
-use teflon_core::{Outcome, PlannedAction, WorkloadKind, WorkloadRef};
+use teflon_core::{Outcome, PlannedAction, Timestamp, WorkloadKind, WorkloadRef};
 
 use crate::actuator::{Ctx, FIELD_MANAGER, SelectorLookup, alert_summary, owner_selector};
 use crate::names::{dns_label_part, fnv1a64, label_value_for};
-use crate::quarantine::ALERT_ANNOTATION;
+use crate::quarantine::{ALERT_ANNOTATION, EXPIRES_AT_ANNOTATION};
+
+/// Label every object Teflon creates carries.
+pub(crate) const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "teflon");
+/// Label with the policy that created a TracingPolicyNamespaced.
+pub(crate) const POLICY_LABEL: &str = "teflon.io/policy";
+/// Annotation with the binary a TracingPolicyNamespaced kills.
+pub(crate) const BINARY_ANNOTATION: &str = "teflon.io/binary";
+/// Annotation with the pods it applies to (`Deployment/web`, `Pod/solo`).
+pub(crate) const TARGET_ANNOTATION: &str = "teflon.io/target";
 
 /// The Tetragon resource written.
 pub fn tracing_policy_resource() -> ApiResource {
@@ -42,7 +53,19 @@ pub fn tracing_policy_name(owner_kind: &str, owner_name: &str, binary: &str) -> 
     }
 }
 
+/// The name of the TracingPolicyNamespaced that `block_binary` writes for `a`, when it can
+/// write one (the alert names a binary, the workload's kind is known).
+pub(crate) fn policy_name_for(a: &PlannedAction) -> Option<String> {
+    let binary = a.binary.as_deref().filter(|b| !b.is_empty())?;
+    let (kind, owner) = match &a.workload {
+        Some(w) => (workload_api(&w.kind)?.1, w.name.as_str()),
+        None => ("Pod", a.pod.name.as_str()),
+    };
+    Some(tracing_policy_name(kind, owner, binary))
+}
+
 /// The TracingPolicyNamespaced object.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn tracing_policy(
     namespace: &str,
     name: &str,
@@ -51,8 +74,17 @@ pub(crate) fn tracing_policy(
     policy: &str,
     target: &str,
     alert_summary: &str,
+    expires_at: Option<Timestamp>,
 ) -> Value {
     let sigkill = json!([{ "action": "Sigkill" }]);
+    let mut annotations = json!({
+        BINARY_ANNOTATION: binary,
+        TARGET_ANNOTATION: target,
+        ALERT_ANNOTATION: alert_summary,
+    });
+    if let Some(t) = expires_at {
+        annotations[EXPIRES_AT_ANNOTATION] = json!(t.to_rfc3339());
+    }
     json!({
         "apiVersion": "cilium.io/v1alpha1",
         "kind": "TracingPolicyNamespaced",
@@ -60,14 +92,10 @@ pub(crate) fn tracing_policy(
             "name": name,
             "namespace": namespace,
             "labels": {
-                "app.kubernetes.io/managed-by": "teflon",
-                "teflon.io/policy": label_value_for(policy),
+                MANAGED_BY.0: MANAGED_BY.1,
+                POLICY_LABEL: label_value_for(policy),
             },
-            "annotations": {
-                "teflon.io/binary": binary,
-                "teflon.io/target": target,
-                ALERT_ANNOTATION: alert_summary,
-            },
+            "annotations": annotations,
         },
         "spec": {
             "podSelector": selector,
@@ -94,7 +122,7 @@ pub(crate) fn tracing_policy(
     })
 }
 
-fn workload_api(kind: &WorkloadKind) -> Option<(&'static str, &'static str)> {
+pub(crate) fn workload_api(kind: &WorkloadKind) -> Option<(&'static str, &'static str)> {
     match kind {
         WorkloadKind::Deployment => Some(("apps/v1", "Deployment")),
         WorkloadKind::StatefulSet => Some(("apps/v1", "StatefulSet")),
@@ -198,6 +226,7 @@ pub(crate) async fn block_binary(ctx: &Ctx<'_>, a: &PlannedAction) -> Outcome {
         &a.policy,
         &target,
         &alert_summary(&a.alert),
+        a.action.expire_after().map(|e| ctx.now.plus(e)),
     );
     let api: Api<DynamicObject> =
         Api::namespaced_with(ctx.client.clone(), ns, &tracing_policy_resource());
@@ -263,6 +292,11 @@ mod tests {
             "reap",
             "Deployment/web",
             "{}",
+            Some(Timestamp::from_secs(60)),
+        );
+        assert_eq!(
+            p["metadata"]["annotations"][EXPIRES_AT_ANNOTATION],
+            "1970-01-01T00:01:00.000000000Z"
         );
         assert_eq!(
             p["spec"]["podSelector"],

@@ -5,7 +5,8 @@
 //! ReplicaSets, Deployments, StatefulSets, DaemonSets and PodDisruptionBudgets feeding a
 //! compact state that keeps only what decisions read ([`KubeClusterView`]); one module per action (`delete`, `evict`, `quarantine`,
 //! `block_binary`, `scale`), each preconditioned on the pod's UID, retried only when a retry
-//! cannot act twice, and recorded as an `events.k8s.io/v1` Event; and recreation tracking
+//! cannot act twice, and recorded as an `events.k8s.io/v1` Event; undoing quarantines and
+//! `block_binary` policies, by an operator or when they expire ([`KubeReleaser`]); and recreation tracking
 //! (reap → replacement Ready). It must not touch HTTP serving (no warp), metrics or the
 //! decision logic: `teflon-core` decides, this crate executes and reports. `kube::Error`
 //! never leaves it: every failure becomes an [`Outcome`](teflon_core::Outcome) or one of
@@ -27,6 +28,7 @@ pub mod lookup;
 mod names;
 mod quarantine;
 pub mod recreation;
+mod release;
 mod retry;
 pub mod scale;
 pub mod selector;
@@ -38,8 +40,12 @@ mod testing;
 pub use actuator::KubeActuator;
 pub use block_binary::{tracing_policy_name, tracing_policy_resource};
 pub use events::{Clock, REPORTING_CONTROLLER, default_reporting_instance};
-pub use quarantine::{ALERT_ANNOTATION, QUARANTINED_POD_LABEL, network_policy_name};
+pub use quarantine::{
+    ALERT_ANNOTATION, EXPIRES_AT_ANNOTATION, QUARANTINE_ANNOTATION, QUARANTINED_POD_LABEL,
+    QuarantineRecord, network_policy_name,
+};
 pub use recreation::{Recreation, RecreationHandle};
+pub use release::{KubeReleaser, RELEASED_ANNOTATION, target_of};
 pub use retry::RetryPolicy;
 pub use scale::{ScaleError, ScaleState, get_scale, scale};
 pub use view::{

@@ -3,20 +3,28 @@
 //! One JSON patch (RFC 6902) tests the pod's UID, removes the labels its owner's selector
 //! needs (the controller then releases it and creates a replacement; Services drop it) and
 //! adds `teflon.io/quarantined=<policy>`, the policy's labels, `teflon.io/quarantined-pod`
-//! and the `teflon.io/alert` annotation. Then a deny-all NetworkPolicy selects this pod alone.
+//! and the annotations: `teflon.io/alert`, `teflon.io/quarantine` (what the patch changed:
+//! the labels it removed or overwrote with their values, the labels it added, the
+//! NetworkPolicy, so that a release undoes exactly that, also from another replica) and,
+//! with `expire_after_secs`, `teflon.io/expires-at`. The record is written by the same
+//! patch that takes the labels, under the same UID test: there is no moment at which the
+//! labels are gone and the record of them is not there. Then a deny-all NetworkPolicy
+//! selects this pod alone.
 //!
 //! A StatefulSet cannot replace a quarantined pod while it runs: the replacement would need
 //! the same name. The evidence is kept, and the StatefulSet's replica comes back when the
 //! quarantined pod is deleted (a Deployment's or DaemonSet's comes back at once).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicySpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use teflon_core::{Alert, Outcome, PlannedAction};
+use teflon_core::{Alert, Outcome, PlannedAction, Timestamp};
 
 use crate::actuator::{Ctx, SelectorLookup, alert_summary, owner_selector};
 use crate::names::{bounded_name, label_value_for};
@@ -28,6 +36,30 @@ use crate::view::{QUARANTINED_LABEL, controller_of};
 pub const QUARANTINED_POD_LABEL: &str = "teflon.io/quarantined-pod";
 /// Annotation with the alert that caused an action (JSON: rule, priority, time, source, output).
 pub const ALERT_ANNOTATION: &str = "teflon.io/alert";
+
+/// Annotation with what the quarantine changed, so that a release undoes exactly that
+/// (JSON, [`QuarantineRecord`]).
+pub const QUARANTINE_ANNOTATION: &str = "teflon.io/quarantine";
+/// Annotation with the time Teflon undoes the action by itself (RFC 3339), on quarantined
+/// pods and `block_binary` policies whose policy has `expire_after_secs`.
+pub const EXPIRES_AT_ANNOTATION: &str = "teflon.io/expires-at";
+
+/// What a quarantine changed on the pod, kept in its [`QUARANTINE_ANNOTATION`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarantineRecord {
+    /// The policy that quarantined it.
+    pub policy: String,
+    /// When.
+    pub at: Timestamp,
+    /// Labels the quarantine removed or overwrote, with the values they had: what a release
+    /// puts back.
+    pub removed_labels: BTreeMap<String, String>,
+    /// Labels the quarantine added that the pod did not have: what a release takes off.
+    pub added_labels: Vec<String>,
+    /// The deny-all NetworkPolicy isolating the pod, if the policy asked for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<String>,
+}
 
 /// The name of the NetworkPolicy isolating `pod`.
 pub fn network_policy_name(pod: &str) -> String {
@@ -51,14 +83,69 @@ pub(crate) fn quarantine_labels(
     labels
 }
 
+/// What a quarantine of `pod` that removes `remove_keys` and adds `add_labels` changes: the
+/// labels it removes or overwrites (with their values) and those it adds.
+pub(crate) fn quarantine_record(
+    pod: &Pod,
+    remove_keys: &[String],
+    add_labels: &BTreeMap<String, String>,
+    policy: &str,
+    at: Timestamp,
+    network_policy: Option<String>,
+) -> QuarantineRecord {
+    let empty = BTreeMap::new();
+    let current = pod.metadata.labels.as_ref().unwrap_or(&empty);
+    let mut removed_labels = BTreeMap::new();
+    for key in remove_keys {
+        if let Some(v) = current.get(key) {
+            removed_labels.insert(key.clone(), v.clone());
+        }
+    }
+    let mut added_labels = Vec::new();
+    for (k, v) in add_labels {
+        match current.get(k) {
+            None => added_labels.push(k.clone()),
+            Some(old) if old != v => {
+                removed_labels.insert(k.clone(), old.clone());
+            }
+            Some(_) => {}
+        }
+    }
+    QuarantineRecord {
+        policy: policy.to_owned(),
+        at,
+        removed_labels,
+        added_labels,
+        network_policy,
+    }
+}
+
+/// Ops that set `annotations` on a pod whose annotations are `current`: one `add` of the
+/// whole map when it has none, else one `add` per key.
+pub(crate) fn annotation_ops(
+    current: Option<&BTreeMap<String, String>>,
+    annotations: &BTreeMap<&str, String>,
+    ops: &mut Vec<Value>,
+) {
+    if current.is_none() {
+        ops.push(json!({ "op": "add", "path": "/metadata/annotations", "value": annotations }));
+    } else {
+        for (k, v) in annotations {
+            ops.push(json!({ "op": "add", "path": format!("/metadata/annotations/{}", pointer_segment(k)), "value": v }));
+        }
+    }
+}
+
 /// The patch: `test` the UID, `remove` the selector labels the pod has, `add` the
-/// quarantine labels and the alert annotation.
+/// quarantine labels, the alert annotation, the quarantine record and the deadline.
 pub(crate) fn quarantine_patch(
     pod: &Pod,
     expected_uid: Option<&str>,
     remove_keys: &[String],
     add_labels: &BTreeMap<String, String>,
     alert: &Alert,
+    record: &QuarantineRecord,
+    expires_at: Option<Timestamp>,
 ) -> Value {
     let mut ops = Vec::new();
     if let Some(uid) = expected_uid {
@@ -82,12 +169,17 @@ pub(crate) fn quarantine_patch(
             ops.push(json!({ "op": "add", "path": format!("/metadata/labels/{}", pointer_segment(k)), "value": v }));
         }
     }
-    let summary = alert_summary(alert);
-    if pod.metadata.annotations.is_none() {
-        ops.push(json!({ "op": "add", "path": "/metadata/annotations", "value": { ALERT_ANNOTATION: summary } }));
-    } else {
-        ops.push(json!({ "op": "add", "path": format!("/metadata/annotations/{}", pointer_segment(ALERT_ANNOTATION)), "value": summary }));
+    let mut annotations = BTreeMap::from([
+        (ALERT_ANNOTATION, alert_summary(alert)),
+        (
+            QUARANTINE_ANNOTATION,
+            serde_json::to_string(record).unwrap_or_default(),
+        ),
+    ]);
+    if let Some(t) = expires_at {
+        annotations.insert(EXPIRES_AT_ANNOTATION, t.to_rfc3339());
     }
+    annotation_ops(pod.metadata.annotations.as_ref(), &annotations, &mut ops);
     Value::Array(ops)
 }
 
@@ -151,6 +243,7 @@ pub(crate) async fn quarantine(
     a: &PlannedAction,
     extra_labels: &BTreeMap<String, String>,
     network_isolate: bool,
+    expire_after: Option<Duration>,
 ) -> Outcome {
     let (ns, name) = (a.pod.namespace.as_str(), a.pod.name.as_str());
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
@@ -190,12 +283,22 @@ pub(crate) async fn quarantine(
             }
         };
         let add = quarantine_labels(&a.policy, name, extra_labels);
+        let record = quarantine_record(
+            &pod,
+            &remove_keys,
+            &add,
+            &a.policy,
+            ctx.now,
+            network_isolate.then(|| network_policy_name(name)),
+        );
         let patch = quarantine_patch(
             &pod,
             pod.metadata.uid.as_deref(),
             &remove_keys,
             &add,
             &a.alert,
+            &record,
+            expire_after.map(|e| ctx.now.plus(e)),
         );
         let patch: Patch<()> = match serde_json::from_value(patch) {
             Ok(p) => Patch::Json(p),
@@ -283,11 +386,21 @@ mod tests {
         Alert::test().pod("shop", "web-1").output("shell").build()
     }
 
+    fn patch_of(
+        pod: &Pod,
+        uid: Option<&str>,
+        remove: &[String],
+        add: &BTreeMap<String, String>,
+    ) -> Value {
+        let record = quarantine_record(pod, remove, add, "reap", Timestamp::from_secs(1), None);
+        quarantine_patch(pod, uid, remove, add, &alert(), &record, None)
+    }
+
     #[test]
     fn a_pod_without_labels_or_annotations_gets_whole_maps_added() {
         let pod = PodB::new("shop", "bare").uid("u-1").build();
         let add = quarantine_labels("reap", "bare", &BTreeMap::new());
-        let patch = quarantine_patch(&pod, Some("u-1"), &["app".to_owned()], &add, &alert());
+        let patch = patch_of(&pod, Some("u-1"), &["app".to_owned()], &add);
         let ops = patch.as_array().unwrap();
         assert_eq!(
             ops[0],
@@ -316,7 +429,7 @@ mod tests {
             "we~ird".to_owned(),
             "absent".to_owned(),
         ];
-        let patch = quarantine_patch(&pod, None, &remove, &BTreeMap::new(), &alert());
+        let patch = patch_of(&pod, None, &remove, &BTreeMap::new());
         let removed: Vec<&str> = patch
             .as_array()
             .unwrap()
@@ -349,12 +462,87 @@ mod tests {
             "p",
             &BTreeMap::from([("app".to_owned(), "quarantined".to_owned())]),
         );
-        let patch = quarantine_patch(&pod, None, &["app".to_owned()], &add, &alert());
+        let patch = patch_of(&pod, None, &["app".to_owned()], &add);
         let ops = patch.as_array().unwrap();
         assert!(ops.iter().all(|op| op["op"] != "remove"));
         assert!(ops.contains(
             &json!({ "op": "add", "path": "/metadata/labels/app", "value": "quarantined" })
         ));
+    }
+
+    #[test]
+    fn the_record_holds_every_label_removed_or_overwritten_with_its_value_and_every_label_added() {
+        let pod = PodB::new("shop", "web-1")
+            .uid("u-1")
+            .labels(&[
+                ("app", "web"),
+                ("pod-template-hash", "7d9f8c"),
+                ("team", "shop"),
+                ("tier", "front"),
+            ])
+            .build();
+        let add = quarantine_labels(
+            "reap",
+            "web-1",
+            &BTreeMap::from([
+                ("tier".to_owned(), "quarantined".to_owned()),
+                ("team".to_owned(), "shop".to_owned()),
+                ("forensics".to_owned(), "hold".to_owned()),
+            ]),
+        );
+        let remove = [
+            "app".to_owned(),
+            "pod-template-hash".to_owned(),
+            "absent".to_owned(),
+        ];
+        let record = quarantine_record(
+            &pod,
+            &remove,
+            &add,
+            "reap",
+            Timestamp::from_secs(5),
+            Some("teflon-quarantine-web-1".to_owned()),
+        );
+        assert_eq!(
+            record.removed_labels,
+            BTreeMap::from([
+                ("app".to_owned(), "web".to_owned()),
+                ("pod-template-hash".to_owned(), "7d9f8c".to_owned()),
+                ("tier".to_owned(), "front".to_owned()),
+            ]),
+            "removed, and overwritten with its old value; `team` already had that value"
+        );
+        assert_eq!(
+            record.added_labels,
+            [
+                "forensics",
+                "teflon.io/quarantined",
+                "teflon.io/quarantined-pod"
+            ]
+        );
+        let patch = quarantine_patch(
+            &pod,
+            Some("u-1"),
+            &remove,
+            &add,
+            &alert(),
+            &record,
+            Some(Timestamp::from_secs(65)),
+        );
+        let ops = patch.as_array().unwrap();
+        let annotations = ops.last().unwrap();
+        assert_eq!(annotations["path"], "/metadata/annotations");
+        let saved: QuarantineRecord = serde_json::from_str(
+            annotations["value"][QUARANTINE_ANNOTATION]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(saved, record);
+        assert_eq!(
+            annotations["value"][EXPIRES_AT_ANNOTATION],
+            "1970-01-01T00:01:05.000000000Z"
+        );
     }
 
     #[test]

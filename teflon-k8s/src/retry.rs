@@ -203,25 +203,26 @@ impl CallError {
                 || s.message.contains("disruption budget"))
     }
 
-    /// A 409 because the object's UID is not the one in the precondition: a different object
-    /// has that name now (the registry store's "Precondition failed: UID in precondition").
-    pub(crate) fn is_uid_precondition(&self) -> bool {
+    /// A 409 because a precondition (UID or resourceVersion) does not hold: sending the same
+    /// request again cannot pass. For a UID precondition, a different object has that name
+    /// now (the registry store's "Precondition failed: UID in precondition").
+    fn is_precondition(&self) -> bool {
         let CallError::Api(s) = self else {
             return false;
         };
-        s.code == 409 && s.message.contains("Precondition failed: UID")
+        s.code == 409 && s.message.contains("Precondition failed")
     }
 
     /// Worth another attempt (SPEC §4): 5xx, 429 other than a PDB refusal, a write conflict
-    /// (409 `Conflict` that is not the UID precondition: "the object has been modified"),
-    /// timeouts and connection errors. 403, 404, 422, `AlreadyExists` and the UID
-    /// precondition are final.
+    /// (409 `Conflict` that is not a failed precondition: "the object has been modified"),
+    /// timeouts and connection errors. 403, 404, 422, `AlreadyExists` and the UID and
+    /// resourceVersion preconditions are final.
     fn is_retryable(&self) -> bool {
         match self {
             CallError::Api(s) => {
                 s.code >= 500
                     || (s.code == 429 && !self.is_disruption_budget())
-                    || (s.code == 409 && s.reason == "Conflict" && !self.is_uid_precondition())
+                    || (s.code == 409 && s.reason == "Conflict" && !self.is_precondition())
             }
             CallError::Timeout | CallError::Transport(_) => true,
             CallError::Other(_) => false,
@@ -296,19 +297,25 @@ mod tests {
             409,
             include_str!("../tests/fixtures/delete-precondition-conflict-status.json"),
         );
-        assert!(uid.is_uid_precondition());
+        assert!(uid.is_precondition());
         assert!(!uid.is_retryable());
         let modified = status(
             409,
             r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"Operation cannot be fulfilled on poddisruptionbudgets.policy \"web\": the object has been modified; please apply your changes to the latest version and try again","reason":"Conflict","code":409}"#,
         );
-        assert!(!modified.is_uid_precondition());
+        assert!(!modified.is_precondition());
         assert!(modified.is_retryable());
         let exists = status(
             409,
             r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"networkpolicies.networking.k8s.io \"x\" already exists","reason":"AlreadyExists","code":409}"#,
         );
         assert!(!exists.is_retryable());
+        let rv = status(
+            409,
+            r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"Precondition failed: ResourceVersion in precondition: 99, ResourceVersion in object meta: 100","reason":"Conflict","code":409}"#,
+        );
+        assert!(rv.is_precondition());
+        assert!(!rv.is_retryable(), "the same request cannot pass");
     }
 
     #[tokio::test(start_paused = true)]

@@ -744,6 +744,7 @@ fn quarantine_action(network_isolate: bool) -> PlannedAction {
     planned(Action::Quarantine {
         labels: labels(&[("forensics", "hold")]),
         network_isolate,
+        expire_after: None,
     })
 }
 
@@ -759,6 +760,34 @@ fn alert_annotation() -> String {
 }
 
 fn quarantine_patch() -> Value {
+    quarantine_patch_with(true)
+}
+
+/// The `teflon.io/quarantine` record of web-1's quarantine at the fixed clock's time.
+fn quarantine_record(removed: &[(&str, &str)], network_policy: bool) -> String {
+    let record = teflon_k8s::QuarantineRecord {
+        policy: "reap-shells".to_owned(),
+        at: Timestamp::parse_rfc3339("2023-11-14T22:13:20.123456789Z").unwrap(),
+        removed_labels: labels(removed),
+        added_labels: vec![
+            "forensics".to_owned(),
+            "teflon.io/quarantined".to_owned(),
+            "teflon.io/quarantined-pod".to_owned(),
+        ],
+        network_policy: network_policy.then(|| "teflon-quarantine-web-1".to_owned()),
+    };
+    serde_json::to_string(&record).unwrap()
+}
+
+/// The annotations quarantine adds: the alert, and the record of what it changed.
+fn quarantine_annotations(removed: &[(&str, &str)], network_policy: bool) -> Value {
+    json!({
+        "teflon.io/alert": alert_annotation(),
+        "teflon.io/quarantine": quarantine_record(removed, network_policy),
+    })
+}
+
+fn quarantine_patch_with(network_policy: bool) -> Value {
     json!([
         { "op": "test", "path": "/metadata/uid", "value": "uid-web-1" },
         { "op": "remove", "path": "/metadata/labels/app" },
@@ -766,7 +795,7 @@ fn quarantine_patch() -> Value {
         { "op": "add", "path": "/metadata/labels/forensics", "value": "hold" },
         { "op": "add", "path": "/metadata/labels/teflon.io~1quarantined", "value": "reap-shells" },
         { "op": "add", "path": "/metadata/labels/teflon.io~1quarantined-pod", "value": "web-1" },
-        { "op": "add", "path": "/metadata/annotations", "value": { "teflon.io/alert": alert_annotation() } },
+        { "op": "add", "path": "/metadata/annotations", "value": quarantine_annotations(&[("app", "web"), ("pod-template-hash", "7d9f8c")], network_policy) },
     ])
 }
 
@@ -849,7 +878,7 @@ async fn quarantine_without_network_isolation_creates_no_network_policy() {
         api.answer(
             "PATCH",
             PATCH_URI,
-            Some(quarantine_patch()),
+            Some(quarantine_patch_with(false)),
             200,
             &pod_json("uid-web-1", &[]).to_string(),
         )
@@ -1031,6 +1060,7 @@ const DEPLOYMENT_URI: &str = "/apis/apps/v1/namespaces/shop/deployments/web";
 fn block_action() -> PlannedAction {
     let mut a = planned(Action::BlockBinary {
         binary_fields: vec!["proc.exepath".to_owned()],
+        expire_after: None,
     });
     a.binary = Some("/usr/bin/nc".to_owned());
     a
@@ -1287,7 +1317,7 @@ async fn quarantine_of_a_stateful_set_pod_removes_the_stateful_sets_selector_lab
             { "op": "add", "path": "/metadata/labels/forensics", "value": "hold" },
             { "op": "add", "path": "/metadata/labels/teflon.io~1quarantined", "value": "reap-shells" },
             { "op": "add", "path": "/metadata/labels/teflon.io~1quarantined-pod", "value": "web-1" },
-            { "op": "add", "path": "/metadata/annotations", "value": { "teflon.io/alert": alert_annotation() } },
+            { "op": "add", "path": "/metadata/annotations", "value": quarantine_annotations(&[("app", "db"), ("tier", "data")], false) },
         ]);
         api.answer("PATCH", PATCH_URI, Some(patch), 200, &pod.to_string()).await;
         api.pod_event("quarantine", &quarantine_note("success"), "Normal").await;

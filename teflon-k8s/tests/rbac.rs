@@ -1,5 +1,6 @@
-//! RBAC derived from the calls themselves: every action (for every owner kind), the cluster
-//! view, Events, the scale subresource and leader election run through the production client
+//! RBAC derived from the calls themselves: every action (for every owner kind), releases and
+//! expiry (a quarantined pod, a `block_binary` policy, the listing of actions in force), the
+//! cluster view, Events, the scale subresource and leader election run through the production client
 //! against a local API server that records each request; each request is turned into the
 //! (API group, resource, verb) kube-apiserver authorizes (its `RequestInfoFactory` rules, plus
 //! the `create` a server-side apply also needs when it creates the object), and the kit's
@@ -16,9 +17,10 @@ use teflon_core::{
     Action, ActionId, Actuator, Alert, ClusterView, Outcome, PlannedAction, PodTarget, Timestamp,
     WorkloadKind, WorkloadRef,
 };
+use teflon_core::{ReleaseCause, ReleaseOutcome, ReleaseTarget, Releaser};
 use teflon_k8s::fake_api::{FakeApiServer, Reply, Request};
 use teflon_k8s::lease::{LeaseConfig, LeaseLock};
-use teflon_k8s::{KubeActuator, KubeClusterView, RetryPolicy, ViewConfig};
+use teflon_k8s::{KubeActuator, KubeClusterView, KubeReleaser, RetryPolicy, ViewConfig};
 
 /// What kube-apiserver authorizes a request as.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -92,9 +94,25 @@ fn pod(name: &str) -> Option<Value> {
         "db-0" => owner("StatefulSet", "apps/v1", "db"),
         "agent-x" => owner("DaemonSet", "apps/v1", "agent"),
         "migrate-x" => owner("Job", "batch/v1", "migrate"),
-        "solo" => json!([]),
+        "solo" | "quarantined-x" => json!([]),
         _ => return None,
     };
+    if name == "quarantined-x" {
+        // As quarantine leaves a pod: the record of what it changed, a deadline.
+        let record = json!({
+            "policy": "reap", "at": "2023-11-14T21:13:20Z",
+            "removed_labels": { "app": "web" }, "added_labels": ["teflon.io/quarantined"],
+            "network_policy": "teflon-quarantine-quarantined-x",
+        });
+        return Some(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {
+                "name": name, "namespace": "shop", "uid": "uid-quarantined-x", "resourceVersion": "7",
+                "labels": { "teflon.io/quarantined": "reap" },
+                "annotations": { "teflon.io/quarantine": record.to_string(), "teflon.io/expires-at": "2023-11-14T22:13:20Z" },
+            },
+        }));
+    }
     Some(json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {
@@ -145,6 +163,16 @@ fn respond(leases: &std::sync::Mutex<Option<Value>>, r: &Request) -> Reply {
                 r#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}"#.to_owned(),
             ),
         },
+        "GET" if p.contains("/tracingpoliciesnamespaced/") => ok(json!({
+            "apiVersion": "cilium.io/v1alpha1", "kind": "TracingPolicyNamespaced",
+            "metadata": {
+                "name": p.rsplit('/').next().unwrap_or_default(), "namespace": "shop",
+                "uid": "uid-tp", "resourceVersion": "9",
+                "labels": { "app.kubernetes.io/managed-by": "teflon", "teflon.io/policy": "reap" },
+                "annotations": { "teflon.io/target": "Deployment/web", "teflon.io/expires-at": "2023-11-14T22:13:20Z" },
+            },
+            "spec": {},
+        })),
         "GET" => {
             let name = p.rsplit('/').next().unwrap_or_default();
             if let Some(pod) = p.contains("/pods/").then(|| pod(name)).flatten() {
@@ -179,7 +207,10 @@ fn respond(leases: &std::sync::Mutex<Option<Value>>, r: &Request) -> Reply {
             ))
         }
         "PATCH" => echo(200),
-        "DELETE" => ok(pod(p.rsplit('/').next().unwrap_or_default()).unwrap_or(Value::Null)),
+        "DELETE" if p.contains("/pods/") => {
+            ok(pod(p.rsplit('/').next().unwrap_or_default()).unwrap_or(Value::Null))
+        }
+        "DELETE" => ok(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})),
         _ => Reply::Json(405, "{}".to_owned()),
     }
 }
@@ -232,9 +263,11 @@ async fn every_call() -> Vec<Request> {
     let quarantine = || Action::Quarantine {
         labels: BTreeMap::new(),
         network_isolate: true,
+        expire_after: None,
     };
     let block = || Action::BlockBinary {
         binary_fields: vec!["proc.exepath".to_owned()],
+        expire_after: None,
     };
     let plans = [
         plan(
@@ -271,6 +304,28 @@ async fn every_call() -> Vec<Request> {
             p.action,
             p.pod.name
         );
+    }
+
+    // Releases, by an operator and by expiry, and the listing of actions in force that the
+    // expiry sweep and `GET /v1/actions` make.
+    let releaser = KubeReleaser::new(client.clone()).with_retry(RetryPolicy::once());
+    releaser.active().await.unwrap();
+    let releases = [
+        ReleaseTarget::Pod {
+            namespace: "shop".to_owned(),
+            name: "quarantined-x".to_owned(),
+            uid: Some("uid-quarantined-x".to_owned()),
+        },
+        ReleaseTarget::Policy {
+            namespace: "shop".to_owned(),
+            name: "teflon-block-web-nc-1a2b3c4d".to_owned(),
+        },
+    ];
+    for target in &releases {
+        for cause in [ReleaseCause::Operator, ReleaseCause::Expired] {
+            let r = releaser.release(target, cause).await;
+            assert_eq!(r.outcome, ReleaseOutcome::Released, "{target} ({cause:?})");
+        }
     }
 
     // The autoscaler's scale subresource.

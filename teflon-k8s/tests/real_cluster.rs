@@ -5,7 +5,8 @@
 //! `pods/status` subresource. It works in its own namespace, `teflon-test-<random>`, and
 //! deletes it at the end, whatever happened. Teflon's side (the view, every action, scale)
 //! runs as a ServiceAccount bound to exactly the kit's ClusterRole (`deploy/rbac.yaml`) by
-//! impersonation, so RBAC is enforced as in production; Tetragon's TracingPolicyNamespaced
+//! impersonation, so RBAC is enforced as in production (releases included: a quarantined pod
+//! gets its labels back, the block_binary policy is deleted); Tetragon's TracingPolicyNamespaced
 //! CRD is installed from the repository's copy when the cluster lacks it (and removed after).
 //! The kubeconfig's user needs cluster-admin-like rights: namespaces, ClusterRoles, CRDs,
 //! impersonation, and in the namespace Deployments, PodDisruptionBudgets, pods (and
@@ -36,7 +37,7 @@ use rand::Rng;
 use serde_json::json;
 use teflon_core::{
     Action, ActionId, Actuator, Alert, ClusterView, Outcome, PlannedAction, PodTarget, Priority,
-    WorkloadKind, WorkloadRef,
+    Releaser, WorkloadKind, WorkloadRef,
 };
 use teflon_k8s::{KubeActuator, KubeClusterView, QUARANTINED_LABEL, RecreationHandle, ViewConfig};
 
@@ -453,6 +454,7 @@ async fn scenario(client: Client, teflon: Client, ns: &str) -> TestResult {
         Action::Quarantine {
             labels: labels(&[("forensics", "hold")]),
             network_isolate: true,
+            expire_after: None,
         },
         5,
     );
@@ -518,6 +520,56 @@ async fn scenario(client: Client, teflon: Client, ns: &str) -> TestResult {
     .await?;
     assert_eq!(view.pod(ns, &suspect_name).and_then(|p| p.workload), None);
 
+    // release, under the kit's RBAC: the labels come back exactly, the NetworkPolicy goes, the
+    // ReplicaSet adopts the pod again and removes one pod (it has one too many).
+    let releaser = teflon_k8s::KubeReleaser::new(teflon.clone());
+    let in_force = releaser.active().await?;
+    assert!(
+        in_force.iter().any(|a| a.target.name() == suspect_name),
+        "{in_force:?}"
+    );
+    let wrong = teflon_core::ReleaseTarget::Pod {
+        namespace: ns.to_owned(),
+        name: suspect_name.clone(),
+        uid: Some("not-its-uid".to_owned()),
+    };
+    let refused = releaser
+        .release(&wrong, teflon_core::ReleaseCause::Operator)
+        .await;
+    assert!(
+        matches!(refused.outcome, teflon_core::ReleaseOutcome::Refused(_)),
+        "{refused:?}"
+    );
+    let right = teflon_core::ReleaseTarget::Pod {
+        namespace: ns.to_owned(),
+        name: suspect_name.clone(),
+        uid: suspect.metadata.uid.clone(),
+    };
+    let released = releaser
+        .release(&right, teflon_core::ReleaseCause::Operator)
+        .await;
+    assert_eq!(
+        released.outcome,
+        teflon_core::ReleaseOutcome::Released,
+        "{released:?}"
+    );
+    let back = pods.get(&suspect_name).await?;
+    assert_eq!(
+        back.metadata.labels, suspect.metadata.labels,
+        "exactly its labels"
+    );
+    assert!(
+        netpols
+            .get_opt(&teflon_k8s::network_policy_name(&suspect_name))
+            .await?
+            .is_none(),
+        "the NetworkPolicy is gone"
+    );
+    wait_for("the ReplicaSet to be back at 3 pods", 60, || async {
+        Ok((web_pods(&pods).await?.len() == 3).then_some(()))
+    })
+    .await?;
+
     // block_binary: Success with Tetragon's CRD installed, a clear failure without it.
     let names = ready_web_pods(&pods, 3).await?;
     let target = pods.get(&names[0]).await?;
@@ -526,6 +578,7 @@ async fn scenario(client: Client, teflon: Client, ns: &str) -> TestResult {
         &target,
         Action::BlockBinary {
             binary_fields: vec!["proc.exepath".to_owned()],
+            expire_after: None,
         },
         6,
     );
@@ -541,6 +594,19 @@ async fn scenario(client: Client, teflon: Client, ns: &str) -> TestResult {
         spec["kprobes"][0]["selectors"][0]["matchActions"][0]["action"], "Sigkill",
         "nothing pruned: {spec}"
     );
+    // Its release deletes it (read, checked to be Teflon's, deleted under preconditions).
+    let block_target = releaser.target_of(&block).ok_or("a policy to release")?;
+    let r = releaser
+        .release(&block_target, teflon_core::ReleaseCause::Operator)
+        .await;
+    assert_eq!(r.outcome, teflon_core::ReleaseOutcome::Released, "{r:?}");
+    assert!(
+        policies
+            .list(&ListParams::default())
+            .await?
+            .items
+            .is_empty()
+    );
 
     // Events were recorded by Teflon.
     let events: Api<Event> = Api::namespaced(client.clone(), ns);
@@ -551,7 +617,7 @@ async fn scenario(client: Client, teflon: Client, ns: &str) -> TestResult {
         .into_iter()
         .filter(|e| e.reporting_controller.as_deref() == Some("teflon.io/teflon"))
         .collect();
-    for action in ["delete", "evict", "quarantine", "block_binary"] {
+    for action in ["delete", "evict", "quarantine", "block_binary", "release"] {
         assert!(
             ours.iter().any(|e| e.action.as_deref() == Some(action)),
             "an Event for {action}"

@@ -254,6 +254,7 @@ fn plan(pod: &str, workload: Option<WorkloadRef>, binary: &str) -> PlannedAction
         workload,
         action: Action::BlockBinary {
             binary_fields: vec!["proc.exepath".to_owned()],
+            expire_after: None,
         },
         policy: Arc::from("block-netcat"),
         binary: Some(binary.to_owned()),

@@ -144,6 +144,7 @@ pub fn describe() {
         names::AUDIT_LINES_LOST_TOTAL,
         "Audit lines that could not be written."
     );
+    crate::response::describe();
 }
 
 #[cfg(test)]

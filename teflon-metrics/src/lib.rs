@@ -12,6 +12,7 @@ pub mod events;
 pub mod exporter;
 pub mod gauges;
 pub mod names;
+pub mod response;
 pub mod snapshot;
 
 pub use exporter::{Exporter, ExporterError};

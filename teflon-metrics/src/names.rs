@@ -50,6 +50,12 @@ pub const POLICY_RELOADS_TOTAL: &str = "teflon_policy_reloads_total";
 /// Counter: audit lines that could not be written (disk full, I/O error). Not in SPEC §7: an
 /// operator needs to know when the audit trail has gaps.
 pub const AUDIT_LINES_LOST_TOTAL: &str = "teflon_audit_lines_lost_total";
+/// Counter `{action, cause, outcome}`: releases of actions (`quarantine`, `block_binary`), by
+/// cause (`operator`, `expired`) and outcome (`released`, `not_found`, `refused`, `failed`).
+pub const RELEASES_TOTAL: &str = "teflon_releases_total";
+/// Counter `{sink, result}`: notifications, by configured sink and result (`sent`; `failed`:
+/// given up after the retries; `dropped`: the sink's queue was full).
+pub const NOTIFICATIONS_TOTAL: &str = "teflon_notifications_total";
 
 /// Label keys.
 pub mod label {
@@ -71,8 +77,12 @@ pub mod label {
     pub const ACTION: &str = "action";
     /// Action outcome.
     pub const OUTCOME: &str = "outcome";
-    /// Reload result.
+    /// Reload or notification result.
     pub const RESULT: &str = "result";
+    /// Why a release happened (`operator`, `expired`).
+    pub const CAUSE: &str = "cause";
+    /// A notification sink's configured name.
+    pub const SINK: &str = "sink";
 }
 
 /// The `policy` label value of a decision no policy matched.

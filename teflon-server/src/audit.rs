@@ -253,6 +253,8 @@ pub struct AuditLog {
     scratch: Vec<u8>,
     lines: u64,
     health: Arc<AuditHealth>,
+    /// Lines that are not decisions ([`AuditLog::append_event`]) wait for the next flush.
+    events_unflushed: bool,
 }
 
 impl AuditLog {
@@ -286,6 +288,7 @@ impl AuditLog {
             scratch: Vec::with_capacity(1024),
             lines: 0,
             health: Arc::default(),
+            events_unflushed: false,
         })
     }
 
@@ -352,9 +355,27 @@ impl AuditLog {
         }
     }
 
+    /// Append a line that is not a decision (a release, `"event": "release"`): to the file,
+    /// not to the ring of `GET /v1/decisions`; written at the next [`AuditLog::flush`].
+    pub fn append_event(&mut self, event: &impl Serialize) {
+        self.scratch.clear();
+        if let Err(e) = serde_json::to_writer(&mut self.scratch, event) {
+            tracing::error!(error = %e, "cannot serialize an audit record");
+            return;
+        }
+        self.lines += 1;
+        if let Some(out) = &mut self.out {
+            self.scratch.push(b'\n');
+            if let Err(e) = out.write_all(&self.scratch) {
+                self.failed(&e, 1);
+            }
+        }
+        self.events_unflushed = true;
+    }
+
     /// True when appended lines wait for [`AuditLog::flush`].
     pub fn has_unflushed(&self) -> bool {
-        !self.unflushed.is_empty()
+        !self.unflushed.is_empty() || self.events_unflushed
     }
 
     /// Write the buffer to the file (one `write` for every line since the last flush), then
@@ -363,9 +384,10 @@ impl AuditLog {
     /// full too, or at shutdown).
     pub fn flush(&mut self) {
         let failed_bytes = self.out.as_ref().is_some_and(|o| !o.buffer().is_empty());
-        if self.unflushed.is_empty() && !failed_bytes {
+        if self.unflushed.is_empty() && !failed_bytes && !self.events_unflushed {
             return;
         }
+        self.events_unflushed = false;
         if let Some(out) = &mut self.out {
             match out.flush() {
                 Ok(()) => self.succeeded(),

@@ -164,6 +164,8 @@ pub struct ClusterBackend {
     pub scaler: Option<BackendScaler>,
     /// Looks up pods the view does not know (a real cluster; the simulated one is exact).
     pub lookup: Option<Arc<dyn PodLookup>>,
+    /// Undoes quarantines and `block_binary` policies, when the backend can.
+    pub releaser: Option<Arc<dyn crate::release::DynReleaser>>,
     /// Background tasks (the sim driver, reflectors), aborted at shutdown.
     pub tasks: Vec<JoinHandle<()>>,
 }
@@ -191,10 +193,17 @@ impl ClusterBackend {
                 sim: None,
                 scaler: None,
                 lookup: None,
+                releaser: None,
                 tasks: Vec::new(),
             },
             tx,
         )
+    }
+
+    /// Undo actions with `releaser` (`POST /v1/release`, expiry, `GET /v1/actions`).
+    pub fn with_releaser(mut self, releaser: Arc<dyn crate::release::DynReleaser>) -> Self {
+        self.releaser = Some(releaser);
+        self
     }
 
     /// A simulated cluster advanced to the sim's clock every 100 ms; recreations and
@@ -233,6 +242,7 @@ impl ClusterBackend {
             events: rx,
             scaler: Some(BackendScaler::Sim(sim.clone())),
             lookup: None,
+            releaser: Some(Arc::new(sim.clone())),
             sim: Some(sim),
             tasks: vec![task],
         }

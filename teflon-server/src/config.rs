@@ -104,6 +104,9 @@ pub struct Config {
     /// Lease-based leader election between replicas: only the leader decides and acts.
     #[serde(default)]
     pub leader_election: LeaderElectionConfig,
+    /// Webhooks told about decisions and releases (`json` or `slack`), off the decision path.
+    #[serde(default)]
+    pub notify: Vec<crate::notify::NotifyConfig>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -507,6 +510,7 @@ impl Config {
             ));
         }
         self.leader_election.validate().map_err(invalid)?;
+        crate::notify::validate(&self.notify).map_err(invalid)?;
         if self.leader_election.enabled == Some(true) && self.cluster.kind == ClusterType::Sim {
             return Err(invalid(
                 "leader_election.enabled: true needs `cluster.type: kube` (the Lease lives in the cluster)".to_owned(),
@@ -555,6 +559,7 @@ impl Config {
         if let Some(p) = &mut self.state_dir {
             fix(p);
         }
+        crate::notify::resolve_paths(&mut self.notify, dir);
         if let Some(m) = &mut self.metrics_api {
             for p in [&mut m.cert_file, &mut m.key_file, &mut m.client_ca_file]
                 .into_iter()
@@ -599,6 +604,7 @@ impl Config {
             action_deadline_secs: DEFAULT_ACTION_DEADLINE_SECS,
             autoscale: Vec::new(),
             leader_election: LeaderElectionConfig::default(),
+            notify: Vec::new(),
         }
     }
 }
@@ -780,6 +786,28 @@ autoscale:
         )
         .unwrap_err();
         assert!(err.to_string().contains("cluster.type: kube"), "{err}");
+    }
+
+    #[test]
+    fn notify_sinks_parse_and_a_bad_one_is_an_error_naming_it() {
+        let c = Config::parse(
+            "policies: p.yaml\nauth: none\nnotify:\n  - {name: secops, url_file: slack-url, format: slack, headers_from_files: {Authorization: tok}, filter: {verdicts: [act]}}\n",
+            "t.yaml",
+        )
+        .unwrap();
+        assert_eq!(c.notify[0].name.as_deref(), Some("secops"));
+        let err = Config::parse(
+            "policies: p.yaml\nauth: none\nnotify:\n  - {url: 'http://x/', filter: {reasons: [nope]}}\n",
+            "t.yaml",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("notify[0]"), "{err}");
+        let err = Config::parse(
+            "policies: p.yaml\nauth: none\nnotify:\n  - {url: 'http://x/', fromat: slack}\n",
+            "t.yaml",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("fromat"), "{err}");
     }
 
     #[test]

@@ -133,6 +133,9 @@ pub(crate) struct EngineTask {
     pub last_publish: Option<Instant>,
     pub dirty: bool,
     pub report: EngineReport,
+    /// Releases to record, the history, the webhooks.
+    pub lifecycle: crate::release::Lifecycle,
+    pub releases_rx: mpsc::UnboundedReceiver<crate::release::Recorded>,
 }
 
 impl EngineTask {
@@ -187,6 +190,10 @@ impl EngineTask {
             tokio::select! {
                 biased;
                 Some(done) = self.done_rx.recv() => self.on_done(done),
+                Some(r) = self.releases_rx.recv() => {
+                    crate::release::record(&mut self.engine, &mut self.audit, &self.lifecycle, &self.counters, r);
+                    self.dirty = true;
+                }
                 () = &mut flush_timer, if flush_armed => {
                     flush_armed = false;
                     self.audit.flush();
@@ -323,6 +330,7 @@ impl EngineTask {
                 let mut rec = p.record.with_outcome(&outcome);
                 rec.acted_at = None;
                 self.audit.append(&rec);
+                self.lifecycle.notifier.decision(&rec.decision, &rec.tail());
                 self.report.abandoned_actions += 1;
             }
         }
@@ -588,7 +596,9 @@ impl EngineTask {
                     }
                     // Nothing runs after this decision: its line is written from borrowed
                     // parts, without an owned record.
-                    self.audit.append_parts(&d.record_ref(), &tail);
+                    let record = d.record_ref();
+                    self.audit.append_parts(&record, &tail);
+                    self.lifecycle.notifier.decision(&record, &tail);
                     Counters::add(&self.counters.audit_records, 1);
                 }
             }
@@ -693,6 +703,7 @@ impl EngineTask {
         rec.acted_at = Some(acted_at);
         rec.action_latency_ms = Some(latency.as_secs_f64() * 1000.0);
         self.append(&rec);
+        self.lifecycle.executed(&plan, &rec);
         self.dirty = true;
         self.publish_if_due();
     }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use teflon_core::Timestamp;
-use teflon_k8s::{KubeActuator, KubeClusterView, RecreationHandle, RetryPolicy, ViewConfig};
+use teflon_k8s::{
+    KubeActuator, KubeClusterView, KubeReleaser, RecreationHandle, RetryPolicy, ViewConfig,
+};
 use tokio::sync::mpsc;
 
 use crate::cluster::{
@@ -63,6 +65,7 @@ pub(crate) async fn backend(config: &Config, clock: Clock) -> Result<ClusterBack
         &view_config,
     ));
     let (recreation, mut recreations) = RecreationHandle::spawn(view.clone());
+    let releaser_clock = clock.clone();
     let actuator = KubeActuator::new(client.clone())
         .with_recreation(recreation)
         .with_retry(RetryPolicy {
@@ -70,6 +73,12 @@ pub(crate) async fn backend(config: &Config, clock: Clock) -> Result<ClusterBack
             ..RetryPolicy::default()
         })
         .with_clock(Arc::new(move || system_time(clock())));
+    let mut releaser = KubeReleaser::new(client.clone())
+        .with_clock(Arc::new(move || system_time(releaser_clock())));
+    if !config.cluster.namespaces.is_empty() {
+        // Expiry lists what is in force only where Teflon watches (and may act).
+        releaser = releaser.with_namespaces(config.cluster.namespaces.clone());
+    }
     // The first action after an idle minute must not pay TCP and TLS set-up (SPEC §9).
     let warm = teflon_k8s::client::keep_warm(
         client.clone(),
@@ -104,6 +113,7 @@ pub(crate) async fn backend(config: &Config, clock: Clock) -> Result<ClusterBack
         scaler: Some(BackendScaler::Kube(crate::autoscaler::KubeScaler::new(
             client,
         ))),
+        releaser: Some(Arc::new(releaser)),
         tasks: vec![forward, warm],
     })
 }

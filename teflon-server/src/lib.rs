@@ -1,7 +1,8 @@
 //! The Teflon daemon as a library: the HTTP ingest API for Falco, falcosidekick and Tetragon
 //! (auth, TLS with client certificates, body limits, a bounded queue), the one task that owns
 //! the engine, the action executor, the audit log, `/metrics`, `/v1/decisions`, `/v1/status`,
-//! policy hot reload and graceful shutdown; plus the custom-metrics API and the autoscaler loop.
+//! policy hot reload and graceful shutdown; plus the custom-metrics API and the autoscaler loop;
+//! and the response lifecycle: `POST /v1/release`, expiry, `GET /v1/actions`, notifications.
 //!
 //! It owns no decision logic (teflon-core), no wire format (teflon-falco, teflon-tetragon), no
 //! Kubernetes calls (teflon-k8s) and no metric names (teflon-metrics): it wires them together.
@@ -26,14 +27,18 @@ pub mod cluster;
 pub mod config;
 mod engine_task;
 mod executor;
+pub mod history;
+pub mod http_client;
 pub mod ingest;
 pub mod journal;
 #[cfg(feature = "kube")]
 pub mod kube;
 pub mod logging;
 pub mod metrics_api;
+pub mod notify;
 pub mod openapi;
 mod queue;
+pub mod release;
 pub mod reload;
 pub mod routes;
 pub mod scaling;
@@ -59,6 +64,8 @@ pub use config::{
     MetricsApiConfig, TlsConfig,
 };
 pub use engine_task::EngineReport;
+pub use notify::{NotifyConfig, NotifyFilter, NotifyFormat};
+pub use release::DynReleaser;
 pub use state::{Counters, SharedState, StatusSnapshot};
 
 use crate::audit::AuditLog;
@@ -98,6 +105,9 @@ pub enum ServerError {
     /// The Prometheus exporter.
     #[error(transparent)]
     Exporter(#[from] ExporterError),
+    /// A `notify:` sink.
+    #[error(transparent)]
+    Notify(#[from] notify::NotifyError),
     /// The `autoscale` entries.
     #[error("{0}")]
     Autoscale(String),
@@ -260,6 +270,14 @@ impl ServerBuilder {
         let may_act = leader.clone().unwrap_or_else(|| watch::channel(true).1);
         let (engine_stop, stop_rx) = watch::channel(false);
         let view = cluster.view.clone();
+        let notifier = notify::Notifier::start(&config.notify)?;
+        let (lifecycle, releases_rx) = release::Lifecycle::new(cluster.releaser.clone(), notifier);
+        let sweep = tokio::spawn(release::sweep(
+            lifecycle.clone(),
+            may_act.clone(),
+            clock.clone(),
+            release::EXPIRY_EVERY,
+        ));
         let engine = EngineTask {
             engine: Engine::with_config(
                 policies,
@@ -298,6 +316,8 @@ impl ServerBuilder {
             last_publish: None,
             dirty: false,
             report: EngineReport::default(),
+            lifecycle: lifecycle.clone(),
+            releases_rx,
         };
         let engine = tokio::spawn(engine.run());
         let reloader = Reloader {
@@ -309,7 +329,7 @@ impl ServerBuilder {
             tx: policy_tx,
             clock: clock.clone(),
         };
-        let mut background = vec![tokio::spawn(reloader.run())];
+        let mut background = vec![tokio::spawn(reloader.run()), sweep];
         if let Some(e) = exporter.clone() {
             background.push(tokio::spawn(async move {
                 let mut every = tokio::time::interval(UPKEEP_EVERY);
@@ -334,6 +354,7 @@ impl ServerBuilder {
             accepting: Arc::new(AtomicBool::new(true)),
             leader,
             clock,
+            lifecycle,
             ids: Arc::new(state::AlertIds::new(teflon_sim::shared::system_now())),
             parsing: Arc::new(tokio::sync::Semaphore::new(state::parse_permits())),
             reading: Arc::new(tokio::sync::Semaphore::new(body_budget)),
@@ -509,6 +530,12 @@ impl Server {
             Some(h) => h.await.unwrap_or_default(),
             None => EngineReport::default(),
         };
+        // The webhooks get a few seconds for what they still hold.
+        self.state
+            .lifecycle
+            .notifier()
+            .shutdown(notify::DRAIN_TIMEOUT)
+            .await;
         // Only now, with every decided action finished and recorded: release the Lease so a
         // follower takes over at its next round (≤ retry_period) instead of after expiry.
         if let Some(elector) = self.elector.take() {

@@ -48,6 +48,39 @@ pub fn routes(state: SharedState) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(authorized(state.clone()))
         .map(move |denied: Option<Response>| denied.unwrap_or_else(|| status_reply(&s)));
+    // The response lifecycle (release, history): as protected as ingest, since a release
+    // puts a pod back in service.
+    let s = state.clone();
+    let release = warp::path!("v1" / "release")
+        .and(warp::post())
+        .and(authorized(state.clone()))
+        .and(warp::body::content_length_limit(
+            crate::release::MAX_RELEASE_BODY,
+        ))
+        .and(warp::body::bytes())
+        .then(move |denied: Option<Response>, body: Bytes| {
+            let s = s.clone();
+            async move {
+                match denied {
+                    Some(r) => r,
+                    None => crate::release::reply(&s, &body).await,
+                }
+            }
+        });
+    let s = state.clone();
+    let actions = warp::path!("v1" / "actions")
+        .and(warp::get())
+        .and(authorized(state.clone()))
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .then(move |denied: Option<Response>, q: String| {
+            let s = s.clone();
+            async move {
+                match denied {
+                    Some(r) => r,
+                    None => crate::history::reply(&s, &q).await,
+                }
+            }
+        });
     let s = state.clone();
     let metrics = warp::path!("metrics").and(warp::get()).map(move || {
         let text = s.exporter.as_ref().map(|e| e.render()).unwrap_or_default();
@@ -98,6 +131,10 @@ pub fn routes(state: SharedState) -> BoxedFilter<(Response,)> {
         .or(decisions)
         .unify()
         .or(status)
+        .unify()
+        .or(release)
+        .unify()
+        .or(actions)
         .unify()
         .or(metrics)
         .unify()

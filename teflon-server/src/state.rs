@@ -37,6 +37,8 @@ pub struct Counters {
     pub failed_actions: AtomicU64,
     /// Audit records written.
     pub audit_records: AtomicU64,
+    /// Quarantines and `block_binary` policies released (by an operator or on expiry).
+    pub releases: AtomicU64,
 }
 
 impl Counters {
@@ -181,6 +183,8 @@ pub struct SharedState {
     pub leader: Option<watch::Receiver<bool>>,
     /// The server's clock.
     pub clock: Clock,
+    /// Releases, the response history and the webhooks.
+    pub lifecycle: crate::release::Lifecycle,
     pub(crate) ids: Arc<AlertIds>,
     /// Bodies parsed at once: the alerts parsed and not yet queued stay bounded by
     /// `permits × max_body_bytes` however many connections send at the same time.

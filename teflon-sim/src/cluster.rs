@@ -169,6 +169,8 @@ pub struct SimCluster {
     pub(crate) now: Timestamp,
     /// What the view sees.
     pub(crate) scope: SimScope,
+    /// Quarantine records, NetworkPolicies and Tetragon policies: what a release undoes.
+    pub(crate) responses: crate::release::Responses,
 }
 
 impl SimCluster {
@@ -186,6 +188,7 @@ impl SimCluster {
             next_id: 0,
             now: Timestamp::EPOCH,
             scope: SimScope::default(),
+            responses: crate::release::Responses::default(),
         }
     }
 
@@ -415,9 +418,14 @@ impl SimCluster {
     /// [`Outcome::DisruptionBudget`] when a PDB allows no disruption); `quarantine` keeps the pod
     /// but strips its owner's selector labels, so it leaves the workload; the controller then
     /// creates a replacement. A different UID than the plan's, or an unknown pod, is
-    /// [`Outcome::Gone`]. `block_binary` and `log` change no pod.
+    /// [`Outcome::Gone`]. `block_binary` and `log` change no pod; `block_binary` records a
+    /// Tetragon policy for the workload when the alert names a binary. What quarantine and
+    /// `block_binary` change is recorded so that [`SimCluster::release`] undoes exactly that.
     pub fn apply(&mut self, plan: &PlannedAction, now: Timestamp) -> Outcome {
         let kind = plan.action.kind();
+        if kind == ActionKind::BlockBinary {
+            self.block(plan, now);
+        }
         if !kind.is_disruptive() {
             return Outcome::Success;
         }
@@ -455,9 +463,13 @@ impl SimCluster {
                     m.remove(&key.1);
                 }
                 if let Some(p) = self.pods.get_mut(&key) {
-                    p.labels.retain(|k, _| !strip.contains(k));
-                    p.labels
-                        .insert(QUARANTINE_LABEL.to_owned(), plan.policy.to_string());
+                    let record = crate::release::quarantine(p, &strip, plan, owner.clone(), now);
+                    if let Some(np) = &record.network_policy {
+                        self.responses
+                            .network_policies
+                            .insert((key.0.clone(), np.clone()));
+                    }
+                    self.responses.quarantines.insert(key.clone(), record);
                     p.owner = None;
                     p.quarantined = true;
                 }
@@ -539,6 +551,12 @@ impl SimCluster {
     /// Remove a pod, keeping the indexes right.
     pub(crate) fn remove_pod(&mut self, key: &(String, String)) -> Option<SimPod> {
         let pod = self.pods.remove(key)?;
+        // Its NetworkPolicy is owned by it: the garbage collector deletes it with the pod.
+        if let Some(q) = self.responses.quarantines.remove(key)
+            && let Some(np) = q.network_policy
+        {
+            self.responses.network_policies.remove(&(key.0.clone(), np));
+        }
         if let Some(w) = &pod.owner
             && let Some(m) = self.members.get_mut(w)
         {
@@ -568,7 +586,12 @@ impl SimCluster {
     }
 
     /// Create or remove pods so the live pods of `workload` match its desired count.
-    fn reconcile(&mut self, workload: &WorkloadRef, now: Timestamp, reaped_at: Option<Timestamp>) {
+    pub(crate) fn reconcile(
+        &mut self,
+        workload: &WorkloadRef,
+        now: Timestamp,
+        reaped_at: Option<Timestamp>,
+    ) {
         let Some(desired) = self.workloads.get(workload).map(|w| w.desired) else {
             return;
         };

@@ -18,6 +18,7 @@ pub mod cluster;
 pub mod error;
 pub mod kubectl;
 mod labels;
+mod release;
 pub mod replay;
 pub mod shared;
 pub mod simulate;

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use teflon_core::autoscale::Scaler;
 use teflon_core::{
-    Actuator, ClusterView, Executed, PlannedAction, PodInfo, PodSummary, Timestamp, WorkloadRef,
-    WorkloadStatus, WorkloadSummary,
+    ActiveAction, Actuator, ClusterView, Executed, PlannedAction, PodInfo, PodSummary, Release,
+    ReleaseCause, ReleaseTarget, Releaser, Timestamp, WorkloadRef, WorkloadStatus, WorkloadSummary,
 };
 
 use crate::cluster::{SimCluster, SimEvent};
@@ -16,7 +16,7 @@ use crate::cluster::{SimCluster, SimEvent};
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 
 /// A [`SimCluster`] shared between tasks: a [`ClusterView`], an [`Actuator`] (actions are
-/// applied at `clock()`) and a [`Scaler`]. The lock is never held across an await: every
+/// applied at `clock()`), a [`Releaser`] and a [`Scaler`]. The lock is never held across an await: every
 /// method locks, works synchronously and unlocks.
 #[derive(Clone)]
 pub struct SharedSim {
@@ -107,6 +107,26 @@ impl Actuator for SharedSim {
         // No advance here: the events it would produce belong to whoever drives `advance`.
         let outcome = self.lock().apply(action, now);
         std::future::ready(outcome.into())
+    }
+}
+
+impl Releaser for SharedSim {
+    fn release(
+        &self,
+        target: &ReleaseTarget,
+        cause: ReleaseCause,
+    ) -> impl Future<Output = Release> + Send {
+        let now = self.now();
+        let release = self.lock().release(target, cause, now);
+        std::future::ready(release)
+    }
+
+    fn active(&self) -> impl Future<Output = Result<Vec<ActiveAction>, String>> + Send {
+        std::future::ready(Ok(self.lock().active()))
+    }
+
+    fn target_of(&self, action: &PlannedAction) -> Option<ReleaseTarget> {
+        self.lock().release_target(action)
     }
 }
 

@@ -56,6 +56,7 @@ fn quarantine() -> Action {
     Action::Quarantine {
         labels: Default::default(),
         network_isolate: true,
+        expire_after: None,
     }
 }
 
@@ -271,6 +272,7 @@ fn block_binary_and_log_change_no_pod() {
     let mut c = snapshot();
     let block = Action::BlockBinary {
         binary_fields: vec!["proc.exepath".to_owned()],
+        expire_after: None,
     };
     assert_eq!(
         c.apply(&plan(block, "shop", "db-0", None), t(0)),
@@ -753,4 +755,160 @@ fn attack_phases_bound_the_attack() {
         );
     }
     assert!(times.iter().any(|at| *at < t(40)) && times.iter().any(|at| *at >= t(100)));
+}
+
+fn pod_release(pod: &str, uid: Option<String>) -> teflon_core::ReleaseTarget {
+    teflon_core::ReleaseTarget::Pod {
+        namespace: "shop".to_owned(),
+        name: pod.to_owned(),
+        uid,
+    }
+}
+
+#[test]
+fn release_restores_exactly_the_labels_deletes_the_network_policy_and_the_controller_removes_the_surplus()
+ {
+    use teflon_core::{ReleaseCause, ReleaseOutcome};
+    let mut c = snapshot();
+    let pod = "web-7d4b9c8f6d-8fz5n";
+    let before = c.pod_labels("shop", pod).unwrap();
+    let uid = c.pod_uid("shop", pod);
+    let q = Action::Quarantine {
+        labels: [
+            ("app".to_owned(), "quarantined".to_owned()),
+            ("forensics".to_owned(), "hold".to_owned()),
+        ]
+        .into_iter()
+        .collect(),
+        network_isolate: true,
+        expire_after: Some(Duration::from_secs(600)),
+    };
+    let mut p = plan(q, "shop", pod, uid.as_deref());
+    p.workload = Some(web());
+    assert_eq!(c.apply(&p, t(0)), Outcome::Success);
+    assert!(c.has_network_policy("shop", &format!("teflon-quarantine-{pod}")));
+    assert_eq!(c.pod_labels("shop", pod).unwrap()["app"], "quarantined");
+    let active = c.active();
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0].expires_at, Some(t(600)));
+    assert_eq!(c.release_target(&p), Some(active[0].target.clone()));
+    // The replacement becomes Ready: 3 of 3 again, plus the quarantined pod.
+    c.advance_to(t(15));
+    assert_eq!(c.workload(&web()).unwrap().available, 3);
+
+    let r = c.release(
+        &pod_release(pod, uid.clone()),
+        ReleaseCause::Operator,
+        t(20),
+    );
+    assert_eq!(r.outcome, ReleaseOutcome::Released);
+    assert_eq!(
+        c.pod_labels("shop", pod).unwrap(),
+        before,
+        "exactly the labels it had"
+    );
+    assert!(!c.has_network_policy("shop", &format!("teflon-quarantine-{pod}")));
+    assert_eq!(
+        c.pod("shop", pod).unwrap().workload,
+        Some(web()),
+        "adopted again"
+    );
+    // Four pods for three replicas: the newest (the replacement) went, the released one stays.
+    let status = c.workload(&web()).unwrap();
+    assert_eq!((status.desired, status.available), (3, 3));
+    assert!(c.available_pods(&web()).contains(&pod.to_owned()));
+    assert!(c.active().is_empty());
+    let again = c.release(&pod_release(pod, uid), ReleaseCause::Operator, t(21));
+    assert!(
+        matches!(again.outcome, ReleaseOutcome::Refused(_)),
+        "{again:?}"
+    );
+}
+
+#[test]
+fn release_is_refused_when_the_uid_no_longer_matches() {
+    use teflon_core::{ReleaseCause, ReleaseOutcome};
+    let mut c = snapshot();
+    let pod = "web-7d4b9c8f6d-8fz5n";
+    assert_eq!(
+        c.apply(&plan(quarantine(), "shop", pod, None), t(0)),
+        Outcome::Success
+    );
+    let labels = c.pod_labels("shop", pod);
+    let r = c.release(
+        &pod_release(pod, Some("uid-of-another-pod".to_owned())),
+        ReleaseCause::Operator,
+        t(1),
+    );
+    assert!(
+        matches!(&r.outcome, ReleaseOutcome::Refused(m) if m.contains("another pod now")),
+        "{r:?}"
+    );
+    assert_eq!(c.pod_labels("shop", pod), labels, "nothing changed");
+    assert!(c.has_network_policy("shop", &format!("teflon-quarantine-{pod}")));
+    assert_eq!(
+        c.release(&pod_release("ghost", None), ReleaseCause::Operator, t(1))
+            .outcome,
+        ReleaseOutcome::NotFound
+    );
+}
+
+#[test]
+fn a_released_stateful_set_pod_gets_its_ordinal_back_without_a_surplus() {
+    use teflon_core::{ReleaseCause, ReleaseOutcome};
+    let mut c = snapshot();
+    let mut p = plan(quarantine(), "shop", "db-0", None);
+    p.workload = Some(db());
+    assert_eq!(c.apply(&p, t(0)), Outcome::Success);
+    c.advance_to(t(30));
+    assert_eq!(
+        c.workload(&db()).unwrap().available,
+        1,
+        "the ordinal is taken"
+    );
+    let r = c.release(&pod_release("db-0", None), ReleaseCause::Operator, t(31));
+    assert_eq!(r.outcome, ReleaseOutcome::Released);
+    assert_eq!(c.workload(&db()).unwrap().available, 2);
+}
+
+#[test]
+fn expiry_waits_for_the_deadline_and_block_binary_policies_are_released_too() {
+    use teflon_core::{ReleaseCause, ReleaseOutcome, ReleaseTarget};
+    let mut c = snapshot();
+    let block = Action::BlockBinary {
+        binary_fields: vec!["proc.exepath".to_owned()],
+        expire_after: Some(Duration::from_secs(60)),
+    };
+    let mut p = plan(block, "shop", "db-0", None);
+    p.binary = Some("/usr/bin/xmrig".to_owned());
+    assert_eq!(c.apply(&p, t(0)), Outcome::Success);
+    let target = c.release_target(&p).unwrap();
+    assert_eq!(
+        target,
+        ReleaseTarget::Policy {
+            namespace: "shop".to_owned(),
+            name: "teflon-block-db-xmrig".to_owned()
+        }
+    );
+    assert_eq!(c.active()[0].applies_to.as_deref(), Some("StatefulSet/db"));
+    let early = c.release(&target, ReleaseCause::Expired, t(59));
+    assert!(
+        matches!(early.outcome, ReleaseOutcome::Refused(_)),
+        "{early:?}"
+    );
+    // A new detection re-applies it: the deadline moves.
+    assert_eq!(c.apply(&p, t(30)), Outcome::Success);
+    assert!(matches!(
+        c.release(&target, ReleaseCause::Expired, t(60)).outcome,
+        ReleaseOutcome::Refused(_)
+    ));
+    assert_eq!(
+        c.release(&target, ReleaseCause::Expired, t(90)).outcome,
+        ReleaseOutcome::Released
+    );
+    assert!(c.active().is_empty());
+    assert_eq!(
+        c.release(&target, ReleaseCause::Operator, t(91)).outcome,
+        ReleaseOutcome::NotFound
+    );
 }

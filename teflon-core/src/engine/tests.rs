@@ -640,3 +640,26 @@ fn every_reason_code_has_a_distinct_snake_case_name() {
             .all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
     );
 }
+
+#[test]
+fn a_released_pod_is_decided_afresh_and_a_release_of_another_uid_changes_nothing() {
+    let yaml = "version: 1\ndefaults: {dedup_window_secs: 0}\npolicies:\n  - name: q\n    action: {type: quarantine, expire_after_secs: 60}\n    guard: {min_available: 1}\n";
+    let mut e = Engine::new(policies(yaml));
+    let view = web(3, 3);
+    let d = only(e.decide(shell("shop", "web-0", 0), &view, t(0)));
+    assert_eq!(d.reason, Reason::Matched);
+    let plan = d.plan.expect("a plan");
+    e.record(plan.id, &Outcome::Success, t(1));
+    let d = only(e.decide(shell("shop", "web-0", 10), &view, t(10)));
+    assert_eq!(d.reason, Reason::Duplicate, "quarantined: reaped");
+    e.released("shop", "web-0", Some("uid-of-another-pod"));
+    let d = only(e.decide(shell("shop", "web-0", 20), &view, t(20)));
+    assert_eq!(d.reason, Reason::Duplicate, "another pod's release");
+    e.released("shop", "web-0", Some("uid-web-0"));
+    let d = only(e.decide(shell("shop", "web-0", 30), &view, t(30)));
+    assert_eq!(
+        (d.verdict, d.reason),
+        (Verdict::Act, Reason::Matched),
+        "back in service: decided afresh"
+    );
+}

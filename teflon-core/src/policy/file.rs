@@ -151,6 +151,8 @@ pub struct RawAction {
     pub network_isolate: Option<Spanned<bool>>,
     /// block_binary: the field holding the binary path.
     pub binary_field: Option<Spanned<String>>,
+    /// quarantine, block_binary: undo the action by itself this many seconds later.
+    pub expire_after_secs: Option<Spanned<u64>>,
 }
 
 /// `Some(None)` for an explicit `null`, `None` when the key is absent (with `#[serde(default)]`).

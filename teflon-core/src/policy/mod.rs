@@ -23,6 +23,9 @@ use file::{PolicyFileV1, RawAction, RawGuard, RawMatch, RawMinAvailable, RawPoli
 pub use matcher::{FieldCond, GlobList, Literal, Matcher, PriorityCmp, RuleIndex, TagSet};
 use matcher::{RuleIndexBuilder, TagInterner, build_glob};
 
+/// The longest `expire_after_secs`: ten years (a deadline must stay a valid timestamp).
+pub const MAX_EXPIRE_AFTER_SECS: u64 = 10 * 365 * 24 * 3600;
+
 /// `min_available`: a pod count or a percentage of desired replicas (rounded up).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MinAvailable {
@@ -190,6 +193,9 @@ impl Policy {
                     "no".to_owned()
                 }
             );
+        }
+        if let Some(e) = self.action.expire_after() {
+            let _ = write!(s, "; expires after {}s", e.as_secs());
         }
         if self.continue_matching {
             s.push_str("; continue");
@@ -380,6 +386,30 @@ impl Compiler<'_> {
         {
             self.err(b, misplaced("binary_field", "block_binary"));
         }
+        if let Some(e) = &raw.expire_after_secs {
+            if !matches!(kind, ActionKind::Quarantine | ActionKind::BlockBinary) {
+                self.err(
+                    e,
+                    misplaced("expire_after_secs", "quarantine and block_binary"),
+                );
+            } else if e.value == 0 {
+                self.err(
+                    e,
+                    "`expire_after_secs` must be at least 1 (leave it out to keep the action until it is released)"
+                        .to_owned(),
+                );
+            } else if e.value > MAX_EXPIRE_AFTER_SECS {
+                self.err(
+                    e,
+                    format!("`expire_after_secs` must be at most {MAX_EXPIRE_AFTER_SECS} (10 years); leave it out to keep the action until it is released"),
+                );
+            }
+        }
+        let expire_after = raw
+            .expire_after_secs
+            .as_ref()
+            .filter(|e| (1..=MAX_EXPIRE_AFTER_SECS).contains(&e.value))
+            .map(|e| Duration::from_secs(e.value));
         let grace = raw.grace_period_secs.as_ref().map(|g| g.value);
         match kind {
             ActionKind::Delete => Action::Delete {
@@ -407,6 +437,7 @@ impl Compiler<'_> {
                 Action::Quarantine {
                     labels,
                     network_isolate: raw.network_isolate.as_ref().is_none_or(|n| n.value),
+                    expire_after,
                 }
             }
             ActionKind::BlockBinary => Action::BlockBinary {
@@ -414,6 +445,7 @@ impl Compiler<'_> {
                     Some(f) => vec![f.value.clone()],
                     None => vec!["proc.exepath".to_owned(), "proc.name".to_owned()],
                 },
+                expire_after,
             },
             ActionKind::Log => Action::Log,
         }

@@ -287,8 +287,10 @@ fn quarantine_defaults_to_network_isolation_and_validates_labels() {
         Action::Quarantine {
             labels,
             network_isolate,
+            expire_after,
         } => {
             assert!(*network_isolate);
+            assert_eq!(*expire_after, None, "kept until released by default");
             assert_eq!(labels.get("team").map(String::as_str), Some("sec"));
         }
         other => panic!("{other:?}"),
@@ -324,4 +326,44 @@ fn summary_mentions_action_conditions_and_guard() {
     let s = set.policies()[0].summary();
     assert!(s.starts_with("reap-shells: delete when rule in"), "{s}");
     assert!(s.contains("min_available=50%"), "{s}");
+}
+
+#[test]
+fn expire_after_secs_applies_to_quarantine_and_block_binary_only() {
+    let src = "version: 1\npolicies:\n  - name: q\n    action: {type: quarantine, expire_after_secs: 600}\n  - name: b\n    action: {type: block_binary, expire_after_secs: 3600}\n";
+    let set = PolicySet::parse(src, "p").unwrap();
+    assert_eq!(
+        set.policies()[0].action.expire_after(),
+        Some(Duration::from_secs(600))
+    );
+    assert_eq!(
+        set.policies()[1].action.expire_after(),
+        Some(Duration::from_secs(3600))
+    );
+    assert!(
+        set.policies()[0].summary().contains("expires after 600s"),
+        "{}",
+        set.policies()[0].summary()
+    );
+    let misplaced =
+        "version: 1\npolicies:\n  - name: d\n    action: {type: delete, expire_after_secs: 60}\n";
+    let errs = errors_of(misplaced);
+    assert!(
+        errs[0].starts_with("policies.yaml:4:")
+            && errs[0].contains("`expire_after_secs` applies to quarantine and block_binary actions only, not `delete`"),
+        "{}",
+        errs[0]
+    );
+    let zero = "version: 1\npolicies:\n  - name: q\n    action: {type: quarantine, expire_after_secs: 0}\n";
+    assert!(
+        errors_of(zero)[0].contains("at least 1"),
+        "{:?}",
+        errors_of(zero)
+    );
+    let huge = "version: 1\npolicies:\n  - name: q\n    action: {type: quarantine, expire_after_secs: 99999999999}\n";
+    assert!(
+        errors_of(huge)[0].contains("at most"),
+        "{:?}",
+        errors_of(huge)
+    );
 }
