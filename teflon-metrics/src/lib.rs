@@ -10,8 +10,9 @@ pub mod events;
 pub mod exporter;
 pub mod gauges;
 pub mod names;
+pub mod series;
 pub mod snapshot;
 
-pub use exporter::{Exporter, ExporterError};
+pub use exporter::{Exporter, ExporterError, TeflonRecorder};
 pub use gauges::SnapshotGauges;
 pub use snapshot::AttackSnapshot;
