@@ -265,14 +265,19 @@ impl AuditRotated {
     }
 }
 
-/// Open connections on the ingest listener.
+/// Open connections on a listener.
 #[derive(Debug, Clone, Copy)]
-pub struct ConnectionsOpen(pub usize);
+pub struct ConnectionsOpen {
+    /// `ingest` or `metrics_api`.
+    pub listener: &'static str,
+    /// How many.
+    pub open: usize,
+}
 
 impl ConnectionsOpen {
     /// Set the gauge.
     pub fn emit(self) {
-        gauge!(names::HTTP_CONNECTIONS).set(self.0 as f64);
+        gauge!(names::HTTP_CONNECTIONS, label::LISTENER => self.listener).set(self.open as f64);
     }
 }
 
@@ -304,13 +309,20 @@ impl ConnectionClose {
 
 /// The server closed a connection on its own.
 #[derive(Debug, Clone, Copy)]
-pub struct ConnectionClosed(pub ConnectionClose);
+pub struct ConnectionClosed {
+    /// `ingest` or `metrics_api`.
+    pub listener: &'static str,
+    /// Why.
+    pub reason: ConnectionClose,
+}
 
 impl ConnectionClosed {
     /// Count it.
     pub fn emit(self) {
-        counter!(names::HTTP_CONNECTIONS_CLOSED_TOTAL, label::REASON => self.0.as_str())
-            .increment(1);
+        counter!(names::HTTP_CONNECTIONS_CLOSED_TOTAL,
+            label::LISTENER => self.listener,
+            label::REASON => self.reason.as_str())
+        .increment(1);
     }
 }
 

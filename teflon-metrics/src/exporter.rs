@@ -276,11 +276,11 @@ pub fn describe() {
     );
     describe_gauge!(
         names::HTTP_CONNECTIONS,
-        "Open connections on the ingest listener."
+        "Open connections, by listener."
     );
     describe_counter!(
         names::HTTP_CONNECTIONS_CLOSED_TOTAL,
-        "Connections the ingest listener closed on its own, by reason."
+        "Connections a listener closed on its own, by reason."
     );
 }
 

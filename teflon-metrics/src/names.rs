@@ -42,9 +42,9 @@ pub const AUDIT_LINES_LOST_TOTAL: &str = "teflon_audit_lines_lost_total";
 pub const AUDIT_TORN_TAILS_TOTAL: &str = "teflon_audit_torn_tails_total";
 /// Counter: audit log rotations (`audit_max_bytes` reached). Not in SPEC §7.
 pub const AUDIT_ROTATIONS_TOTAL: &str = "teflon_audit_rotations_total";
-/// Gauge: open connections on the ingest listener. Not in SPEC §7.
+/// Gauge `{listener}` (`ingest`, `metrics_api`): open connections. Not in SPEC §7.
 pub const HTTP_CONNECTIONS: &str = "teflon_http_connections";
-/// Counter `{reason}`: connections the ingest listener closed on its own (`refused` at accept
+/// Counter `{listener, reason}`: connections a listener closed on its own (`refused` at accept
 /// past `max_connections`, `evicted` to make room, `header_timeout`, `idle_timeout`). Not in
 /// SPEC §7.
 pub const HTTP_CONNECTIONS_CLOSED_TOTAL: &str = "teflon_http_connections_closed_total";
@@ -109,6 +109,8 @@ pub mod label {
     pub const OUTCOME: &str = "outcome";
     /// Reload result.
     pub const RESULT: &str = "result";
+    /// Which listener (`ingest`, `metrics_api`).
+    pub const LISTENER: &str = "listener";
 }
 
 /// The `policy` label value of a decision no policy matched.
