@@ -22,6 +22,7 @@ pub mod auth;
 pub mod autoscaler;
 pub mod cluster;
 pub mod config;
+pub mod connections;
 mod engine_task;
 mod executor;
 pub mod ingest;
@@ -368,8 +369,8 @@ impl Server {
     /// Also starts the custom-metrics API and the autoscaler when configured.
     pub async fn listen(&mut self) -> Result<SocketAddr, ServerError> {
         let addr = self.state.config.listen;
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
+        let limits = connections::ConnectionLimits::ingest(&self.state.config.http);
+        let listener = serve::bind(addr, limits.accept_backlog)
             .map_err(|source| ServerError::Bind { addr, source })?;
         let local = listener
             .local_addr()
@@ -378,15 +379,22 @@ impl Server {
             Some(t) => Some(tokio_rustls::TlsAcceptor::from(serve::server_config(
                 t,
                 self.state.config.auth.client_ca_file.as_deref(),
+                limits.http2,
             )?)),
             None => None,
         };
         let (stop_tx, mut stop_rx) = watch::channel(false);
         let routes = self.routes();
         let scheme = if tls.is_some() { "https" } else { "http" };
-        let task = tokio::spawn(serve::serve(listener, tls, routes, async move {
-            let _ = stop_rx.wait_for(|stop| *stop).await;
-        }));
+        let task = tokio::spawn(serve::serve_with(
+            listener,
+            tls,
+            routes,
+            limits,
+            async move {
+                let _ = stop_rx.wait_for(|stop| *stop).await;
+            },
+        ));
         tracing::info!(address = %local, %scheme, "listening");
         self.http = Some((task, stop_tx));
         self.local_addr = Some(local);
