@@ -274,7 +274,6 @@ impl ServerBuilder {
                 }
             }));
         }
-        let body_budget = state::body_budget(config.max_body_bytes);
         let state = SharedState {
             config: Arc::new(config),
             view,
@@ -291,7 +290,8 @@ impl ServerBuilder {
             clock,
             ids: Arc::new(state::AlertIds::new(teflon_sim::shared::system_now())),
             parsing: Arc::new(tokio::sync::Semaphore::new(state::parse_permits())),
-            reading: Arc::new(tokio::sync::Semaphore::new(body_budget)),
+            bodies: Arc::new(state::BodyBudget::new(state::BODY_BUDGET)),
+            metrics: Arc::default(),
         };
         Ok(Server {
             state,

@@ -185,24 +185,133 @@ pub struct SharedState {
     /// Bodies parsed at once: the alerts parsed and not yet queued stay bounded by
     /// `permits × max_body_bytes` however many connections send at the same time.
     pub parsing: Arc<tokio::sync::Semaphore>,
-    /// Body bytes being read, one permit per byte (8 MiB, or one body at `max_body_bytes` when
-    /// that is larger): a request holds its declared length (the limit when undeclared) until
-    /// its body is parsed, so the memory holding bodies stays bounded however many connections
-    /// send at once. The others wait with their bodies unread in the socket.
-    pub reading: Arc<tokio::sync::Semaphore>,
+    /// The memory of request bodies being read (see [`BodyBudget`]).
+    pub bodies: Arc<BodyBudget>,
+    /// `/metrics` as last rendered (see [`MetricsCache`]).
+    pub metrics: Arc<MetricsCache>,
 }
 
-/// The body bytes read at once: 8 MiB, or one body at the limit when that is larger.
-pub(crate) fn body_budget(max_body_bytes: u64) -> usize {
-    let one = usize::try_from(body_permits(max_body_bytes, None)).unwrap_or(usize::MAX >> 4);
-    one.max(8 << 20)
+/// The body bytes held at once by bodies being read, beside the one body allowed past it.
+pub const BODY_BUDGET: usize = 8 << 20;
+
+/// The memory of request bodies being read, bounded however many connections send at once,
+/// and taken as the bytes arrive: a body holds what it has received, not what it declares, so
+/// senders that trickle (or stall) hold next to nothing and never make a normal alert wait.
+///
+/// Holding received bytes while waiting for more could deadlock: bodies that together hold the
+/// whole budget, each waiting for room for its next piece. So one body at a time may go past
+/// the budget: a body that finds no room takes the *reserve* instead if it is free, and then
+/// reads to its end without waiting for the budget again (at most `max_body_bytes`). Whoever
+/// holds the reserve always progresses, and releases everything when done, so some body always
+/// completes. Memory: [`BODY_BUDGET`] + one `max_body_bytes` body + the piece each waiting
+/// connection received (at most its 32 KiB read buffer).
+#[derive(Debug)]
+pub struct BodyBudget {
+    shared: tokio::sync::Semaphore,
+    reserve: tokio::sync::Semaphore,
 }
 
-/// The permits of [`SharedState::reading`] a body of `content_length` holds: its declared
-/// length up to the limit, the limit when undeclared.
-pub(crate) fn body_permits(max_body_bytes: u64, content_length: Option<u64>) -> u32 {
-    let n = content_length.map_or(max_body_bytes, |l| l.min(max_body_bytes));
-    u32::try_from(n).unwrap_or(u32::MAX)
+impl BodyBudget {
+    /// A budget of `bytes` plus the reserve.
+    pub fn new(bytes: usize) -> Self {
+        BodyBudget {
+            shared: tokio::sync::Semaphore::new(bytes),
+            reserve: tokio::sync::Semaphore::new(1),
+        }
+    }
+
+    /// Bytes of the budget free now.
+    pub fn available(&self) -> usize {
+        self.shared.available_permits()
+    }
+
+    /// True while a body is being read past the budget.
+    pub fn reserve_taken(&self) -> bool {
+        self.reserve.available_permits() == 0
+    }
+
+    /// What one body holds, empty to begin with; released when dropped.
+    pub(crate) fn hold(&self) -> BodyHold<'_> {
+        BodyHold {
+            budget: self,
+            held: None,
+            reserve: None,
+        }
+    }
+}
+
+/// The budget one body holds (see [`BodyBudget`]).
+#[derive(Debug)]
+pub(crate) struct BodyHold<'a> {
+    budget: &'a BodyBudget,
+    held: Option<tokio::sync::SemaphorePermit<'a>>,
+    reserve: Option<tokio::sync::SemaphorePermit<'a>>,
+}
+
+/// The budget was closed (shutdown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BudgetClosed;
+
+impl BodyHold<'_> {
+    /// Hold `n` more bytes: from the budget when there is room, else the first of more room
+    /// or the reserve.
+    pub(crate) async fn take(&mut self, n: usize) -> Result<(), BudgetClosed> {
+        if self.reserve.is_some() || n == 0 {
+            return Ok(());
+        }
+        let n = u32::try_from(n).map_err(|_| BudgetClosed)?;
+        let permit = match self.budget.shared.try_acquire_many(n) {
+            Ok(p) => p,
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(BudgetClosed),
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                tokio::select! {
+                    biased;
+                    p = self.budget.shared.acquire_many(n) => p.map_err(|_| BudgetClosed)?,
+                    r = self.budget.reserve.acquire() => {
+                        self.reserve = Some(r.map_err(|_| BudgetClosed)?);
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        match &mut self.held {
+            Some(held) => held.merge(permit),
+            None => self.held = Some(permit),
+        }
+        Ok(())
+    }
+
+    /// Bytes held from the budget.
+    #[cfg(test)]
+    pub(crate) fn held(&self) -> usize {
+        self.held.as_ref().map_or(0, |p| p.num_permits())
+    }
+}
+
+/// How long a rendered `/metrics` text is served again: concurrent and repeated scrapes cost
+/// one render per interval, however many arrive.
+pub const METRICS_CACHE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `/metrics` as last rendered. Scrapes that arrive while a render runs wait for it and share
+/// its text.
+#[derive(Debug, Default)]
+pub struct MetricsCache {
+    last: tokio::sync::Mutex<Option<(tokio::time::Instant, bytes::Bytes)>>,
+}
+
+impl MetricsCache {
+    /// The text rendered within [`METRICS_CACHE_FOR`], or a fresh `render()`.
+    pub async fn get(&self, render: impl FnOnce() -> String) -> bytes::Bytes {
+        let mut last = self.last.lock().await;
+        if let Some((at, text)) = &*last
+            && at.elapsed() < METRICS_CACHE_FOR
+        {
+            return text.clone();
+        }
+        let text = bytes::Bytes::from(render());
+        *last = Some((tokio::time::Instant::now(), text.clone()));
+        text
+    }
 }
 
 /// Permits of [`SharedState::parsing`]: parsing is CPU work, more at once than twice the cores
@@ -282,7 +391,71 @@ impl AlertIds {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_holds_what_it_received_and_the_reserve_lets_one_past_a_full_budget() {
+        let budget = BodyBudget::new(100);
+        // Two bodies hold the whole budget between them and each wants more.
+        let mut a = budget.hold();
+        let mut b = budget.hold();
+        a.take(60).await.unwrap();
+        b.take(40).await.unwrap();
+        assert_eq!(budget.available(), 0);
+        // `a` takes the reserve and is never made to wait again: no deadlock.
+        a.take(50).await.unwrap();
+        a.take(1000).await.unwrap();
+        assert!(budget.reserve_taken());
+        // `b` waits: no room and the reserve is taken…
+        assert!(
+            tokio::time::timeout(Duration::from_secs(60), b.take(10))
+                .await
+                .is_err()
+        );
+        // …until `a` is done and gives everything back.
+        drop(a);
+        assert!(!budget.reserve_taken());
+        b.take(10).await.unwrap();
+        assert_eq!(b.held(), 50);
+        assert_eq!(budget.available(), 50);
+        drop(b);
+        assert_eq!(budget.available(), 100);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stalled_bodies_hold_only_what_they_sent_so_a_normal_one_never_waits() {
+        let budget = BodyBudget::new(8 << 20);
+        // 1,000 senders that trickle: each sent 10 bytes of a 1 MiB body.
+        let mut tricklers: Vec<_> = (0..1000).map(|_| budget.hold()).collect();
+        for t in &mut tricklers {
+            t.take(10).await.unwrap();
+        }
+        let mut normal = budget.hold();
+        // Ready at once (no timer, no waiting): the budget has room.
+        tokio::time::timeout(Duration::ZERO, normal.take(1024))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!budget.reserve_taken());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_scrapes_share_one_render_per_interval() {
+        let cache = MetricsCache::default();
+        let renders = std::sync::atomic::AtomicUsize::new(0);
+        let render = || {
+            renders.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            "teflon_queue_depth 0\n".to_owned()
+        };
+        let texts = futures::future::join_all((0..12).map(|_| cache.get(render))).await;
+        assert!(texts.iter().all(|t| t.as_ref() == b"teflon_queue_depth 0\n"));
+        assert_eq!(renders.load(std::sync::atomic::Ordering::Relaxed), 1);
+        tokio::time::sleep(METRICS_CACHE_FOR).await;
+        cache.get(render).await;
+        assert_eq!(renders.load(std::sync::atomic::Ordering::Relaxed), 2);
+    }
 
     #[test]
     fn alert_ids_are_the_prefix_and_a_decimal_counter() {
