@@ -274,10 +274,7 @@ pub fn describe() {
         names::AUDIT_ROTATIONS_TOTAL,
         "Audit log rotations (audit_max_bytes reached)."
     );
-    describe_gauge!(
-        names::HTTP_CONNECTIONS,
-        "Open connections, by listener."
-    );
+    describe_gauge!(names::HTTP_CONNECTIONS, "Open connections, by listener.");
     describe_counter!(
         names::HTTP_CONNECTIONS_CLOSED_TOTAL,
         "Connections a listener closed on its own, by reason."

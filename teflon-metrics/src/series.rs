@@ -89,15 +89,14 @@ impl WorkloadSlots {
     /// free one), [`Slot::Other`] when the table is full of pairs touched within `ttl`.
     pub fn touch(&self, namespace: &str, workload: &str, now: Instant) -> Slot {
         let mut t = self.lock();
-        if let Some(at) = t
-            .pairs
-            .get_mut(namespace)
-            .and_then(|w| w.get_mut(workload))
-        {
+        if let Some(at) = t.pairs.get_mut(namespace).and_then(|w| w.get_mut(workload)) {
             *at = now;
             return Slot::Own;
         }
-        if t.len >= self.cap && t.last_sweep.is_none_or(|s| now.duration_since(s) >= SWEEP_EVERY) {
+        if t.len >= self.cap
+            && t.last_sweep
+                .is_none_or(|s| now.duration_since(s) >= SWEEP_EVERY)
+        {
             t.last_sweep = Some(now);
             let ttl = self.ttl;
             let mut removed = 0;

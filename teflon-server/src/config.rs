@@ -772,7 +772,11 @@ autoscale:
         .unwrap();
         assert_eq!(c.http.max_connections, 64);
         assert!(c.http.http2);
-        assert_eq!(c.alerts_per_request_cap(), 100, "never more than the queue holds");
+        assert_eq!(
+            c.alerts_per_request_cap(),
+            100,
+            "never more than the queue holds"
+        );
         for bad in [
             "http: {max_connections: 0}",
             "http: {header_read_timeout_secs: 0}",

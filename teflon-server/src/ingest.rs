@@ -145,12 +145,17 @@ mod tests {
         let err = parse(Format::Tetragon, b"{\"foo\":1}\n{\"bar\":2}").unwrap_err();
         assert!(err.error.contains("`foo`"), "{err}");
         // Events Teflon does not act on are still Tetragon's: accepted, no alert.
-        let loader = br#"{"process_loader":{"process":{"binary":"/bin/x"}},"time":"2024-01-01T00:00:00Z"}"#;
+        let loader =
+            br#"{"process_loader":{"process":{"binary":"/bin/x"}},"time":"2024-01-01T00:00:00Z"}"#;
         assert_eq!(parse(Format::Tetragon, loader).unwrap().len(), 0);
         // An unknown object among real events is ignored, as before.
         let mixed = format!("{}\n{{\"foo\":1}}\n", TETRAGON.lines().next().unwrap());
         assert_eq!(parse(Format::Tetragon, mixed.as_bytes()).unwrap().len(), 1);
-        assert!(!parse(Format::Tetragon, TETRAGON.as_bytes()).unwrap().is_empty());
+        assert!(
+            !parse(Format::Tetragon, TETRAGON.as_bytes())
+                .unwrap()
+                .is_empty()
+        );
         // An empty array holds nothing of any kind: not misrouted.
         assert_eq!(parse(Format::Tetragon, b"[]").unwrap().len(), 0);
     }
@@ -158,7 +163,11 @@ mod tests {
     #[test]
     fn a_tetragon_event_on_the_falco_endpoint_is_refused_with_a_hint() {
         let err = parse(Format::Falco, TETRAGON.as_bytes()).unwrap_err();
-        assert!(err.error.contains("send Tetragon export lines to /v1/tetragon"), "{err}");
+        assert!(
+            err.error
+                .contains("send Tetragon export lines to /v1/tetragon"),
+            "{err}"
+        );
         let err = parse(Format::Falco, b"{\"foo\":1}").unwrap_err();
         assert!(!err.error.contains("Tetragon"), "{err}");
     }

@@ -305,18 +305,18 @@ async fn serve_connection(
             }
         }
         Some(acceptor) => {
-            let tls_stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io)).await
-            {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(?peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(?peer, "TLS handshake timed out");
-                    return;
-                }
-            };
+            let tls_stream =
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(?peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(?peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
             // rustls only completes the handshake with a certificate the CA verified.
             let verified = tls_stream
                 .get_ref()

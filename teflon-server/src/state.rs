@@ -450,7 +450,11 @@ mod tests {
             "teflon_queue_depth 0\n".to_owned()
         };
         let texts = futures::future::join_all((0..12).map(|_| cache.get(render))).await;
-        assert!(texts.iter().all(|t| t.as_ref() == b"teflon_queue_depth 0\n"));
+        assert!(
+            texts
+                .iter()
+                .all(|t| t.as_ref() == b"teflon_queue_depth 0\n")
+        );
         assert_eq!(renders.load(std::sync::atomic::Ordering::Relaxed), 1);
         tokio::time::sleep(METRICS_CACHE_FOR).await;
         cache.get(render).await;
