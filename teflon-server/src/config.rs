@@ -530,6 +530,11 @@ impl Config {
         }
         self.leader_election.validate().map_err(invalid)?;
         self.http.validate().map_err(invalid)?;
+        if self.audit_max_files == 0 {
+            return Err(invalid(
+                "audit_max_files must be at least 1 (rotated files kept; set audit_max_bytes: 0 to never rotate)".to_owned(),
+            ));
+        }
         if self.max_alerts_per_request == 0 {
             return Err(invalid(
                 "max_alerts_per_request must be at least 1".to_owned(),
@@ -782,6 +787,7 @@ autoscale:
             "http: {header_read_timeout_secs: 0}",
             "http: {idle_timeout_secs: 0}",
             "max_alerts_per_request: 0",
+            "audit_max_files: 0",
         ] {
             let err = Config::parse(&format!("policies: p.yaml\nauth: none\n{bad}\n"), "t.yaml")
                 .unwrap_err();

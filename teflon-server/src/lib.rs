@@ -207,7 +207,14 @@ impl ServerBuilder {
             None => ClusterBackend::from_config(&config.cluster, clock.clone()).await?,
         };
         let ring = Arc::new(DecisionRing::new(DECISION_RING));
-        let audit = AuditLog::open(config.audit_log.as_deref(), ring.clone())?;
+        let audit = AuditLog::open_with(
+            config.audit_log.as_deref(),
+            ring.clone(),
+            audit::Rotation {
+                max_bytes: config.audit_max_bytes,
+                max_files: config.audit_max_files,
+            },
+        )?;
         let audit_health = audit.health();
         let (queue, rx, depth) = Queue::new(config.queue_capacity);
         let (executor, done_rx) = executor::Executor::new(
@@ -370,6 +377,12 @@ impl Server {
     pub async fn listen(&mut self) -> Result<SocketAddr, ServerError> {
         let addr = self.state.config.listen;
         let limits = connections::ConnectionLimits::ingest(&self.state.config.http);
+        if limits.idle_timeout < Duration::from_secs(120) {
+            tracing::warn!(
+                idle_timeout_secs = limits.idle_timeout.as_secs(),
+                "http.idle_timeout_secs is below 120 s: libcurl (Falco's http_output) reuses connections idle for up to 118 s, and an alert sent as the server closes one is lost"
+            );
+        }
         let listener = serve::bind(addr, limits.accept_backlog)
             .map_err(|source| ServerError::Bind { addr, source })?;
         let local = listener
@@ -395,7 +408,13 @@ impl Server {
                 let _ = stop_rx.wait_for(|stop| *stop).await;
             },
         ));
-        tracing::info!(address = %local, %scheme, "listening");
+        tracing::info!(
+            address = %local,
+            %scheme,
+            http2 = limits.http2,
+            max_connections = limits.max_connections,
+            "listening"
+        );
         self.http = Some((task, stop_tx));
         self.local_addr = Some(local);
         self.start_side_services()?;
