@@ -14,10 +14,14 @@
 //!   activity, so a response being read slowly is not cut; one not read at all is).
 //!
 //! [`Registry`] counts the open connections. Past `max_connections`, a new connection takes
-//! the place of the oldest one that never sent an authenticated request and has none in flight
-//! (a silent, trickling or unauthenticated idle connection); when there is none it is refused at
-//! accept (closed with a reset). So however many connections an unauthenticated client opens,
-//! file descriptors and memory stay bounded, and authenticated senders keep their connections.
+//! the place of the oldest one that never sent an authenticated request, has none in flight
+//! (a silent, trickling or unauthenticated idle connection) and is at least [`MIN_EVICT_AGE`]
+//! old; when there is none it is refused at accept (closed with a reset). So however many
+//! connections an unauthenticated client opens, file descriptors and memory stay bounded,
+//! authenticated senders keep their connections, and a newcomer still gets in while the
+//! connections in its way are only held open. The minimum age bounds the expensive path: at
+//! most `max_connections` evictions per [`MIN_EVICT_AGE`], however fast a client reconnects;
+//! past that, refusing costs an `accept` and a `close`.
 
 use std::collections::VecDeque;
 use std::io;
@@ -76,6 +80,9 @@ impl ConnectionLimits {
 
 /// No request head is being read.
 const NONE: u64 = u64::MAX;
+
+/// A connection younger than this is never evicted (see the module docs).
+pub const MIN_EVICT_AGE: Duration = Duration::from_secs(1);
 
 /// One connection's state.
 #[derive(Debug)]
@@ -396,6 +403,11 @@ impl Registry {
                     continue;
                 }
                 if conn.evictable() {
+                    if conn.accepted.elapsed() < MIN_EVICT_AGE {
+                        // The oldest idle one is too young: so are the ones behind it.
+                        candidates.push_front(weak);
+                        break;
+                    }
                     conn.evicted.notify_one();
                     evicted = true;
                     break;
@@ -545,6 +557,9 @@ mod tests {
         let silent = admitted(registry.admit());
         assert_eq!(registry.open(), 3);
         let mut silent_dog = Watchdog::new(silent.conn().clone(), limits(3));
+        // Too young to be evicted: refused.
+        assert!(matches!(registry.admit(), Admission::Refused));
+        tokio::time::sleep(MIN_EVICT_AGE).await;
         let newcomer = admitted(registry.admit());
         assert_eq!(silent_dog.expired().await, ConnectionClose::Evicted);
         // Counted until the evicted connection's task drops its admission.

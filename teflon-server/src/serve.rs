@@ -151,6 +151,35 @@ fn configure(stream: &tokio::net::TcpStream) {
     }
 }
 
+/// Connections refused at accept per second, at most (sustained).
+pub const REFUSALS_PER_SEC: f64 = 1000.0;
+/// Refusals in a burst before the rate applies.
+const REFUSAL_BURST: f64 = 1000.0;
+
+/// A token bucket of refusals at accept.
+#[derive(Debug)]
+struct RefusalBudget {
+    tokens: f64,
+    last: tokio::time::Instant,
+}
+
+impl RefusalBudget {
+    fn new(now: tokio::time::Instant) -> Self {
+        RefusalBudget {
+            tokens: REFUSAL_BURST,
+            last: now,
+        }
+    }
+
+    /// Count a refusal at `now`; how long to stop accepting when the budget is spent.
+    fn take(&mut self, now: tokio::time::Instant) -> Option<Duration> {
+        let refill = now.duration_since(self.last).as_secs_f64() * REFUSALS_PER_SEC;
+        self.tokens = (self.tokens + refill).min(REFUSAL_BURST) - 1.0;
+        self.last = now;
+        (self.tokens < 0.0).then(|| Duration::from_secs_f64(-self.tokens / REFUSALS_PER_SEC))
+    }
+}
+
 /// Close a connection refused at accept with a reset, so the client learns at once.
 fn refuse(stream: tokio::net::TcpStream) {
     let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
@@ -233,6 +262,7 @@ pub async fn serve_with(
     let graceful = GracefulShutdown::new();
     let registry = Registry::new(limits);
     let builder = Arc::new(builder(&limits));
+    let mut refusals = RefusalBudget::new(tokio::time::Instant::now());
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -252,6 +282,15 @@ pub async fn serve_with(
             Admission::Refused => {
                 tracing::debug!(%peer, max = limits.max_connections, "connection refused: at max_connections");
                 refuse(stream);
+                // A client reconnecting as fast as it is refused must not spend the server's
+                // CPU (its quota, in the kit) on refusals: past the rate, stop accepting for a
+                // moment and let the kernel's accept queue hold (or drop) the rest.
+                if let Some(wait) = refusals.take(tokio::time::Instant::now()) {
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = &mut shutdown => break,
+                    }
+                }
                 continue;
             }
         };
@@ -375,6 +414,27 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_past_the_burst_are_paced_at_the_rate() {
+        let t0 = tokio::time::Instant::now();
+        let mut budget = RefusalBudget::new(t0);
+        for _ in 0..1000 {
+            assert_eq!(budget.take(t0), None, "the burst");
+        }
+        let wait = budget.take(t0).unwrap();
+        assert_eq!(wait, Duration::from_millis(1));
+        // Sustained: each refusal past the burst is followed by a pause of 1/rate.
+        let t1 = t0 + wait;
+        assert_eq!(budget.take(t1), Some(Duration::from_millis(1)));
+        let t2 = t1 + Duration::from_micros(500);
+        assert_eq!(budget.take(t2), Some(Duration::from_micros(1500)));
+        // A quiet two seconds refill the burst.
+        let t3 = t2 + Duration::from_secs(2);
+        for _ in 0..1000 {
+            assert_eq!(budget.take(t3), None);
+        }
+    }
 
     #[tokio::test]
     async fn accepted_connections_get_nodelay_and_tcp_keepalive() {
