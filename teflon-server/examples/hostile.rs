@@ -28,9 +28,15 @@ fn alert_line() -> String {
 /// A Falco alert with another source, namespace and pod.
 fn alert_with(source: &str, namespace: &str, pod: &str) -> String {
     alert_line()
-        .replace("\"source\":\"syscall\"", &format!("\"source\":\"{source}\""))
+        .replace(
+            "\"source\":\"syscall\"",
+            &format!("\"source\":\"{source}\""),
+        )
         .replace("\"kubecon\"", &format!("\"{pod}\""))
-        .replace("\"k8s.ns.name\":\"default\"", &format!("\"k8s.ns.name\":\"{namespace}\""))
+        .replace(
+            "\"k8s.ns.name\":\"default\"",
+            &format!("\"k8s.ns.name\":\"{namespace}\""),
+        )
 }
 
 /// A small xorshift: random enough for names, no dependency.
@@ -164,7 +170,13 @@ impl Samples {
 
 /// An authenticated alert every `every` on one kept-alive connection, reconnecting when the
 /// connection breaks (as libcurl does).
-async fn keepalive_probe(addr: SocketAddr, token: String, every: Duration, samples: Arc<Samples>, stop: Arc<AtomicBool>) {
+async fn keepalive_probe(
+    addr: SocketAddr,
+    token: String,
+    every: Duration,
+    samples: Arc<Samples>,
+    stop: Arc<AtomicBool>,
+) {
     let request = post("/v1/alerts", Some(&token), &alert_line(), false);
     let mut conn: Option<TcpStream> = None;
     let mut tick = tokio::time::interval(every);
@@ -175,7 +187,9 @@ async fn keepalive_probe(addr: SocketAddr, token: String, every: Duration, sampl
             if conn.is_none() {
                 conn = Some(TcpStream::connect(addr).await?);
             }
-            let tcp = conn.as_mut().ok_or_else(|| std::io::Error::other("no connection"))?;
+            let tcp = conn
+                .as_mut()
+                .ok_or_else(|| std::io::Error::other("no connection"))?;
             tcp.write_all(&request).await?;
             response(tcp).await
         };
@@ -198,7 +212,13 @@ async fn keepalive_probe(addr: SocketAddr, token: String, every: Duration, sampl
 }
 
 /// An authenticated alert every `every`, each on a fresh connection.
-async fn fresh_probe(addr: SocketAddr, token: String, every: Duration, samples: Arc<Samples>, stop: Arc<AtomicBool>) {
+async fn fresh_probe(
+    addr: SocketAddr,
+    token: String,
+    every: Duration,
+    samples: Arc<Samples>,
+    stop: Arc<AtomicBool>,
+) {
     let request = post("/v1/alerts", Some(&token), &alert_line(), true);
     let mut tick = tokio::time::interval(every);
     while !stop.load(Ordering::Relaxed) {
@@ -247,7 +267,10 @@ async fn connection_metrics(addr: SocketAddr) -> String {
         Ok((200, body)) => String::from_utf8_lossy(&body)
             .lines()
             .filter(|l| l.starts_with("teflon_http_connections"))
-            .map(|l| l.replace("teflon_http_connections", "").replace("{listener=\"ingest\",", "{"))
+            .map(|l| {
+                l.replace("teflon_http_connections", "")
+                    .replace("{listener=\"ingest\",", "{")
+            })
             .collect::<Vec<_>>()
             .join(" "),
         other => format!("(/metrics: {other:?})"),
@@ -302,10 +325,23 @@ impl Ctx {
         let own_cpu = (cpu_secs(std::process::id()) - own_cpu) / wall * 100.0;
         println!("== {name} ({wall:.0} s)");
         println!("   attack: {note}");
-        println!("   server: peak RSS {rss:.1} MiB, peak fds {fds}; after: RSS {rss_now:.1} MiB, fds {fds_now}; CPU {server_cpu:.0} % of a core (attacker {own_cpu:.0} %, load average {})", std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().next().unwrap_or("?"));
+        println!(
+            "   server: peak RSS {rss:.1} MiB, peak fds {fds}; after: RSS {rss_now:.1} MiB, fds {fds_now}; CPU {server_cpu:.0} % of a core (attacker {own_cpu:.0} %, load average {})",
+            std::fs::read_to_string("/proc/loadavg")
+                .unwrap_or_default()
+                .split_whitespace()
+                .next()
+                .unwrap_or("?")
+        );
         println!("   connections: {}", connection_metrics(self.addr).await);
-        println!("   probe keep-alive (every 10 ms): {}", self.keepalive.window(started, ended));
-        println!("   probe fresh connection (every 100 ms): {}", self.fresh.window(started, ended));
+        println!(
+            "   probe keep-alive (every 10 ms): {}",
+            self.keepalive.window(started, ended)
+        );
+        println!(
+            "   probe fresh connection (every 100 ms): {}",
+            self.fresh.window(started, ended)
+        );
     }
 }
 
@@ -350,7 +386,12 @@ async fn phase_silent(addr: SocketAddr, secs: u64) -> String {
     let mut children = Vec::new();
     for _ in 0..2 {
         let child = tokio::process::Command::new(&exe)
-            .args(["silent-worker", &addr.to_string(), "10000", &secs.to_string()])
+            .args([
+                "silent-worker",
+                &addr.to_string(),
+                "10000",
+                &secs.to_string(),
+            ])
             .stdout(std::process::Stdio::piped())
             .spawn();
         match child {
@@ -362,7 +403,10 @@ async fn phase_silent(addr: SocketAddr, secs: u64) -> String {
     for c in children {
         if let Ok(out) = c.wait_with_output().await {
             let text = String::from_utf8_lossy(&out.stdout).to_string();
-            let n: Vec<u64> = text.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+            let n: Vec<u64> = text
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
             if let [a, b, c] = n[..] {
                 connected += a;
                 failed += b;
@@ -370,7 +414,9 @@ async fn phase_silent(addr: SocketAddr, secs: u64) -> String {
             }
         }
     }
-    format!("20000 silent connect() attempts: {connected} connected, {failed} failed; {closed} already closed by the server when the last was made")
+    format!(
+        "20000 silent connect() attempts: {connected} connected, {failed} failed; {closed} already closed by the server when the last was made"
+    )
 }
 
 /// `n` connections that each trickle a request head, one byte per second, reconnecting when
@@ -399,7 +445,10 @@ async fn phase_header_trickle(addr: SocketAddr, n: usize, secs: u64) -> String {
         });
     }
     while tasks.join_next().await.is_some() {}
-    format!("{n} connections trickling a request head at 1 B/s; {} closed by the server and reopened", closed.load(Ordering::Relaxed))
+    format!(
+        "{n} connections trickling a request head at 1 B/s; {} closed by the server and reopened",
+        closed.load(Ordering::Relaxed)
+    )
 }
 
 /// `n` connections that each send an unauthenticated `GET /healthz` and stay idle, reopened
@@ -416,20 +465,28 @@ async fn phase_idle_unauth(addr: SocketAddr, n: usize, secs: u64) -> String {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 };
-                if tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: teflon\r\n\r\n").await.is_err() || response(&mut tcp).await.is_err() {
+                if tcp
+                    .write_all(b"GET /healthz HTTP/1.1\r\nHost: teflon\r\n\r\n")
+                    .await
+                    .is_err()
+                    || response(&mut tcp).await.is_err()
+                {
                     reopened.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
                 let mut b = [0u8; 1];
                 let left = deadline.saturating_duration_since(Instant::now());
-                if let Ok(_) = tokio::time::timeout(left, tcp.read(&mut b)).await {
+                if tokio::time::timeout(left, tcp.read(&mut b)).await.is_ok() {
                     reopened.fetch_add(1, Ordering::Relaxed);
                 }
             }
         });
     }
     while tasks.join_next().await.is_some() {}
-    format!("{n} unauthenticated idle keep-alive connections (GET /healthz, then nothing); {} closed by the server and reopened", reopened.load(Ordering::Relaxed))
+    format!(
+        "{n} unauthenticated idle keep-alive connections (GET /healthz, then nothing); {} closed by the server and reopened",
+        reopened.load(Ordering::Relaxed)
+    )
 }
 
 /// `n` authenticated senders declaring 1 MiB bodies and sending 1 byte per second.
@@ -472,7 +529,10 @@ async fn phase_body_trickle(addr: SocketAddr, token: String, n: usize, secs: u64
     }
     while tasks.join_next().await.is_some() {}
     let answers = answers.lock().unwrap();
-    format!("{n} authenticated senders trickling 1 MiB bodies at 1 B/s; server answers: {:?}", &answers[..answers.len().min(8)])
+    format!(
+        "{n} authenticated senders trickling 1 MiB bodies at 1 B/s; server answers: {:?}",
+        &answers[..answers.len().min(8)]
+    )
 }
 
 /// `n` HTTP/2 connections with the token, each with 32 streams pushing request bodies as fast
@@ -484,10 +544,19 @@ async fn phase_h2_push(addr: SocketAddr, token: String, n: usize, secs: u64) -> 
     let statuses = Arc::new(Mutex::new(std::collections::BTreeMap::<String, u64>::new()));
     let mut tasks = JoinSet::new();
     for _ in 0..n {
-        let (granted, closed, statuses, token) = (granted.clone(), closed.clone(), statuses.clone(), token.clone());
+        let (granted, closed, statuses, token) = (
+            granted.clone(),
+            closed.clone(),
+            statuses.clone(),
+            token.clone(),
+        );
         tasks.spawn(async move {
-            let Ok(tcp) = TcpStream::connect(addr).await else { return };
-            let Ok(Ok((client, conn))) = tokio::time::timeout(Duration::from_secs(5), h2::client::handshake(tcp)).await else {
+            let Ok(tcp) = TcpStream::connect(addr).await else {
+                return;
+            };
+            let Ok(Ok((client, conn))) =
+                tokio::time::timeout(Duration::from_secs(5), h2::client::handshake(tcp)).await
+            else {
                 closed.fetch_add(1, Ordering::Relaxed);
                 return;
             };
@@ -509,10 +578,17 @@ async fn phase_h2_push(addr: SocketAddr, token: String, n: usize, secs: u64) -> 
                     Ok((response, stream)) => {
                         let statuses = statuses.clone();
                         tokio::spawn(async move {
-                            let left = deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(1);
+                            let left = deadline.saturating_duration_since(Instant::now())
+                                + Duration::from_secs(1);
                             let status = match tokio::time::timeout(left, response).await {
                                 Ok(Ok(r)) => r.status().as_u16().to_string(),
-                                Ok(Err(e)) => if e.is_go_away() || e.is_io() { "closed".to_owned() } else { e.to_string() },
+                                Ok(Err(e)) => {
+                                    if e.is_go_away() || e.is_io() {
+                                        "closed".to_owned()
+                                    } else {
+                                        e.to_string()
+                                    }
+                                }
                                 Err(_) => "pending".to_owned(),
                             };
                             *statuses.lock().unwrap().entry(status).or_default() += 1;
@@ -564,7 +640,11 @@ async fn phase_random(addr: SocketAddr, token: String, workloads: bool, secs: u6
                 let body: String = (0..100)
                     .map(|_| {
                         let source = rng.name("src");
-                        let (ns, pod) = if workloads { (rng.name("ns"), rng.name("pod")) } else { ("default".to_owned(), "kubecon".to_owned()) };
+                        let (ns, pod) = if workloads {
+                            (rng.name("ns"), rng.name("pod"))
+                        } else {
+                            ("default".to_owned(), "kubecon".to_owned())
+                        };
                         alert_with(&source, &ns, &pod) + "\n"
                     })
                     .collect();
@@ -591,19 +671,38 @@ async fn phase_random(addr: SocketAddr, token: String, workloads: bool, secs: u6
         Ok((200, b)) => {
             let text = String::from_utf8_lossy(&b).to_string();
             let series = text.lines().filter(|l| !l.starts_with('#')).count();
-            let sources = text.lines().filter(|l| l.starts_with("teflon_alerts_total{")).count();
-            format!("/metrics {series} series ({} KiB), teflon_alerts_total series {sources}", b.len() / 1024)
+            let sources = text
+                .lines()
+                .filter(|l| l.starts_with("teflon_alerts_total{"))
+                .count();
+            format!(
+                "/metrics {series} series ({} KiB), teflon_alerts_total series {sources}",
+                b.len() / 1024
+            )
         }
         other => format!("/metrics {other:?}"),
     };
     let status = match get(addr, "/v1/status", Some(&token)).await {
         Ok((200, b)) => {
             let v: serde_json::Value = serde_json::from_slice(&b).unwrap_or_default();
-            format!("/v1/status {} KiB (workloads_total {}, deferrals_total {})", b.len() / 1024, v["workloads_total"], v["deferrals_total"])
+            format!(
+                "/v1/status {} KiB (workloads_total {}, deferrals_total {})",
+                b.len() / 1024,
+                v["workloads_total"],
+                v["deferrals_total"]
+            )
         }
         other => format!("/v1/status {other:?}"),
     };
-    format!("{} alerts with random sources{} accepted; {metrics}; {status}", accepted.load(Ordering::Relaxed), if workloads { ", namespaces and pods" } else { "" })
+    format!(
+        "{} alerts with random sources{} accepted; {metrics}; {status}",
+        accepted.load(Ordering::Relaxed),
+        if workloads {
+            ", namespaces and pods"
+        } else {
+            ""
+        }
+    )
 }
 
 /// `n` concurrent scrapers of `/metrics`, in a loop.
@@ -622,7 +721,10 @@ async fn phase_scrapes(addr: SocketAddr, n: usize, secs: u64) -> String {
         });
     }
     while tasks.join_next().await.is_some() {}
-    format!("{n} concurrent unauthenticated /metrics scrapers: {} scrapes", scrapes.load(Ordering::Relaxed))
+    format!(
+        "{n} concurrent unauthenticated /metrics scrapers: {} scrapes",
+        scrapes.load(Ordering::Relaxed)
+    )
 }
 
 /// Statuses the issue found wrong.
@@ -630,8 +732,16 @@ async fn phase_statuses(addr: SocketAddr, token: String) -> String {
     let tiny = r#"{"rule":"r","priority":"Warning","time":"2026-01-01T00:00:00Z","output":"x","output_fields":{}}"#;
     let big: String = (0..10_001).map(|_| format!("{tiny}\n")).collect();
     let big = once(addr, &post("/v1/alerts", Some(&token), &big, true)).await;
-    let misrouted = once(addr, &post("/v1/tetragon", Some(&token), &alert_line(), true)).await;
-    let foo = once(addr, &post("/v1/tetragon", Some(&token), r#"{"foo":1}"#, true)).await;
+    let misrouted = once(
+        addr,
+        &post("/v1/tetragon", Some(&token), &alert_line(), true),
+    )
+    .await;
+    let unknown = once(
+        addr,
+        &post("/v1/tetragon", Some(&token), r#"{"foo":1}"#, true),
+    )
+    .await;
     let show = |r: std::io::Result<(u16, Vec<u8>)>| match r {
         Ok((c, b)) => format!("{c} {}", String::from_utf8_lossy(&b)),
         Err(e) => e.to_string(),
@@ -641,7 +751,7 @@ async fn phase_statuses(addr: SocketAddr, token: String) -> String {
         (tiny.len() + 1) * 10_001 / 1024,
         show(big),
         show(misrouted),
-        show(foo)
+        show(unknown)
     )
 }
 
@@ -666,25 +776,90 @@ async fn main() -> anyhow::Result<()> {
         fresh: Arc::default(),
     };
     let all = "baseline,silent,header-trickle,idle-unauth,body-trickle,h2-push,statuses,scrapes,random-sources,random-workloads";
-    let phases: Vec<String> = rest.get(1).map_or(all, String::as_str).split(',').map(str::to_owned).collect();
+    let phases: Vec<String> = rest
+        .get(1)
+        .map_or(all, String::as_str)
+        .split(',')
+        .map(str::to_owned)
+        .collect();
     let stop = Arc::new(AtomicBool::new(false));
     let probes = [
-        tokio::spawn(keepalive_probe(ctx.addr, ctx.token.clone(), Duration::from_millis(10), ctx.keepalive.clone(), stop.clone())),
-        tokio::spawn(fresh_probe(ctx.addr, ctx.token.clone(), Duration::from_millis(100), ctx.fresh.clone(), stop.clone())),
+        tokio::spawn(keepalive_probe(
+            ctx.addr,
+            ctx.token.clone(),
+            Duration::from_millis(10),
+            ctx.keepalive.clone(),
+            stop.clone(),
+        )),
+        tokio::spawn(fresh_probe(
+            ctx.addr,
+            ctx.token.clone(),
+            Duration::from_millis(100),
+            ctx.fresh.clone(),
+            stop.clone(),
+        )),
     ];
     let (addr, token, secs) = (ctx.addr, ctx.token.clone(), ctx.secs);
     for phase in &phases {
         match phase.as_str() {
-            "baseline" => ctx.phase("baseline: probes only", async { String::from("none") }).await,
-            "silent" => ctx.phase("silent connections", phase_silent(addr, secs)).await,
-            "header-trickle" => ctx.phase("trickled request heads", phase_header_trickle(addr, 4000, secs)).await,
-            "idle-unauth" => ctx.phase("idle unauthenticated keep-alives", phase_idle_unauth(addr, 4000, secs)).await,
-            "body-trickle" => ctx.phase("trickled bodies", phase_body_trickle(addr, token.clone(), 8, secs)).await,
-            "h2-push" => ctx.phase("HTTP/2 pushes", phase_h2_push(addr, token.clone(), 200, secs)).await,
-            "random-sources" => ctx.phase("random sources", phase_random(addr, token.clone(), false, secs)).await,
-            "random-workloads" => ctx.phase("random namespaces and pods", phase_random(addr, token.clone(), true, secs)).await,
-            "scrapes" => ctx.phase("concurrent scrapes", phase_scrapes(addr, 12, secs)).await,
-            "statuses" => ctx.phase("statuses", phase_statuses(addr, token.clone())).await,
+            "baseline" => {
+                ctx.phase("baseline: probes only", async { String::from("none") })
+                    .await
+            }
+            "silent" => {
+                ctx.phase("silent connections", phase_silent(addr, secs))
+                    .await
+            }
+            "header-trickle" => {
+                ctx.phase(
+                    "trickled request heads",
+                    phase_header_trickle(addr, 4000, secs),
+                )
+                .await
+            }
+            "idle-unauth" => {
+                ctx.phase(
+                    "idle unauthenticated keep-alives",
+                    phase_idle_unauth(addr, 4000, secs),
+                )
+                .await
+            }
+            "body-trickle" => {
+                ctx.phase(
+                    "trickled bodies",
+                    phase_body_trickle(addr, token.clone(), 8, secs),
+                )
+                .await
+            }
+            "h2-push" => {
+                ctx.phase(
+                    "HTTP/2 pushes",
+                    phase_h2_push(addr, token.clone(), 200, secs),
+                )
+                .await
+            }
+            "random-sources" => {
+                ctx.phase(
+                    "random sources",
+                    phase_random(addr, token.clone(), false, secs),
+                )
+                .await
+            }
+            "random-workloads" => {
+                ctx.phase(
+                    "random namespaces and pods",
+                    phase_random(addr, token.clone(), true, secs),
+                )
+                .await
+            }
+            "scrapes" => {
+                ctx.phase("concurrent scrapes", phase_scrapes(addr, 12, secs))
+                    .await
+            }
+            "statuses" => {
+                ctx.phase("statuses", phase_statuses(addr, token.clone()))
+                    .await
+            }
             other => bail!("unknown phase {other:?} (expected some of {all})"),
         }
     }
@@ -695,8 +870,14 @@ async fn main() -> anyhow::Result<()> {
     let first = ctx.keepalive.ok.lock().unwrap().first().map(|x| x.0);
     if let Some(first) = first {
         println!("== whole run");
-        println!("   probe keep-alive: {}", ctx.keepalive.window(first, Instant::now()));
-        println!("   probe fresh connection: {}", ctx.fresh.window(first, Instant::now()));
+        println!(
+            "   probe keep-alive: {}",
+            ctx.keepalive.window(first, Instant::now())
+        );
+        println!(
+            "   probe fresh connection: {}",
+            ctx.fresh.window(first, Instant::now())
+        );
     }
     let accepted = ctx.keepalive.ok.lock().unwrap().len() + ctx.fresh.ok.lock().unwrap().len();
     println!("probe alerts accepted (202): {accepted}");

@@ -10,14 +10,16 @@
 //!    after [`MAX_UNFLUSHED`] lines. The line then enters the ring (and so
 //!    `GET /v1/decisions`) ([`AuditLog::flushed_lines`]);
 //! 3. [`AuditLog::sync`]: fsynced, so it survives a crash of the machine
-//!    ([`AuditLog::durable_lines`]); at shutdown, and before each rotation.
+//!    ([`AuditLog::durable_lines`]); at shutdown, and for each rotated file (on a thread of
+//!    its own, so a slow disk does not hold up the engine task).
 //!
 //! On open, a torn last line (a crash cut a write short) is moved aside to
 //! `<audit_log>.torn-<unix time>` before anything is appended, so every line of the log stays
-//! valid JSON. When the file reaches `audit_max_bytes` it is rotated at the next flush: fsynced,
-//! renamed to `<audit_log>.1` (older ones shift to `.2` … `.<audit_max_files>`, the oldest is
-//! deleted), and a new file is started; log shippers that follow renames (Vector's `file`
-//! source, Fluent Bit's `tail`) read every line. See [`AuditHealth`] for writes that fail.
+//! valid JSON. When the file reaches `audit_max_bytes` it is rotated at the next flush: renamed
+//! to `<audit_log>.1` (older ones shift to `.2` … `.<audit_max_files>`, the oldest is
+//! deleted), a new file is started, and the old one and the directory are fsynced; log
+//! shippers that follow renames (Vector's `file` source, Fluent Bit's `tail`) read every line.
+//! See [`AuditHealth`] for writes that fail.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -244,7 +246,11 @@ pub struct AuditLog {
     scratch: Vec<u8>,
     lines: u64,
     flushed: u64,
-    durable: u64,
+    /// Lines fsynced; advanced by [`AuditLog::sync`] and by the thread syncing a rotated file.
+    durable: Arc<AtomicU64>,
+    /// The thread fsyncing the last rotated file (one at a time, so `durable` only grows
+    /// over a prefix of the lines).
+    syncing: Option<std::thread::JoinHandle<()>>,
     /// `file_bytes` at which to rotate: `max_bytes`, later after a failed rotation.
     rotate_at: u64,
     rotation_failing: bool,
@@ -389,7 +395,8 @@ impl AuditLog {
             scratch: Vec::with_capacity(1024),
             lines: 0,
             flushed: 0,
-            durable: 0,
+            durable: Arc::default(),
+            syncing: None,
             rotate_at: rotation.max_bytes,
             rotation_failing: false,
             health: Arc::default(),
@@ -500,35 +507,63 @@ impl AuditLog {
             let e = io::Error::other("still buffered at shutdown");
             self.failed(&e, lost);
         }
+        self.wait_for_rotated_sync();
         if let Some(out) = &mut self.out {
             match out.get_ref().sync_data() {
-                Ok(()) => self.durable = self.flushed,
+                Ok(()) => {
+                    self.durable.fetch_max(self.flushed, Ordering::Relaxed);
+                }
                 Err(e) => tracing::warn!(error = %e, "audit log fsync failed"),
             }
         }
     }
 
-    /// The current file is fsynced, renamed to `.1` (older ones shifted, the oldest deleted)
-    /// and a new one started. On a failure nothing is lost: lines keep going to the file in
-    /// hand, and the rotation is tried again at the next flush.
+    fn wait_for_rotated_sync(&mut self) {
+        if let Some(t) = self.syncing.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// The current file is renamed to `.1` (older ones shifted, the oldest deleted), a new one
+    /// started, and the old one and the directory fsynced on a thread of its own. On a
+    /// failure nothing is lost: lines keep going to the file in hand, and the rotation is tried
+    /// again later.
     fn rotate(&mut self) {
         let Some(path) = self.path.clone() else {
             return;
         };
-        let Some(out) = &mut self.out else { return };
-        if !out.buffer().is_empty() {
+        if self.out.as_ref().is_none_or(|o| !o.buffer().is_empty()) {
             return;
         }
-        let synced = out.get_ref().sync_data();
-        let result = synced
-            .map(|()| self.durable = self.flushed)
-            .and_then(|()| self.shift(&path))
-            .and_then(|()| open_append(&path))
-            .and_then(|f| sync_dir(&path).map(|()| f));
+        // One rotated file is synced at a time: waits only when the last one (a whole
+        // `audit_max_bytes` ago) is still being synced.
+        self.wait_for_rotated_sync();
+        let result = self.shift(&path).and_then(|()| open_append(&path));
         match result {
             Ok(f) => {
                 let old_bytes = self.file_bytes;
-                self.out = Some(BufWriter::with_capacity(256 * 1024, f));
+                let old = self
+                    .out
+                    .replace(BufWriter::with_capacity(256 * 1024, f))
+                    .map(BufWriter::into_inner);
+                if let Some(Ok(old)) = old {
+                    let (durable, upto, dir) = (self.durable.clone(), self.flushed, path.clone());
+                    let sync = move || match old.sync_data().and_then(|()| sync_dir(&dir)) {
+                        Ok(()) => {
+                            durable.fetch_max(upto, Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "fsync of the rotated audit log failed")
+                        }
+                    };
+                    let spawned = std::thread::Builder::new()
+                        .name("audit-fsync".to_owned())
+                        .spawn(sync);
+                    match spawned {
+                        Ok(t) => self.syncing = Some(t),
+                        Err(e) => tracing::warn!(error = %e, "cannot start the audit fsync thread"),
+                    }
+                }
                 self.file_bytes = 0;
                 self.rotate_at = self.rotation.max_bytes;
                 self.rotation_failing = false;
@@ -541,7 +576,7 @@ impl AuditLog {
                 );
             }
             Err(e) => {
-                // Not at every flush: a failing rename would cost an fsync every few ms.
+                // Not at every flush: a failing rename would be retried every few ms.
                 self.rotate_at = self.file_bytes + (self.rotation.max_bytes / 16).max(1 << 20);
                 if !std::mem::replace(&mut self.rotation_failing, true) {
                     tracing::error!(
@@ -589,9 +624,9 @@ impl AuditLog {
     }
 
     /// Records fsynced so far: the first `durable_lines()` records appended survive a crash
-    /// of the machine (advanced by [`AuditLog::sync`] and by each rotation).
+    /// of the machine (advanced by [`AuditLog::sync`] and once a rotated file is synced).
     pub fn durable_lines(&self) -> u64 {
-        self.durable
+        self.durable.load(Ordering::Relaxed)
     }
 }
 
@@ -827,15 +862,19 @@ mod tests {
         let mut log =
             AuditLog::open_with(Some(&path), Arc::new(DecisionRing::new(10)), rotation).unwrap();
         let tail = AuditTail::decided("a", None, None);
-        for seq in 0..100 {
+        for seq in 0..102 {
             log.append_parts(&record(seq), &tail);
             // The engine task flushes every few milliseconds.
             if seq % 5 == 4 {
                 log.flush();
             }
         }
+        // Each rotated file is fsynced on its own thread: durable up to the last rotation.
+        log.wait_for_rotated_sync();
+        let durable = log.durable_lines();
+        assert!(durable > 0 && durable <= 100, "{durable}");
         log.sync();
-        assert!(log.durable_lines() == 100 && log.flushed_lines() == 100);
+        assert!(log.durable_lines() == 102 && log.flushed_lines() == 102);
         let read = |p: &Path| -> Vec<u64> {
             std::fs::read_to_string(p)
                 .unwrap()
@@ -855,7 +894,7 @@ mod tests {
         assert!(!with_suffix(&path, ".3").exists(), "only max_files kept");
         // Consecutive records, the newest in the current file, each rotated file near the size.
         let kept: Vec<u64> = older.iter().chain(&old).chain(&current).copied().collect();
-        assert_eq!(kept, (kept[0]..100).collect::<Vec<_>>());
+        assert_eq!(kept, (kept[0]..102).collect::<Vec<_>>());
         for p in [with_suffix(&path, ".2"), with_suffix(&path, ".1")] {
             let len = std::fs::metadata(&p).unwrap().len();
             assert!(

@@ -1328,7 +1328,10 @@ mod connections {
         // Three authenticated connections: a fourth is refused at accept.
         let started = tokio::time::Instant::now();
         assert!(refused(addr).await);
-        assert!(started.elapsed() < Duration::from_secs(1), "refused at once");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "refused at once"
+        );
         assert_eq!(request(&mut sender, Some(BEARER)).await, 202);
         let (report, _, _, _dir) = h.shutdown().await;
         assert_eq!(report.alerts_accepted, 5);
