@@ -626,8 +626,10 @@ async fn phase_h2_push(addr: SocketAddr, token: String, n: usize, secs: u64) -> 
 }
 
 /// Authenticated batches of alerts whose source (and, with `workloads`, namespace and pod)
-/// are random, from 4 senders, until `secs` pass; then the size of `/metrics` and `/v1/status`.
+/// are random, from 4 senders, until 100,000 are accepted or `secs` pass; then the size of
+/// `/metrics` and `/v1/status`.
 async fn phase_random(addr: SocketAddr, token: String, workloads: bool, secs: u64) -> String {
+    const ALERTS: u64 = 100_000;
     let deadline = Instant::now() + Duration::from_secs(secs);
     let accepted = Arc::new(AtomicU64::new(0));
     let mut tasks = JoinSet::new();
@@ -636,7 +638,7 @@ async fn phase_random(addr: SocketAddr, token: String, workloads: bool, secs: u6
         tasks.spawn(async move {
             let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ seed);
             let mut conn: Option<TcpStream> = None;
-            while Instant::now() < deadline {
+            while Instant::now() < deadline && accepted.load(Ordering::Relaxed) < ALERTS {
                 let body: String = (0..100)
                     .map(|_| {
                         let source = rng.name("src");
