@@ -7,7 +7,9 @@
 # scrapers, and the statuses of misfits (a 10,001-alert body, misrouted alerts). Throughout,
 # one probe sends an authenticated alert every 10 ms on a kept-alive connection (as Falco's
 # libcurl does) and another every 100 ms on a fresh connection; each phase prints their
-# latencies and the server's peak RSS and file descriptors.
+# latencies and the server's peak RSS, file descriptors and CPU. The probes run in a process of
+# their own; the attacker runs at nice 19, so that on a machine it shares with the server it
+# stands for an attacker elsewhere (NICE=0 to run it at the server's priority).
 # Usage: scripts/hostile.sh [PHASE_SECS] [PHASES]    (from the repository root)
 #   HTTP2=1 scripts/hostile.sh …   runs the server with `http.http2: true`
 set -euo pipefail
@@ -45,9 +47,13 @@ http: {http2: $H2}
 YAML
 RUST_LOG=warn "$BIN/teflon-server" --config "$WORK/teflon.yaml" 2>"$WORK/server.log" & SERVER=$!
 sleep 1
-echo "# teflon-server pid $SERVER, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), fd limit $(ulimit -n), http2 $H2"
-"$BIN/examples/hostile" "127.0.0.1:$PORT" "$TOKEN" "$SERVER" "$SECS" ${PHASES:+"$PHASES"} | tee "$WORK/report.txt"
-ACCEPTED=$(sed -n 's/^probe alerts accepted (202): //p' "$WORK/report.txt")
+echo "# teflon-server pid $SERVER, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), fd limit $(ulimit -n), http2 $H2, attacker at nice ${NICE:-19}"
+"$BIN/examples/hostile" probe "127.0.0.1:$PORT" "$TOKEN" "$WORK/phases" > "$WORK/probe.txt" & PROBE=$!
+sleep 1
+nice -n "${NICE:-19}" "$BIN/examples/hostile" attack "127.0.0.1:$PORT" "$TOKEN" "$SERVER" "$WORK/phases" "$SECS" ${PHASES:+"$PHASES"}
+kill -INT $PROBE; wait $PROBE || true
+cat "$WORK/probe.txt"
+ACCEPTED=$(sed -n 's/^probe alerts accepted (202): //p' "$WORK/probe.txt")
 kill -TERM $SERVER; wait $SERVER || true
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 AUDIT=("$WORK"/audit.jsonl "$WORK"/audit.jsonl.[0-9]*)

@@ -1,12 +1,18 @@
-//! The attacker of `scripts/hostile.sh` (not a test): phases of hostile traffic against a
-//! running teflon-server while two probes send authenticated alerts, one on a kept-alive
-//! connection every 10 ms (as Falco's libcurl does) and one on a fresh connection every
-//! 100 ms. For each phase it prints the probes' latencies and errors, and the server's peak RSS
-//! and file descriptors (read from /proc, so the server must run on this machine).
+//! The attacker and the probes of `scripts/hostile.sh` (not a test).
+//!
+//! The attacker runs phases of hostile traffic against a running teflon-server and prints, for
+//! each, what it did and the server's peak RSS, file descriptors and CPU (read from /proc, so
+//! the server must run on this machine); it appends each phase's name, start and end (Unix
+//! milliseconds) to PHASES_FILE. The probes, a process of their own (the script runs the
+//! attacker at a lower priority, so that on a machine it shares with the server it stands for
+//! an attacker elsewhere), send authenticated alerts: one on a kept-alive connection every 10 ms
+//! (as Falco's libcurl does) and one on a fresh connection every 100 ms; on SIGINT they print
+//! their latencies and failures per phase of PHASES_FILE.
 //!
 //! ```sh
-//! hostile ADDR TOKEN SERVER_PID [PHASE_SECS] [PHASES]    # PHASES: comma-separated names, default all
-//! hostile silent-worker ADDR COUNT SECONDS               # (spawned by the silent phase)
+//! hostile attack ADDR TOKEN SERVER_PID PHASES_FILE [PHASE_SECS] [PHASES]   # PHASES: a,b,… (default all)
+//! hostile probe ADDR TOKEN PHASES_FILE
+//! hostile silent-worker ADDR COUNT SECONDS                                 # (spawned by the silent phase)
 //! ```
 
 use std::net::SocketAddr;
@@ -116,22 +122,29 @@ async fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> std::io::Resu
     once(addr, req.as_bytes()).await
 }
 
-/// Latencies of 202s and failures, with the time they happened.
+/// Now, in Unix milliseconds (comparable across processes).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Latencies of 202s and failures, with the time (Unix ms) they were sent.
 #[derive(Default)]
 struct Samples {
-    ok: Mutex<Vec<(Instant, Duration)>>,
-    failed: Mutex<Vec<(Instant, String)>>,
+    ok: Mutex<Vec<(u64, Duration)>>,
+    failed: Mutex<Vec<(u64, String)>>,
 }
 
 impl Samples {
-    fn ok(&self, at: Instant, took: Duration) {
+    fn ok(&self, at: u64, took: Duration) {
         self.ok.lock().unwrap().push((at, took));
     }
-    fn failed(&self, at: Instant, why: impl Into<String>) {
+    fn failed(&self, at: u64, why: impl Into<String>) {
         self.failed.lock().unwrap().push((at, why.into()));
     }
     /// (count, p50, p99, max, failures, first failure) between `from` and `to`.
-    fn window(&self, from: Instant, to: Instant) -> String {
+    fn window(&self, from: u64, to: u64) -> String {
         let mut lat: Vec<Duration> = self
             .ok
             .lock()
@@ -182,7 +195,7 @@ async fn keepalive_probe(
     let mut tick = tokio::time::interval(every);
     while !stop.load(Ordering::Relaxed) {
         tick.tick().await;
-        let started = Instant::now();
+        let (at, started) = (now_ms(), Instant::now());
         let result = async {
             if conn.is_none() {
                 conn = Some(TcpStream::connect(addr).await?);
@@ -194,17 +207,17 @@ async fn keepalive_probe(
             response(tcp).await
         };
         match tokio::time::timeout(Duration::from_secs(5), result).await {
-            Ok(Ok((202, _))) => samples.ok(started, started.elapsed()),
+            Ok(Ok((202, _))) => samples.ok(at, started.elapsed()),
             Ok(Ok((code, _))) => {
-                samples.failed(started, format!("status {code}"));
+                samples.failed(at, format!("status {code}"));
                 conn = None;
             }
             Ok(Err(e)) => {
-                samples.failed(started, format!("keep-alive: {e}"));
+                samples.failed(at, format!("keep-alive: {e}"));
                 conn = None;
             }
             Err(_) => {
-                samples.failed(started, "keep-alive: no answer within 5 s");
+                samples.failed(at, "keep-alive: no answer within 5 s");
                 conn = None;
             }
         }
@@ -223,12 +236,12 @@ async fn fresh_probe(
     let mut tick = tokio::time::interval(every);
     while !stop.load(Ordering::Relaxed) {
         tick.tick().await;
-        let started = Instant::now();
+        let (at, started) = (now_ms(), Instant::now());
         match tokio::time::timeout(Duration::from_secs(5), once(addr, &request)).await {
-            Ok(Ok((202, _))) => samples.ok(started, started.elapsed()),
-            Ok(Ok((code, _))) => samples.failed(started, format!("status {code}")),
-            Ok(Err(e)) => samples.failed(started, format!("fresh: {e}")),
-            Err(_) => samples.failed(started, "fresh: no answer within 5 s"),
+            Ok(Ok((202, _))) => samples.ok(at, started.elapsed()),
+            Ok(Ok((code, _))) => samples.failed(at, format!("status {code}")),
+            Ok(Err(e)) => samples.failed(at, format!("fresh: {e}")),
+            Err(_) => samples.failed(at, "fresh: no answer within 5 s"),
         }
     }
 }
@@ -279,11 +292,9 @@ async fn connection_metrics(addr: SocketAddr) -> String {
 
 struct Ctx {
     addr: SocketAddr,
-    token: String,
     pid: u32,
     secs: u64,
-    keepalive: Arc<Samples>,
-    fresh: Arc<Samples>,
+    phases_file: std::path::PathBuf,
 }
 
 impl Ctx {
@@ -292,7 +303,7 @@ impl Ctx {
     where
         F: std::future::Future<Output = String> + Send + 'static,
     {
-        let started = Instant::now();
+        let (started, started_ms) = (Instant::now(), now_ms());
         let (server_cpu, own_cpu) = (cpu_secs(self.pid), cpu_secs(std::process::id()));
         let stop = Arc::new(AtomicBool::new(false));
         let pid = self.pid;
@@ -334,14 +345,18 @@ impl Ctx {
                 .unwrap_or("?")
         );
         println!("   connections: {}", connection_metrics(self.addr).await);
-        println!(
-            "   probe keep-alive (every 10 ms): {}",
-            self.keepalive.window(started, ended)
-        );
-        println!(
-            "   probe fresh connection (every 100 ms): {}",
-            self.fresh.window(started, ended)
-        );
+        let line = format!("{name}\t{started_ms}\t{}\n", now_ms());
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.phases_file)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+        if let Err(e) = appended {
+            println!(
+                "   (cannot record the phase in {}: {e})",
+                self.phases_file.display()
+            );
+        }
     }
 }
 
@@ -757,25 +772,95 @@ async fn phase_statuses(addr: SocketAddr, token: String) -> String {
     )
 }
 
+/// The probes until SIGINT; then their figures per phase of `phases_file`.
+async fn probe(
+    addr: SocketAddr,
+    token: String,
+    phases_file: &std::path::Path,
+) -> anyhow::Result<()> {
+    let (keepalive, fresh) = (Arc::new(Samples::default()), Arc::new(Samples::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = now_ms();
+    let probes = [
+        tokio::spawn(keepalive_probe(
+            addr,
+            token.clone(),
+            Duration::from_millis(10),
+            keepalive.clone(),
+            stop.clone(),
+        )),
+        tokio::spawn(fresh_probe(
+            addr,
+            token,
+            Duration::from_millis(100),
+            fresh.clone(),
+            stop.clone(),
+        )),
+    ];
+    tokio::signal::ctrl_c().await?;
+    stop.store(true, Ordering::Relaxed);
+    for p in probes {
+        let _ = p.await;
+    }
+    let ended = now_ms();
+    let phases = std::fs::read_to_string(phases_file).unwrap_or_default();
+    for line in phases.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        let (Some(name), Some(Ok(from)), Some(Ok(to))) = (
+            f.first(),
+            f.get(1).map(|x| x.parse::<u64>()),
+            f.get(2).map(|x| x.parse::<u64>()),
+        ) else {
+            continue;
+        };
+        println!("== probes during {name}");
+        println!(
+            "   keep-alive (every 10 ms): {}",
+            keepalive.window(from, to)
+        );
+        println!(
+            "   fresh connection (every 100 ms): {}",
+            fresh.window(from, to)
+        );
+    }
+    println!("== probes, whole run");
+    println!("   keep-alive: {}", keepalive.window(started, ended));
+    println!("   fresh connection: {}", fresh.window(started, ended));
+    let accepted = keepalive.ok.lock().unwrap().len() + fresh.ok.lock().unwrap().len();
+    println!("probe alerts accepted (202): {accepted}");
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("silent-worker") {
-        let addr: SocketAddr = args.get(2).context("ADDR")?.parse()?;
-        let count: usize = args.get(3).context("COUNT")?.parse()?;
-        let secs: u64 = args.get(4).context("SECONDS")?.parse()?;
-        return silent_worker(addr, count, secs).await;
+    match args.get(1).map(String::as_str) {
+        Some("silent-worker") => {
+            let addr: SocketAddr = args.get(2).context("ADDR")?.parse()?;
+            let count: usize = args.get(3).context("COUNT")?.parse()?;
+            let secs: u64 = args.get(4).context("SECONDS")?.parse()?;
+            silent_worker(addr, count, secs).await
+        }
+        Some("probe") => {
+            let [_, _, addr, token, phases_file] = &args[..] else {
+                bail!("usage: hostile probe ADDR TOKEN PHASES_FILE");
+            };
+            probe(addr.parse()?, token.clone(), phases_file.as_ref()).await
+        }
+        Some("attack") => attack(&args[2..]).await,
+        _ => bail!("usage: hostile attack|probe|silent-worker … (see the example's docs)"),
     }
-    let [_, addr, token, pid, rest @ ..] = &args[..] else {
-        bail!("usage: hostile ADDR TOKEN SERVER_PID [PHASE_SECS] [PHASES]");
+}
+
+async fn attack(args: &[String]) -> anyhow::Result<()> {
+    let [addr, token, pid, phases_file, rest @ ..] = args else {
+        bail!("usage: hostile attack ADDR TOKEN SERVER_PID PHASES_FILE [PHASE_SECS] [PHASES]");
     };
     let ctx = Ctx {
         addr: addr.parse()?,
-        token: token.clone(),
         pid: pid.parse()?,
         secs: rest.first().map_or(Ok(15), |s| s.parse())?,
-        keepalive: Arc::default(),
-        fresh: Arc::default(),
+        phases_file: phases_file.into(),
     };
     let all = "baseline,silent,header-trickle,idle-unauth,body-trickle,h2-push,statuses,scrapes,random-sources,random-workloads";
     let phases: Vec<String> = rest
@@ -784,24 +869,7 @@ async fn main() -> anyhow::Result<()> {
         .split(',')
         .map(str::to_owned)
         .collect();
-    let stop = Arc::new(AtomicBool::new(false));
-    let probes = [
-        tokio::spawn(keepalive_probe(
-            ctx.addr,
-            ctx.token.clone(),
-            Duration::from_millis(10),
-            ctx.keepalive.clone(),
-            stop.clone(),
-        )),
-        tokio::spawn(fresh_probe(
-            ctx.addr,
-            ctx.token.clone(),
-            Duration::from_millis(100),
-            ctx.fresh.clone(),
-            stop.clone(),
-        )),
-    ];
-    let (addr, token, secs) = (ctx.addr, ctx.token.clone(), ctx.secs);
+    let (addr, token, secs) = (ctx.addr, token.clone(), ctx.secs);
     for phase in &phases {
         match phase.as_str() {
             "baseline" => {
@@ -865,23 +933,5 @@ async fn main() -> anyhow::Result<()> {
             other => bail!("unknown phase {other:?} (expected some of {all})"),
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    for p in probes {
-        let _ = p.await;
-    }
-    let first = ctx.keepalive.ok.lock().unwrap().first().map(|x| x.0);
-    if let Some(first) = first {
-        println!("== whole run");
-        println!(
-            "   probe keep-alive: {}",
-            ctx.keepalive.window(first, Instant::now())
-        );
-        println!(
-            "   probe fresh connection: {}",
-            ctx.fresh.window(first, Instant::now())
-        );
-    }
-    let accepted = ctx.keepalive.ok.lock().unwrap().len() + ctx.fresh.ok.lock().unwrap().len();
-    println!("probe alerts accepted (202): {accepted}");
     Ok(())
 }
