@@ -97,6 +97,9 @@ pub struct Conn {
     last_active: AtomicU64,
     authenticated: AtomicBool,
     evicted: Notify,
+    /// HTTP/2 streams of the connection read their small bodies one at a time (see
+    /// [`crate::state::BodyBudget`]).
+    small_bodies: tokio::sync::Semaphore,
 }
 
 impl Conn {
@@ -110,6 +113,7 @@ impl Conn {
             last_active: AtomicU64::new(0),
             authenticated: AtomicBool::new(false),
             evicted: Notify::new(),
+            small_bodies: tokio::sync::Semaphore::new(1),
         }
     }
 
@@ -187,7 +191,24 @@ impl Drop for InFlight {
 /// The connection a request came on, in the request's extensions: the routes mark it
 /// authenticated.
 #[derive(Debug, Clone)]
-pub struct ConnHandle(pub Arc<Conn>);
+pub struct ConnHandle {
+    /// The connection.
+    pub conn: Arc<Conn>,
+    /// The request is an HTTP/2 stream.
+    pub http2: bool,
+}
+
+impl ConnHandle {
+    /// For an HTTP/2 stream, the connection's turn to read a small body (streams of one
+    /// connection take turns); `None` for HTTP/1, which reads one request at a time anyway.
+    pub async fn small_body_turn(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        if self.http2 {
+            self.conn.small_bodies.acquire().await.ok()
+        } else {
+            None
+        }
+    }
+}
 
 /// A connection's IO, reporting reads and writes to its [`Conn`].
 #[derive(Debug)]

@@ -281,6 +281,7 @@ impl ServerBuilder {
                 }
             }));
         }
+        let bodies = Arc::new(state::BodyBudget::new(config.max_body_bytes));
         let state = SharedState {
             config: Arc::new(config),
             view,
@@ -297,7 +298,7 @@ impl ServerBuilder {
             clock,
             ids: Arc::new(state::AlertIds::new(teflon_sim::shared::system_now())),
             parsing: Arc::new(tokio::sync::Semaphore::new(state::parse_permits())),
-            bodies: Arc::new(state::BodyBudget::new(state::BODY_BUDGET)),
+            bodies,
             metrics: Arc::default(),
         };
         Ok(Server {

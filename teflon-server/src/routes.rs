@@ -178,8 +178,8 @@ impl Credentials {
             self.authorization.as_ref().map(HeaderValue::as_bytes),
             self.verified_cert,
         );
-        if ok && let Some(conn) = &self.conn {
-            conn.0.authenticated();
+        if ok && let Some(handle) = &self.conn {
+            handle.conn.authenticated();
         }
         ok
     }
@@ -299,13 +299,30 @@ where
     if let Some(refused) = refuse_when_full(state) {
         return refused;
     }
-    // Bounded memory for bodies, taken as the bytes arrive (see `BodyBudget`); held until the
-    // body is parsed.
-    let mut hold = state.bodies.hold();
+    // Bounded memory for bodies (see `BodyBudget`), held until the body is parsed.
+    // Waiting for a turn reads nothing: the body stays in the socket (or HTTP/2's windows).
+    let mut hold = state.bodies.hold(content_length, limit);
+    let _turn = match &credentials.conn {
+        Some(c) if !hold.is_large() => c.small_body_turn().await,
+        _ => None,
+    };
+    if hold.start().await.is_err() {
+        return shutting_down();
+    }
     let read = read_body(body, content_length, limit, &mut hold);
     let buf = match tokio::time::timeout(BODY_TIMEOUT, read).await {
         Ok(Ok(buf)) => buf,
         Ok(Err(BodyError::Closed)) => return shutting_down(),
+        Ok(Err(BodyError::TooSlow(received))) => {
+            reject(state, RejectReason::ParseError, 1);
+            return error(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!(
+                    "request body arriving slower than {} KiB/s ({received} bytes in); send it at once",
+                    crate::state::MIN_LARGE_BODY_RATE / 1024
+                ),
+            );
+        }
         Ok(Err(BodyError::TooLarge)) => {
             reject(state, RejectReason::TooLarge, 1);
             return too_large();
@@ -395,6 +412,8 @@ enum BodyError {
     TooLarge,
     Read(warp::Error),
     Closed,
+    /// A large body below the minimum rate, with the bytes received.
+    TooSlow(u64),
 }
 
 /// The whole body, at most `limit` bytes, each piece held in `hold` before it is kept.
@@ -414,7 +433,22 @@ where
     let mut joined: Option<BytesMut> = None;
     let mut total = 0u64;
     let mut body = std::pin::pin!(body);
-    while let Some(chunk) = body.next().await {
+    let started = tokio::time::Instant::now();
+    let large = hold.is_large();
+    loop {
+        let next = if large {
+            // Each next piece is due when the body would fall below the minimum rate.
+            let due = started
+                + crate::state::LARGE_BODY_GRACE
+                + Duration::from_secs_f64(total as f64 / crate::state::MIN_LARGE_BODY_RATE as f64);
+            match tokio::time::timeout_at(due, body.next()).await {
+                Ok(next) => next,
+                Err(_) => return Err(BodyError::TooSlow(total)),
+            }
+        } else {
+            body.next().await
+        };
+        let Some(chunk) = next else { break };
         let mut chunk = chunk.map_err(BodyError::Read)?;
         total += chunk.remaining() as u64;
         if total > limit {

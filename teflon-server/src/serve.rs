@@ -398,7 +398,11 @@ where
 {
     hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
         let in_flight = conn.request_started();
-        req.extensions_mut().insert(ConnHandle(conn.clone()));
+        let http2 = req.version() == http::Version::HTTP_2;
+        req.extensions_mut().insert(ConnHandle {
+            conn: conn.clone(),
+            http2,
+        });
         if verified {
             req.extensions_mut().insert(VerifiedClientCert);
         }

@@ -191,49 +191,93 @@ pub struct SharedState {
     pub metrics: Arc<MetricsCache>,
 }
 
-/// The body bytes held at once by bodies being read, beside the one body allowed past it.
-pub const BODY_BUDGET: usize = 8 << 20;
+/// Bodies declaring at most this many bytes are *small* (a Falco alert is 1–2 KiB); larger or
+/// undeclared ones are *large* (see [`BodyBudget`]).
+pub const SMALL_BODY_MAX: u64 = 64 * 1024;
+/// The bytes small bodies hold at once, beside the one allowed past it.
+pub const SMALL_BUDGET: usize = 4 << 20;
+/// The bytes large bodies reserve at once (or one `max_body_bytes` body when larger).
+pub const LARGE_BUDGET: usize = 8 << 20;
 
 /// The memory of request bodies being read, bounded however many connections send at once,
-/// and taken as the bytes arrive: a body holds what it has received, not what it declares, so
-/// senders that trickle (or stall) hold next to nothing and never make a normal alert wait.
+/// in two pools so that neither trickling senders nor floods of large batches make a normal
+/// alert wait:
 ///
-/// Holding received bytes while waiting for more could deadlock: bodies that together hold the
-/// whole budget, each waiting for room for its next piece. So one body at a time may go past
-/// the budget: a body that finds no room takes the *reserve* instead if it is free, and then
-/// reads to its end without waiting for the budget again (at most `max_body_bytes`). Whoever
-/// holds the reserve always progresses, and releases everything when done, so some body always
-/// completes. Memory: [`BODY_BUDGET`] + one `max_body_bytes` body + the piece each waiting
-/// connection received (at most its 32 KiB read buffer).
+/// - **Small bodies** (a declared length up to [`SMALL_BODY_MAX`]: single alerts, small
+///   batches) take [`SMALL_BUDGET`] as their bytes arrive: a body holds what it has received,
+///   not what it declares, so senders that trickle or stall hold next to nothing. Holding
+///   received bytes while waiting for more could deadlock (bodies that hold the whole pool
+///   between them, each waiting for room), so one small body at a time may go past the pool:
+///   a body that finds no room takes the *reserve* if it is free and reads to its end without
+///   waiting again. Whoever holds the reserve progresses, so some body always completes.
+/// - **Large bodies** reserve their declared length (`max_body_bytes` when undeclared) of
+///   [`LARGE_BUDGET`] before their first byte is read, in arrival order; the others wait with
+///   their bytes unread (in the socket, or in HTTP/2's flow-control windows). A reservation is
+///   never waited on again, so large bodies proceed in parallel up to the pool, and a flood of
+///   them never touches the small pool. A large body must keep arriving at
+///   [`MIN_LARGE_BODY_RATE`] after [`LARGE_BODY_GRACE`] (else 408), so a trickler holds its
+///   reservation for seconds, not the 30 s body timeout.
+///
+/// Memory: the two pools, the small reserve, and the piece each waiting small body received
+/// (at most a connection's 32 KiB read buffer; HTTP/2 streams of one connection read their
+/// small bodies one at a time, so that too is per connection).
 #[derive(Debug)]
 pub struct BodyBudget {
-    shared: tokio::sync::Semaphore,
-    reserve: tokio::sync::Semaphore,
+    small: tokio::sync::Semaphore,
+    small_reserve: tokio::sync::Semaphore,
+    large: tokio::sync::Semaphore,
+    large_bytes: usize,
 }
 
+/// A large body arriving slower than this after [`LARGE_BODY_GRACE`] is refused with 408.
+pub const MIN_LARGE_BODY_RATE: u64 = 64 * 1024;
+/// How long a large body may arrive at any rate before [`MIN_LARGE_BODY_RATE`] applies.
+pub const LARGE_BODY_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl BodyBudget {
-    /// A budget of `bytes` plus the reserve.
-    pub fn new(bytes: usize) -> Self {
+    /// The pools for bodies of at most `max_body_bytes`.
+    pub fn new(max_body_bytes: u64) -> Self {
+        let one = usize::try_from(max_body_bytes.min(u64::from(u32::MAX))).unwrap_or(usize::MAX);
+        let large_bytes = LARGE_BUDGET.max(one);
         BodyBudget {
-            shared: tokio::sync::Semaphore::new(bytes),
-            reserve: tokio::sync::Semaphore::new(1),
+            small: tokio::sync::Semaphore::new(SMALL_BUDGET),
+            small_reserve: tokio::sync::Semaphore::new(1),
+            large: tokio::sync::Semaphore::new(large_bytes),
+            large_bytes,
         }
     }
 
-    /// Bytes of the budget free now.
-    pub fn available(&self) -> usize {
-        self.shared.available_permits()
+    /// Bytes of the small pool free now.
+    pub fn small_available(&self) -> usize {
+        self.small.available_permits()
     }
 
-    /// True while a body is being read past the budget.
+    /// Bytes of the large pool free now.
+    pub fn large_available(&self) -> usize {
+        self.large.available_permits()
+    }
+
+    /// The size of the large pool.
+    pub fn large_size(&self) -> usize {
+        self.large_bytes
+    }
+
+    /// True while a small body is being read past its pool.
     pub fn reserve_taken(&self) -> bool {
-        self.reserve.available_permits() == 0
+        self.small_reserve.available_permits() == 0
     }
 
-    /// What one body holds, empty to begin with; released when dropped.
-    pub(crate) fn hold(&self) -> BodyHold<'_> {
+    /// What one body holds, nothing to begin with; released when dropped. `content_length` is
+    /// the declared length, `limit` the most a body may have.
+    pub(crate) fn hold(&self, content_length: Option<u64>, limit: u64) -> BodyHold<'_> {
+        let large = match content_length {
+            Some(len) if len <= SMALL_BODY_MAX => None,
+            Some(len) => Some(len.min(limit)),
+            None => Some(limit),
+        };
         BodyHold {
             budget: self,
+            large,
             held: None,
             reserve: None,
         }
@@ -244,6 +288,8 @@ impl BodyBudget {
 #[derive(Debug)]
 pub(crate) struct BodyHold<'a> {
     budget: &'a BodyBudget,
+    /// For a large body, the bytes to reserve before reading.
+    large: Option<u64>,
     held: Option<tokio::sync::SemaphorePermit<'a>>,
     reserve: Option<tokio::sync::SemaphorePermit<'a>>,
 }
@@ -253,21 +299,44 @@ pub(crate) struct BodyHold<'a> {
 pub(crate) struct BudgetClosed;
 
 impl BodyHold<'_> {
-    /// Hold `n` more bytes: from the budget when there is room, else the first of more room
-    /// or the reserve.
+    /// True for a large body.
+    pub(crate) fn is_large(&self) -> bool {
+        self.large.is_some()
+    }
+
+    /// Before the first byte: a large body reserves its length (waiting its turn).
+    pub(crate) async fn start(&mut self) -> Result<(), BudgetClosed> {
+        let Some(len) = self.large else {
+            return Ok(());
+        };
+        let n = u32::try_from(len.max(1)).map_err(|_| BudgetClosed)?;
+        let n = n.min(u32::try_from(self.budget.large_bytes).unwrap_or(u32::MAX));
+        self.held = Some(
+            self.budget
+                .large
+                .acquire_many(n)
+                .await
+                .map_err(|_| BudgetClosed)?,
+        );
+        Ok(())
+    }
+
+    /// `n` more bytes arrived: a small body holds them, from its pool when there is room, else
+    /// the first of more room or the reserve. A large body reserved them already.
     pub(crate) async fn take(&mut self, n: usize) -> Result<(), BudgetClosed> {
-        if self.reserve.is_some() || n == 0 {
+        if self.large.is_some() || self.reserve.is_some() || n == 0 {
             return Ok(());
         }
+        let small = &self.budget.small;
         let n = u32::try_from(n).map_err(|_| BudgetClosed)?;
-        let permit = match self.budget.shared.try_acquire_many(n) {
+        let permit = match small.try_acquire_many(n) {
             Ok(p) => p,
             Err(tokio::sync::TryAcquireError::Closed) => return Err(BudgetClosed),
             Err(tokio::sync::TryAcquireError::NoPermits) => {
                 tokio::select! {
                     biased;
-                    p = self.budget.shared.acquire_many(n) => p.map_err(|_| BudgetClosed)?,
-                    r = self.budget.reserve.acquire() => {
+                    p = small.acquire_many(n) => p.map_err(|_| BudgetClosed)?,
+                    r = self.budget.small_reserve.acquire() => {
                         self.reserve = Some(r.map_err(|_| BudgetClosed)?);
                         return Ok(());
                     }
@@ -281,7 +350,7 @@ impl BodyHold<'_> {
         Ok(())
     }
 
-    /// Bytes held from the budget.
+    /// Bytes held from a pool.
     #[cfg(test)]
     pub(crate) fn held(&self) -> usize {
         self.held.as_ref().map_or(0, |p| p.num_permits())
@@ -396,14 +465,15 @@ mod tests {
     use super::*;
 
     #[tokio::test(start_paused = true)]
-    async fn a_body_holds_what_it_received_and_the_reserve_lets_one_past_a_full_budget() {
-        let budget = BodyBudget::new(100);
-        // Two bodies hold the whole budget between them and each wants more.
-        let mut a = budget.hold();
-        let mut b = budget.hold();
-        a.take(60).await.unwrap();
-        b.take(40).await.unwrap();
-        assert_eq!(budget.available(), 0);
+    async fn a_small_body_holds_what_it_received_and_the_reserve_lets_one_past_a_full_pool() {
+        let budget = BodyBudget::new(1 << 20);
+        let small = Some(SMALL_BODY_MAX);
+        // Two small bodies hold the whole pool between them and each wants more.
+        let mut a = budget.hold(small, 1 << 20);
+        let mut b = budget.hold(small, 1 << 20);
+        a.take(SMALL_BUDGET - 100).await.unwrap();
+        b.take(100).await.unwrap();
+        assert_eq!(budget.small_available(), 0);
         // `a` takes the reserve and is never made to wait again: no deadlock.
         a.take(50).await.unwrap();
         a.take(1000).await.unwrap();
@@ -418,27 +488,71 @@ mod tests {
         drop(a);
         assert!(!budget.reserve_taken());
         b.take(10).await.unwrap();
-        assert_eq!(b.held(), 50);
-        assert_eq!(budget.available(), 50);
+        assert_eq!(b.held(), 110);
         drop(b);
-        assert_eq!(budget.available(), 100);
+        assert_eq!(budget.small_available(), SMALL_BUDGET);
     }
 
     #[tokio::test(start_paused = true)]
     async fn stalled_bodies_hold_only_what_they_sent_so_a_normal_one_never_waits() {
-        let budget = BodyBudget::new(8 << 20);
-        // 1,000 senders that trickle: each sent 10 bytes of a 1 MiB body.
-        let mut tricklers: Vec<_> = (0..1000).map(|_| budget.hold()).collect();
+        let budget = BodyBudget::new(1 << 20);
+        // 1,000 small-body senders that trickle: each sent 10 bytes.
+        let mut tricklers: Vec<_> = (0..1000)
+            .map(|_| budget.hold(Some(60_000), 1 << 20))
+            .collect();
         for t in &mut tricklers {
             t.take(10).await.unwrap();
         }
-        let mut normal = budget.hold();
-        // Ready at once (no timer, no waiting): the budget has room.
-        tokio::time::timeout(Duration::ZERO, normal.take(1024))
+        // And large ones that hold the whole large pool.
+        let mut large: Vec<_> = (0..8)
+            .map(|_| budget.hold(Some(1 << 20), 1 << 20))
+            .collect();
+        for l in &mut large {
+            l.start().await.unwrap();
+        }
+        assert_eq!(budget.large_available(), 0);
+        let mut normal = budget.hold(Some(1024), 1 << 20);
+        // Ready at once (no timer, no waiting): the small pool has room.
+        tokio::time::timeout(Duration::ZERO, async {
+            normal.start().await.unwrap();
+            normal.take(1024).await.unwrap();
+        })
+        .await
+        .unwrap();
+        assert!(!budget.reserve_taken());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn large_bodies_reserve_their_length_before_reading_and_wait_their_turn() {
+        let budget = BodyBudget::new(1 << 20);
+        let mut first = budget.hold(Some(5 << 20), 1 << 20);
+        assert!(first.is_large());
+        first.start().await.unwrap();
+        // Declared 5 MiB, capped at the 1 MiB limit; undeclared reserves the limit.
+        assert_eq!(first.held(), 1 << 20);
+        let mut undeclared = budget.hold(None, 1 << 20);
+        undeclared.start().await.unwrap();
+        assert_eq!(budget.large_available(), LARGE_BUDGET - (2 << 20));
+        let mut rest: Vec<_> = (0..6)
+            .map(|_| budget.hold(Some(1 << 20), 1 << 20))
+            .collect();
+        for r in &mut rest {
+            r.start().await.unwrap();
+        }
+        let mut waiting = budget.hold(Some(200_000), 1 << 20);
+        assert!(
+            tokio::time::timeout(Duration::from_secs(60), waiting.start())
+                .await
+                .is_err(),
+            "the pool is reserved"
+        );
+        drop(first);
+        waiting.start().await.unwrap();
+        // Taking bytes of a reserved body never waits.
+        tokio::time::timeout(Duration::ZERO, waiting.take(200_000))
             .await
             .unwrap()
             .unwrap();
-        assert!(!budget.reserve_taken());
     }
 
     #[tokio::test(start_paused = true)]

@@ -457,37 +457,59 @@ async fn stalled_body(
 }
 
 #[tokio::test(start_paused = true)]
-async fn stalled_bodies_hold_only_what_they_sent_so_a_normal_alert_is_read_at_once() {
+async fn tricklers_neither_hold_the_budget_nor_delay_a_normal_alert() {
+    use tokio::io::AsyncReadExt;
     let mut h = harness(Options::default()).await;
     let addr = h.server.listen().await.unwrap();
     let bodies = h.server.state().bodies.clone();
-    let budget = teflon_server::state::BODY_BUDGET;
-    // Sixteen senders declare 1 MiB each (twice the whole budget) and send 100 bytes.
-    let mut tricklers = Vec::new();
+    let small = teflon_server::state::SMALL_BUDGET;
+    // Sixteen senders of small bodies send 100 of their 60,000 bytes: they hold what they sent.
+    let mut small_tricklers = Vec::new();
     for _ in 0..16 {
-        tricklers.push(stalled_body(addr, 1 << 20, 100).await);
+        small_tricklers.push(stalled_body(addr, 60_000, 100).await);
     }
-    eventually("the tricklers' bytes are held", || {
-        bodies.available() == budget - 1600
+    // Eight senders declare 1 MiB bodies (the whole large pool) and send 100 bytes.
+    let started = tokio::time::Instant::now();
+    let mut large_tricklers = Vec::new();
+    for _ in 0..8 {
+        large_tricklers.push(stalled_body(addr, 1 << 20, 100).await);
+    }
+    eventually("the tricklers are held", || {
+        bodies.small_available() == small - 1600 && bodies.large_available() == 0
     })
     .await;
     // A normal alert on another connection is read and accepted without waiting for them.
-    let started = tokio::time::Instant::now();
     let body = alert(0);
     let head = format!(
         "POST /v1/alerts HTTP/1.1\r\nHost: teflon\r\nAuthorization: {BEARER}\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
+    let asked = tokio::time::Instant::now();
     assert_eq!(raw_post(addr, &head, body.as_bytes()).await.unwrap(), 202);
     assert!(
-        started.elapsed() < Duration::from_secs(1),
+        asked.elapsed() < Duration::from_secs(1),
         "the normal alert waited for the tricklers: {:?}",
-        started.elapsed()
+        asked.elapsed()
     );
-    assert!(!bodies.reserve_taken());
-    // The tricklers time out (408) and give their bytes back.
-    drop(tricklers);
-    eventually("the budget is whole again", || bodies.available() == budget).await;
+    // Large bodies below the minimum rate are refused after the grace, and give their
+    // reservation back.
+    for t in &mut large_tricklers {
+        let mut resp = vec![0u8; 1024];
+        let n = t.read(&mut resp).await.unwrap();
+        assert_eq!(status_of(&resp[..n]).unwrap(), 408);
+    }
+    let waited = started.elapsed();
+    let grace = teflon_server::state::LARGE_BODY_GRACE;
+    assert!(waited >= grace && waited < grace * 2, "{waited:?}");
+    eventually("the large pool is free", || {
+        bodies.large_available() == bodies.large_size()
+    })
+    .await;
+    drop(small_tricklers);
+    eventually("the small pool is whole again", || {
+        bodies.small_available() == small
+    })
+    .await;
     let (report, lines, _, _dir) = h.shutdown().await;
     assert_eq!(report.alerts_accepted, 1);
     assert_eq!(lines.len(), 1);
@@ -518,7 +540,7 @@ async fn a_body_that_does_not_arrive_in_time_gets_408_and_gives_its_budget_back(
     let mut h = harness(Options::default()).await;
     let addr = h.server.listen().await.unwrap();
     let budget = h.server.state().bodies.clone();
-    let total = budget.available();
+    let total = budget.small_available();
     let body = alert(0);
     let head = |len: usize| {
         format!(
@@ -535,7 +557,7 @@ async fn a_body_that_does_not_arrive_in_time_gets_408_and_gives_its_budget_back(
     let timeout = teflon_server::routes::BODY_TIMEOUT;
     let waited = started.elapsed();
     assert!(waited >= timeout && waited < timeout * 2, "{waited:?}");
-    assert_eq!(budget.available(), total);
+    assert_eq!(budget.small_available(), total);
     // The whole body on time is accepted, and so is one far larger than a connection's read
     // buffer (it is read through the buffer in pieces).
     let code = raw_post(addr, &head(body.len()), body.as_bytes())
@@ -1367,7 +1389,7 @@ mod connections {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn http2_is_off_unless_enabled_and_then_announces_small_windows_and_few_streams() {
+    async fn http2_is_off_unless_enabled_and_then_serves_alerts_through_small_windows() {
         let mut h = harness(Options::default()).await;
         let addr = h.server.listen().await.unwrap();
         assert_eq!(h2_settings(addr).await, None, "h2c refused by default");
@@ -1386,6 +1408,44 @@ mod connections {
         // SETTINGS_MAX_CONCURRENT_STREAMS (3), SETTINGS_INITIAL_WINDOW_SIZE (4).
         assert!(settings.contains(&(3, 32)), "{settings:?}");
         assert!(settings.contains(&(4, 16 * 1024)), "{settings:?}");
-        let _ = h.shutdown().await;
+        // Alerts over h2c: a small body and a large one (read through the small windows), on
+        // concurrent streams of one connection.
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(conn);
+        let mut client = client.ready().await.unwrap();
+        let mut responses = Vec::new();
+        for body in [alert(0), lines(200)] {
+            let req = http::Request::builder()
+                .method("POST")
+                .uri(format!("http://{addr}/v1/alerts"))
+                .header("authorization", BEARER)
+                .header("content-length", body.len())
+                .body(())
+                .unwrap();
+            let (response, mut stream) = client.send_request(req, false).unwrap();
+            let data = bytes::Bytes::from(body);
+            let sender = tokio::spawn(async move {
+                let mut at = 0;
+                while at < data.len() {
+                    stream.reserve_capacity(data.len() - at);
+                    let granted = std::future::poll_fn(|cx| stream.poll_capacity(cx))
+                        .await
+                        .unwrap()
+                        .unwrap();
+                    stream
+                        .send_data(data.slice(at..at + granted), at + granted == data.len())
+                        .unwrap();
+                    at += granted;
+                }
+            });
+            responses.push((response, sender));
+        }
+        for (response, sender) in responses {
+            assert_eq!(response.await.unwrap().status(), 202);
+            sender.await.unwrap();
+        }
+        let (report, _, _, _dir) = h.shutdown().await;
+        assert_eq!(report.alerts_accepted, 201);
     }
 }
