@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use metrics::{SharedString, counter, gauge, histogram};
+use metrics::{counter, gauge, histogram};
 use teflon_core::{ActionKind, Decision, Outcome, Priority, WorkloadRef};
 
 use crate::names::{self, label};
@@ -18,15 +18,15 @@ pub struct AlertReceived<'a> {
     pub priority: Priority,
 }
 
-/// The common sources as static strings, so counting them does not allocate.
-fn source_label(source: &str) -> SharedString {
-    match source {
-        "syscall" => SharedString::const_str("syscall"),
-        "k8s_audit" => SharedString::const_str("k8s_audit"),
-        "tetragon" => SharedString::const_str("tetragon"),
-        "internal" => SharedString::const_str("internal"),
-        other => SharedString::from(other.to_owned()),
-    }
+/// The `source` label of an alert's source: its own name when it is one of
+/// [`names::KNOWN_SOURCES`], else [`names::OTHER_SOURCE`]. The source is whatever the sender
+/// wrote, so the label set stays bounded however many distinct values arrive.
+pub fn source_label(source: &str) -> &'static str {
+    names::KNOWN_SOURCES
+        .iter()
+        .find(|known| **known == source)
+        .copied()
+        .unwrap_or(names::OTHER_SOURCE)
 }
 
 impl AlertReceived<'_> {
@@ -294,6 +294,90 @@ impl AuditLinesLost {
     }
 }
 
+/// The audit log ended in a torn line at start (a record cut short by a crash), which was
+/// moved aside before appending.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditTornTail;
+
+impl AuditTornTail {
+    /// Count it.
+    pub fn emit(self) {
+        counter!(names::AUDIT_TORN_TAILS_TOTAL).increment(1);
+    }
+}
+
+/// The audit log reached `audit_max_bytes` and was rotated.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditRotated;
+
+impl AuditRotated {
+    /// Count it.
+    pub fn emit(self) {
+        counter!(names::AUDIT_ROTATIONS_TOTAL).increment(1);
+    }
+}
+
+/// Open connections on a listener.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionsOpen {
+    /// `ingest` or `metrics_api`.
+    pub listener: &'static str,
+    /// How many.
+    pub open: usize,
+}
+
+impl ConnectionsOpen {
+    /// Set the gauge.
+    pub fn emit(self) {
+        gauge!(names::HTTP_CONNECTIONS, label::LISTENER => self.listener).set(self.open as f64);
+    }
+}
+
+/// Why the server closed a connection on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectionClose {
+    /// Refused at accept: `max_connections` open and none could make room.
+    Refused,
+    /// Closed to make room for a new connection: it never authenticated and had no request
+    /// in flight.
+    Evicted,
+    /// A request head did not arrive within `header_read_timeout_secs`.
+    HeaderTimeout,
+    /// Idle longer than `idle_timeout_secs`.
+    IdleTimeout,
+}
+
+impl ConnectionClose {
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ConnectionClose::Refused => "refused",
+            ConnectionClose::Evicted => "evicted",
+            ConnectionClose::HeaderTimeout => "header_timeout",
+            ConnectionClose::IdleTimeout => "idle_timeout",
+        }
+    }
+}
+
+/// The server closed a connection on its own.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionClosed {
+    /// `ingest` or `metrics_api`.
+    pub listener: &'static str,
+    /// Why.
+    pub reason: ConnectionClose,
+}
+
+impl ConnectionClosed {
+    /// Count it.
+    pub fn emit(self) {
+        counter!(names::HTTP_CONNECTIONS_CLOSED_TOTAL,
+            label::LISTENER => self.listener,
+            label::REASON => self.reason.as_str())
+        .increment(1);
+    }
+}
+
 /// Whether this replica may decide and act (leader election).
 #[derive(Debug, Clone, Copy)]
 pub struct Leader(pub bool);
@@ -324,9 +408,9 @@ impl PolicyReload {
 /// once per label set and reused (same names, labels and values as the one-shot events).
 #[derive(Default)]
 pub struct HotPath {
-    /// Per source (a handful: `syscall`, `k8s_audit`, plugins, `tetragon`), one slot per
-    /// priority; searched linearly, which beats hashing at this size.
-    alerts: Vec<(String, [Option<metrics::Counter>; 8])>,
+    /// Per source label (at most the known sources and `other`), one slot per priority;
+    /// searched linearly, which beats hashing at this size.
+    alerts: Vec<(&'static str, [Option<metrics::Counter>; 8])>,
     decisions: std::collections::HashMap<DecisionKey, metrics::Counter>,
     /// The last decision label set and its counter: consecutive alerts mostly share it.
     last_decision: Option<(DecisionKey, metrics::Counter)>,
@@ -359,16 +443,17 @@ impl HotPath {
             .iter()
             .position(|p| *p == priority)
             .unwrap_or(0);
-        let at = match self.alerts.iter().position(|(s, _)| s == source) {
+        let source = source_label(source);
+        let at = match self.alerts.iter().position(|(s, _)| *s == source) {
             Some(at) => at,
             None => {
-                self.alerts.push((source.to_owned(), Default::default()));
+                self.alerts.push((source, Default::default()));
                 self.alerts.len() - 1
             }
         };
         self.alerts[at].1[idx]
             .get_or_insert_with(|| {
-                counter!(names::ALERTS_TOTAL, label::SOURCE => source_label(source), label::PRIORITY => priority.as_str())
+                counter!(names::ALERTS_TOTAL, label::SOURCE => source, label::PRIORITY => priority.as_str())
             })
             .increment(1);
     }
@@ -515,5 +600,40 @@ mod tests {
             })
             .map(|x| x.2);
         assert_eq!(reap_dup, Some(3));
+    }
+
+    #[test]
+    fn unknown_sources_are_counted_as_other_so_the_source_label_stays_bounded() {
+        let mut hot_sources = 0;
+        let counted = counts(|| {
+            let mut hot = HotPath::new();
+            for i in 0..1000 {
+                hot.alert_received(&format!("random-{i}"), Priority::Critical);
+            }
+            hot.alert_received("syscall", Priority::Critical);
+            hot.alert_received("aws_cloudtrail", Priority::Critical);
+            AlertReceived {
+                source: "evil\nsource",
+                priority: Priority::Warning,
+            }
+            .emit();
+            hot_sources = hot.alerts.len();
+        });
+        assert_eq!(hot_sources, 3, "other, syscall, aws_cloudtrail");
+        let series: Vec<(Vec<String>, u64)> = counted
+            .into_iter()
+            .filter(|(n, _, _)| n == names::ALERTS_TOTAL)
+            .map(|(_, l, v)| (l, v))
+            .collect();
+        let labels = |s: &str, p: &str| vec![format!("priority={p}"), format!("source={s}")];
+        assert_eq!(
+            series,
+            vec![
+                (labels("aws_cloudtrail", "Critical"), 1),
+                (labels("other", "Critical"), 1000),
+                (labels("syscall", "Critical"), 1),
+                (labels("other", "Warning"), 1),
+            ]
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! The per-workload gauges, set from an [`AttackSnapshot`]. Workloads that drop out of the
 //! snapshot are set to their resting values (0 infected, ratio 1, rate 0, pressure 0) once, so
-//! dashboards do not show a stale attack.
+//! dashboards do not show a stale attack; the exporter drops their series once they have been
+//! idle for [`crate::series::DEFAULT_TTL`]. Which workloads get gauges at all is bounded by
+//! [`crate::series::WorkloadSlots`].
 
 use std::collections::BTreeSet;
 

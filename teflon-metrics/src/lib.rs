@@ -13,8 +13,9 @@ pub mod exporter;
 pub mod gauges;
 pub mod names;
 pub mod response;
+pub mod series;
 pub mod snapshot;
 
-pub use exporter::{Exporter, ExporterError};
+pub use exporter::{Exporter, ExporterError, TeflonRecorder};
 pub use gauges::SnapshotGauges;
 pub use snapshot::AttackSnapshot;

@@ -56,6 +56,55 @@ pub const RELEASES_TOTAL: &str = "teflon_releases_total";
 /// Counter `{sink, result}`: notifications, by configured sink and result (`sent`; `failed`:
 /// given up after the retries; `dropped`: the sink's queue was full).
 pub const NOTIFICATIONS_TOTAL: &str = "teflon_notifications_total";
+/// Counter: torn last lines (a record cut short by a crash) found in the audit log at start and
+/// moved aside before appending. Not in SPEC §7.
+pub const AUDIT_TORN_TAILS_TOTAL: &str = "teflon_audit_torn_tails_total";
+/// Counter: audit log rotations (`audit_max_bytes` reached). Not in SPEC §7.
+pub const AUDIT_ROTATIONS_TOTAL: &str = "teflon_audit_rotations_total";
+/// Gauge `{listener}` (`ingest`, `metrics_api`): open connections. Not in SPEC §7.
+pub const HTTP_CONNECTIONS: &str = "teflon_http_connections";
+/// Counter `{listener, reason}`: connections a listener closed on its own (`refused` at accept
+/// past `max_connections`, `evicted` to make room, `header_timeout`, `idle_timeout`). Not in
+/// SPEC §7.
+pub const HTTP_CONNECTIONS_CLOSED_TOTAL: &str = "teflon_http_connections_closed_total";
+
+/// The metrics with `namespace` and `workload` labels: their label sets are bounded (see
+/// [`crate::series`]) and expire when idle.
+pub const PER_WORKLOAD: [&str; 8] = [
+    INFECTIONS_TOTAL,
+    REAPINGS_TOTAL,
+    INFECTED_PODS,
+    WORKLOAD_AVAILABLE_RATIO,
+    INFECTION_RATE_PER_MINUTE,
+    ATTACK_PRESSURE,
+    TIME_TO_RECREATION_SECONDS,
+    TIME_TO_NEW_INFECTION_SECONDS,
+];
+
+/// The `source` label of an alert whose source is not one of [`KNOWN_SOURCES`].
+pub const OTHER_SOURCE: &str = "other";
+
+/// Alert sources counted under their own name in `teflon_alerts_total{source}`: Falco's own,
+/// Tetragon, and the event sources of the plugins in Falco's plugin registry. The source comes
+/// from the alert, so anything else is counted as [`OTHER_SOURCE`] (one series per value would
+/// let a sender create series at will).
+pub const KNOWN_SOURCES: [&str; 11] = [
+    "syscall",
+    "k8s_audit",
+    "internal",
+    "tetragon",
+    "aws_cloudtrail",
+    "gcp_auditlog",
+    "okta",
+    "github",
+    "docker",
+    "nomad",
+    "kafka",
+];
+
+/// The `namespace` and `workload` label values of the workloads beyond the per-workload series
+/// cap (see [`crate::series`]). Not a valid Kubernetes name, so it never collides with one.
+pub const OTHER_WORKLOAD: &str = "_other";
 
 /// Label keys.
 pub mod label {
@@ -83,6 +132,8 @@ pub mod label {
     pub const CAUSE: &str = "cause";
     /// A notification sink's configured name.
     pub const SINK: &str = "sink";
+    /// Which listener (`ingest`, `metrics_api`).
+    pub const LISTENER: &str = "listener";
 }
 
 /// The `policy` label value of a decision no policy matched.

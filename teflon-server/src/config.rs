@@ -18,6 +18,12 @@ pub const DEFAULT_MAX_BODY_BYTES: u64 = 1_048_576;
 pub const DEFAULT_MAX_CONCURRENT_ACTIONS: usize = 32;
 /// How long an action is retried after its decision, by default (SPEC §4).
 pub const DEFAULT_ACTION_DEADLINE_SECS: u64 = 300;
+/// The default most alerts in one request.
+pub const DEFAULT_MAX_ALERTS_PER_REQUEST: usize = 5_000;
+/// The default size at which the audit log is rotated (32 MiB).
+pub const DEFAULT_AUDIT_MAX_BYTES: u64 = 32 << 20;
+/// The default number of rotated audit files kept.
+pub const DEFAULT_AUDIT_MAX_FILES: usize = 4;
 
 /// The configuration could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +113,98 @@ pub struct Config {
     /// Webhooks told about decisions and releases (`json` or `slack`), off the decision path.
     #[serde(default)]
     pub notify: Vec<crate::notify::NotifyConfig>,
+    /// Connections of the ingest listener: limits and timeouts.
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// Alerts in one request, at most (and at most `queue_capacity`); more get 413.
+    #[serde(default = "default_max_alerts_per_request")]
+    pub max_alerts_per_request: usize,
+    /// The audit log is rotated when it reaches this size (`audit_log` → `audit_log.1` …);
+    /// 0: never.
+    #[serde(default = "default_audit_max_bytes")]
+    pub audit_max_bytes: u64,
+    /// Rotated audit files kept (`audit_log.1` … `audit_log.N`); older ones are deleted.
+    #[serde(default = "default_audit_max_files")]
+    pub audit_max_files: usize,
+}
+
+fn default_max_alerts_per_request() -> usize {
+    DEFAULT_MAX_ALERTS_PER_REQUEST
+}
+fn default_audit_max_bytes() -> u64 {
+    DEFAULT_AUDIT_MAX_BYTES
+}
+fn default_audit_max_files() -> usize {
+    DEFAULT_AUDIT_MAX_FILES
+}
+fn default_max_connections() -> usize {
+    1024
+}
+fn default_accept_backlog() -> u32 {
+    1024
+}
+fn default_header_read_timeout_secs() -> u64 {
+    10
+}
+fn default_idle_timeout_secs() -> u64 {
+    120
+}
+
+/// `http:` — connections of the ingest listener.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Connections open at once, at most. Past it, a new connection takes the place of the
+    /// oldest one that never authenticated and has no request in flight, or is refused at
+    /// accept when there is none.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Connections the kernel queues before they are accepted.
+    #[serde(default = "default_accept_backlog")]
+    pub accept_backlog: u32,
+    /// A request head (request line and headers) must arrive within this many seconds of the
+    /// connection, or of its first byte on a kept-alive connection; else the connection is closed.
+    #[serde(default = "default_header_read_timeout_secs")]
+    pub header_read_timeout_secs: u64,
+    /// A kept-alive connection with no request for this long is closed. Keep it above the
+    /// senders' own reuse limit (libcurl, Falco's `http_output`, reuses a connection idle for
+    /// at most 118 s), so the server never closes a connection a sender is about to reuse.
+    #[serde(default = "default_idle_timeout_secs")]
+    pub idle_timeout_secs: u64,
+    /// Serve HTTP/2 (h2c, or h2 by ALPN over TLS) besides HTTP/1.1. Off by default: Falco,
+    /// falcosidekick and Fluent Bit send HTTP/1.1.
+    #[serde(default)]
+    pub http2: bool,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_connections: default_max_connections(),
+            accept_backlog: default_accept_backlog(),
+            header_read_timeout_secs: default_header_read_timeout_secs(),
+            idle_timeout_secs: default_idle_timeout_secs(),
+            http2: false,
+        }
+    }
+}
+
+impl HttpConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.max_connections == 0 {
+            return Err("http.max_connections must be at least 1".to_owned());
+        }
+        if self.accept_backlog == 0 {
+            return Err("http.accept_backlog must be at least 1".to_owned());
+        }
+        if self.header_read_timeout_secs == 0 {
+            return Err("http.header_read_timeout_secs must be at least 1".to_owned());
+        }
+        if self.idle_timeout_secs == 0 {
+            return Err("http.idle_timeout_secs must be at least 1".to_owned());
+        }
+        Ok(())
+    }
 }
 
 fn default_listen() -> SocketAddr {
@@ -511,6 +609,17 @@ impl Config {
         }
         self.leader_election.validate().map_err(invalid)?;
         crate::notify::validate(&self.notify).map_err(invalid)?;
+        self.http.validate().map_err(invalid)?;
+        if self.audit_max_files == 0 {
+            return Err(invalid(
+                "audit_max_files must be at least 1 (rotated files kept; set audit_max_bytes: 0 to never rotate)".to_owned(),
+            ));
+        }
+        if self.max_alerts_per_request == 0 {
+            return Err(invalid(
+                "max_alerts_per_request must be at least 1".to_owned(),
+            ));
+        }
         if self.leader_election.enabled == Some(true) && self.cluster.kind == ClusterType::Sim {
             return Err(invalid(
                 "leader_election.enabled: true needs `cluster.type: kube` (the Lease lives in the cluster)".to_owned(),
@@ -605,7 +714,17 @@ impl Config {
             autoscale: Vec::new(),
             leader_election: LeaderElectionConfig::default(),
             notify: Vec::new(),
+            http: HttpConfig::default(),
+            max_alerts_per_request: DEFAULT_MAX_ALERTS_PER_REQUEST,
+            audit_max_bytes: DEFAULT_AUDIT_MAX_BYTES,
+            audit_max_files: DEFAULT_AUDIT_MAX_FILES,
         }
+    }
+
+    /// The most alerts one request may carry: `max_alerts_per_request`, and never more than
+    /// the queue holds at all.
+    pub fn alerts_per_request_cap(&self) -> usize {
+        self.max_alerts_per_request.min(self.queue_capacity)
     }
 }
 
@@ -808,6 +927,48 @@ autoscale:
         )
         .unwrap_err();
         assert!(err.to_string().contains("fromat"), "{err}");
+    }
+
+    #[test]
+    fn http_limits_and_audit_rotation_have_defaults_and_refuse_zeroes() {
+        let c = Config::parse("policies: p.yaml\nauth: none\n", "t.yaml").unwrap();
+        assert_eq!(c.http, HttpConfig::default());
+        assert_eq!(c.http.idle_timeout_secs, 120);
+        assert!(!c.http.http2);
+        assert_eq!(
+            (c.audit_max_bytes, c.audit_max_files),
+            (32 << 20, DEFAULT_AUDIT_MAX_FILES)
+        );
+        assert_eq!(c.alerts_per_request_cap(), 5_000);
+        let c = Config::parse(
+            "policies: p.yaml\nauth: none\nqueue_capacity: 100\nhttp: {max_connections: 64, http2: true, idle_timeout_secs: 300}\n",
+            "t.yaml",
+        )
+        .unwrap();
+        assert_eq!(c.http.max_connections, 64);
+        assert!(c.http.http2);
+        assert_eq!(
+            c.alerts_per_request_cap(),
+            100,
+            "never more than the queue holds"
+        );
+        for bad in [
+            "http: {max_connections: 0}",
+            "http: {header_read_timeout_secs: 0}",
+            "http: {idle_timeout_secs: 0}",
+            "max_alerts_per_request: 0",
+            "audit_max_files: 0",
+        ] {
+            let err = Config::parse(&format!("policies: p.yaml\nauth: none\n{bad}\n"), "t.yaml")
+                .unwrap_err();
+            assert!(err.to_string().contains("at least 1"), "{bad}: {err}");
+        }
+        let err = Config::parse(
+            "policies: p.yaml\nauth: none\nhttp: {max_conections: 5}\n",
+            "t.yaml",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("max_conections"), "{err}");
     }
 
     #[test]

@@ -42,18 +42,70 @@ impl From<teflon_falco::ParseError> for IngestError {
 /// Every alert of `body`, or the first problem.
 pub fn parse(format: Format, body: &[u8]) -> Result<Vec<Alert>, IngestError> {
     match format {
-        Format::Falco => teflon_falco::parse_batch(body).map_err(IngestError::from),
+        Format::Falco => teflon_falco::parse_batch(body).map_err(|e| {
+            let mut e = IngestError::from(e);
+            if looks_like_tetragon(body) {
+                e.error.push_str(
+                    " (this is a Tetragon event: send Tetragon export lines to /v1/tetragon)",
+                );
+            }
+            e
+        }),
         Format::Tetragon => parse_tetragon(body),
     }
 }
 
-/// Tetragon events Teflon does not act on (valid, but no alert) are dropped here.
+/// True when the first item of `body` is a Tetragon event (for the hint of a misrouted body).
+fn looks_like_tetragon(body: &[u8]) -> bool {
+    match teflon_tetragon::events_from_slice(body).next() {
+        Some(Ok(teflon_tetragon::Event::Alert(_))) => true,
+        Some(Ok(teflon_tetragon::Event::Ignored(i))) => i.is_tetragon_kind(),
+        _ => false,
+    }
+}
+
+/// Tetragon events Teflon does not act on (valid, but no alert) are dropped here. A body in
+/// which nothing is a Tetragon event (a Falco alert, `{"foo":1}`) is refused, so that a sender
+/// wired to the wrong endpoint learns it instead of being told its lines were accepted.
 fn parse_tetragon(body: &[u8]) -> Result<Vec<Alert>, IngestError> {
     let events = teflon_tetragon::parse_batch(body).map_err(IngestError::from)?;
-    Ok(events
-        .into_iter()
-        .filter_map(teflon_tetragon::Event::into_alert)
-        .collect())
+    let mut alerts = Vec::with_capacity(events.len());
+    let mut tetragon = false;
+    let mut first_other: Option<String> = None;
+    for event in events {
+        match event {
+            teflon_tetragon::Event::Alert(a) => {
+                tetragon = true;
+                alerts.push(a);
+            }
+            teflon_tetragon::Event::Ignored(i) if i.is_tetragon_kind() => tetragon = true,
+            teflon_tetragon::Event::Ignored(i) => {
+                first_other.get_or_insert(i.event_type);
+            }
+        }
+    }
+    match first_other {
+        Some(key) if !tetragon => {
+            let falco = teflon_falco::alerts_from_slice(body)
+                .next()
+                .is_some_and(|a| a.is_ok());
+            let error = if falco {
+                "no Tetragon event in this body: it holds Falco alerts; send those to /v1/alerts"
+                    .to_owned()
+            } else {
+                format!(
+                    "no Tetragon event in this body: the first object's key is `{key}`, not a Tetragon event kind ({})",
+                    teflon_tetragon::SUPPORTED.join(", ")
+                )
+            };
+            Err(IngestError {
+                error,
+                line: 0,
+                column: 0,
+            })
+        }
+        _ => Ok(alerts),
+    }
 }
 
 #[cfg(test)]
@@ -82,5 +134,41 @@ mod tests {
         let err = parse(Format::Falco, body.as_bytes()).unwrap_err();
         assert_eq!(err.line, 2, "{err}");
         assert!(err.column > 0);
+    }
+
+    const TETRAGON: &str = include_str!("../tests/fixtures/tetragon/docs-examples.jsonl");
+
+    #[test]
+    fn a_falco_alert_or_an_unknown_object_on_the_tetragon_endpoint_is_refused_with_the_reason() {
+        let err = parse(Format::Tetragon, ONE.as_bytes()).unwrap_err();
+        assert!(err.error.contains("send those to /v1/alerts"), "{err}");
+        let err = parse(Format::Tetragon, b"{\"foo\":1}\n{\"bar\":2}").unwrap_err();
+        assert!(err.error.contains("`foo`"), "{err}");
+        // Events Teflon does not act on are still Tetragon's: accepted, no alert.
+        let loader =
+            br#"{"process_loader":{"process":{"binary":"/bin/x"}},"time":"2024-01-01T00:00:00Z"}"#;
+        assert_eq!(parse(Format::Tetragon, loader).unwrap().len(), 0);
+        // An unknown object among real events is ignored, as before.
+        let mixed = format!("{}\n{{\"foo\":1}}\n", TETRAGON.lines().next().unwrap());
+        assert_eq!(parse(Format::Tetragon, mixed.as_bytes()).unwrap().len(), 1);
+        assert!(
+            !parse(Format::Tetragon, TETRAGON.as_bytes())
+                .unwrap()
+                .is_empty()
+        );
+        // An empty array holds nothing of any kind: not misrouted.
+        assert_eq!(parse(Format::Tetragon, b"[]").unwrap().len(), 0);
+    }
+
+    #[test]
+    fn a_tetragon_event_on_the_falco_endpoint_is_refused_with_a_hint() {
+        let err = parse(Format::Falco, TETRAGON.as_bytes()).unwrap_err();
+        assert!(
+            err.error
+                .contains("send Tetragon export lines to /v1/tetragon"),
+            "{err}"
+        );
+        let err = parse(Format::Falco, b"{\"foo\":1}").unwrap_err();
+        assert!(!err.error.contains("Tetragon"), "{err}");
     }
 }

@@ -25,6 +25,7 @@ pub mod auth;
 pub mod autoscaler;
 pub mod cluster;
 pub mod config;
+pub mod connections;
 mod engine_task;
 mod executor;
 pub mod history;
@@ -234,7 +235,14 @@ impl ServerBuilder {
             None => ClusterBackend::from_config(&config, clock.clone()).await?,
         };
         let ring = Arc::new(DecisionRing::new(DECISION_RING));
-        let audit = AuditLog::open(config.audit_log.as_deref(), ring.clone())?;
+        let audit = AuditLog::open_with(
+            config.audit_log.as_deref(),
+            ring.clone(),
+            audit::Rotation {
+                max_bytes: config.audit_max_bytes,
+                max_files: config.audit_max_files,
+            },
+        )?;
         let audit_health = audit.health();
         let (queue, rx, depth) = Queue::new(config.queue_capacity);
         let (queue, journal) = match config.journal_dir().filter(|_| self.journal) {
@@ -339,7 +347,7 @@ impl ServerBuilder {
                 }
             }));
         }
-        let body_budget = state::body_budget(config.max_body_bytes);
+        let bodies = Arc::new(state::BodyBudget::new(config.max_body_bytes));
         let state = SharedState {
             config: Arc::new(config),
             view,
@@ -357,7 +365,8 @@ impl ServerBuilder {
             lifecycle,
             ids: Arc::new(state::AlertIds::new(teflon_sim::shared::system_now())),
             parsing: Arc::new(tokio::sync::Semaphore::new(state::parse_permits())),
-            reading: Arc::new(tokio::sync::Semaphore::new(body_budget)),
+            bodies,
+            metrics: Arc::default(),
         };
         Ok(Server {
             state,
@@ -436,8 +445,14 @@ impl Server {
     /// Also starts the custom-metrics API and the autoscaler when configured.
     pub async fn listen(&mut self) -> Result<SocketAddr, ServerError> {
         let addr = self.state.config.listen;
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
+        let limits = connections::ConnectionLimits::ingest(&self.state.config.http);
+        if limits.idle_timeout < Duration::from_secs(120) {
+            tracing::warn!(
+                idle_timeout_secs = limits.idle_timeout.as_secs(),
+                "http.idle_timeout_secs is below 120 s: libcurl (Falco's http_output) reuses connections idle for up to 118 s, and an alert sent as the server closes one is lost"
+            );
+        }
+        let listener = serve::bind(addr, limits.accept_backlog)
             .map_err(|source| ServerError::Bind { addr, source })?;
         let local = listener
             .local_addr()
@@ -446,16 +461,29 @@ impl Server {
             Some(t) => Some(tokio_rustls::TlsAcceptor::from(serve::server_config(
                 t,
                 self.state.config.auth.client_ca_file.as_deref(),
+                limits.http2,
             )?)),
             None => None,
         };
         let (stop_tx, mut stop_rx) = watch::channel(false);
         let routes = self.routes();
         let scheme = if tls.is_some() { "https" } else { "http" };
-        let task = tokio::spawn(serve::serve(listener, tls, routes, async move {
-            let _ = stop_rx.wait_for(|stop| *stop).await;
-        }));
-        tracing::info!(address = %local, %scheme, "listening");
+        let task = tokio::spawn(serve::serve_with(
+            listener,
+            tls,
+            routes,
+            limits,
+            async move {
+                let _ = stop_rx.wait_for(|stop| *stop).await;
+            },
+        ));
+        tracing::info!(
+            address = %local,
+            %scheme,
+            http2 = limits.http2,
+            max_connections = limits.max_connections,
+            "listening"
+        );
         self.http = Some((task, stop_tx));
         self.local_addr = Some(local);
         self.start_side_services()?;

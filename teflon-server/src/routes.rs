@@ -15,9 +15,10 @@ use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use crate::auth::VerifiedClientCert;
+use crate::connections::ConnHandle;
 use crate::ingest::{self, Format};
 use crate::queue::{PushError, Queued};
-use crate::state::{Counters, SharedState, body_permits};
+use crate::state::{BodyHold, Counters, SharedState};
 
 /// Default and largest `limit` of `GET /v1/decisions`.
 pub const DEFAULT_DECISIONS_LIMIT: usize = 100;
@@ -47,7 +48,10 @@ pub fn routes(state: SharedState) -> BoxedFilter<(Response,)> {
     let status = warp::path!("v1" / "status")
         .and(warp::get())
         .and(authorized(state.clone()))
-        .map(move |denied: Option<Response>| denied.unwrap_or_else(|| status_reply(&s)));
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .map(move |denied: Option<Response>, q: String| {
+            denied.unwrap_or_else(|| status_reply(&s, &q))
+        });
     // The response lifecycle (release, history): as protected as ingest, since a release
     // puts a pod back in service.
     let s = state.clone();
@@ -82,14 +86,20 @@ pub fn routes(state: SharedState) -> BoxedFilter<(Response,)> {
             }
         });
     let s = state.clone();
-    let metrics = warp::path!("metrics").and(warp::get()).map(move || {
-        let text = s.exporter.as_ref().map(|e| e.render()).unwrap_or_default();
-        let mut r = Response::new(text.into());
-        r.headers_mut().insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-        );
-        r
+    let metrics = warp::path!("metrics").and(warp::get()).then(move || {
+        let s = s.clone();
+        async move {
+            let text = s
+                .metrics
+                .get(|| s.exporter.as_ref().map(|e| e.render()).unwrap_or_default())
+                .await;
+            let mut r = Response::new(text.into());
+            r.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            r
+        }
     });
     // KEDA's metrics-api trigger (and other JSON scalers): as open as /metrics, which carries
     // the same numbers.
@@ -181,18 +191,49 @@ fn ingest(format: Format, state: SharedState) -> BoxedFilter<(Response,)> {
         .unify();
     authorization
         .and(warp::ext::optional::<VerifiedClientCert>())
+        .and(warp::ext::optional::<ConnHandle>())
         .and(content_length)
         .and(warp::body::stream())
         .then(
             move |auth: Option<HeaderValue>,
                   cert: Option<VerifiedClientCert>,
+                  conn: Option<ConnHandle>,
                   len: Option<u64>,
                   body| {
                 let state = state.clone();
-                async move { ingest_request(format, &state, auth, cert.is_some(), len, body).await }
+                async move {
+                    let credentials = Credentials {
+                        authorization: auth,
+                        verified_cert: cert.is_some(),
+                        conn,
+                    };
+                    ingest_request(format, &state, credentials, len, body).await
+                }
             },
         )
         .boxed()
+}
+
+/// What a request presents to authenticate, and the connection it came on.
+struct Credentials {
+    authorization: Option<HeaderValue>,
+    verified_cert: bool,
+    conn: Option<ConnHandle>,
+}
+
+impl Credentials {
+    /// Checks the credentials; an authenticated request marks its connection as one that is
+    /// never evicted to make room for a newcomer.
+    fn check(&self, state: &SharedState) -> bool {
+        let ok = state.auth.check(
+            self.authorization.as_ref().map(HeaderValue::as_bytes),
+            self.verified_cert,
+        );
+        if ok && let Some(handle) = &self.conn {
+            handle.conn.authenticated();
+        }
+        ok
+    }
 }
 
 /// `None` when the request carries the configured credentials (bearer token or a verified
@@ -203,12 +244,17 @@ fn authorized(state: SharedState) -> BoxedFilter<(Option<Response>,)> {
         .or(warp::any().map(|| None))
         .unify()
         .and(warp::ext::optional::<VerifiedClientCert>())
+        .and(warp::ext::optional::<ConnHandle>())
         .map(
-            move |auth: Option<HeaderValue>, cert: Option<VerifiedClientCert>| {
-                if state
-                    .auth
-                    .check(auth.as_ref().map(HeaderValue::as_bytes), cert.is_some())
-                {
+            move |auth: Option<HeaderValue>,
+                  cert: Option<VerifiedClientCert>,
+                  conn: Option<ConnHandle>| {
+                let credentials = Credentials {
+                    authorization: auth,
+                    verified_cert: cert.is_some(),
+                    conn,
+                };
+                if credentials.check(&state) {
                     None
                 } else {
                     Some(unauthorized())
@@ -270,8 +316,7 @@ fn reject(state: &SharedState, reason: RejectReason, count: u64) {
 async fn ingest_request<S, B>(
     format: Format,
     state: &SharedState,
-    auth: Option<HeaderValue>,
-    verified_cert: bool,
+    credentials: Credentials,
     content_length: Option<u64>,
     body: S,
 ) -> Response
@@ -284,10 +329,7 @@ where
     if !state.accepting.load(std::sync::atomic::Ordering::Relaxed) {
         return shutting_down();
     }
-    if !state
-        .auth
-        .check(auth.as_ref().map(HeaderValue::as_bytes), verified_cert)
-    {
+    if !credentials.check(state) {
         reject(state, RejectReason::Unauthorized, 1);
         return unauthorized();
     }
@@ -308,18 +350,30 @@ where
     if let Some(refused) = refuse_when_full(state) {
         return refused;
     }
-    // Bounded memory for bodies (see `SharedState::reading`); the body stays in the socket
-    // while this waits.
-    let Ok(_reading) = state
-        .reading
-        .acquire_many(body_permits(limit, content_length))
-        .await
-    else {
-        return shutting_down();
+    // Bounded memory for bodies (see `BodyBudget`), held until the body is parsed.
+    // Waiting for a turn reads nothing: the body stays in the socket (or HTTP/2's windows).
+    let mut hold = state.bodies.hold(content_length, limit);
+    let _turn = match &credentials.conn {
+        Some(c) if !hold.is_large() => c.small_body_turn().await,
+        _ => None,
     };
-    let buf = match tokio::time::timeout(BODY_TIMEOUT, read_body(body, content_length, limit)).await
-    {
+    if hold.start().await.is_err() {
+        return shutting_down();
+    }
+    let read = read_body(body, content_length, limit, &mut hold);
+    let buf = match tokio::time::timeout(BODY_TIMEOUT, read).await {
         Ok(Ok(buf)) => buf,
+        Ok(Err(BodyError::Closed)) => return shutting_down(),
+        Ok(Err(BodyError::TooSlow(received))) => {
+            reject(state, RejectReason::ParseError, 1);
+            return error(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!(
+                    "request body arriving slower than {} KiB/s ({received} bytes in); send it at once",
+                    crate::state::MIN_LARGE_BODY_RATE / 1024
+                ),
+            );
+        }
         Ok(Err(BodyError::TooLarge)) => {
             reject(state, RejectReason::TooLarge, 1);
             return too_large();
@@ -361,6 +415,17 @@ where
         }
     };
     let n = alerts.len();
+    let cap = state.config.alerts_per_request_cap();
+    if n > cap {
+        // Retrying can never help: tell the sender how to split instead of 429.
+        reject(state, RejectReason::TooLarge, n as u64);
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "{n} alerts in one request; split this batch into at most {cap} alerts (max_alerts_per_request, queue_capacity)"
+            ),
+        );
+    }
     let mut batch = Vec::with_capacity(n);
     for mut alert in alerts {
         if alert.id.is_none() {
@@ -405,13 +470,17 @@ pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 enum BodyError {
     TooLarge,
     Read(warp::Error),
+    Closed,
+    /// A large body below the minimum rate, with the bytes received.
+    TooSlow(u64),
 }
 
-/// The whole body, at most `limit` bytes.
+/// The whole body, at most `limit` bytes, each piece held in `hold` before it is kept.
 async fn read_body<S, B>(
     body: S,
     content_length: Option<u64>,
     limit: u64,
+    hold: &mut BodyHold<'_>,
 ) -> Result<Bytes, BodyError>
 where
     S: Stream<Item = Result<B, warp::Error>>,
@@ -423,12 +492,30 @@ where
     let mut joined: Option<BytesMut> = None;
     let mut total = 0u64;
     let mut body = std::pin::pin!(body);
-    while let Some(chunk) = body.next().await {
+    let started = tokio::time::Instant::now();
+    let large = hold.is_large();
+    loop {
+        let next = if large {
+            // Each next piece is due when the body would fall below the minimum rate.
+            let due = started
+                + crate::state::LARGE_BODY_GRACE
+                + Duration::from_secs_f64(total as f64 / crate::state::MIN_LARGE_BODY_RATE as f64);
+            match tokio::time::timeout_at(due, body.next()).await {
+                Ok(next) => next,
+                Err(_) => return Err(BodyError::TooSlow(total)),
+            }
+        } else {
+            body.next().await
+        };
+        let Some(chunk) = next else { break };
         let mut chunk = chunk.map_err(BodyError::Read)?;
         total += chunk.remaining() as u64;
         if total > limit {
             return Err(BodyError::TooLarge);
         }
+        hold.take(chunk.remaining())
+            .await
+            .map_err(|_| BodyError::Closed)?;
         let bytes = chunk.copy_to_bytes(chunk.remaining());
         match (&mut joined, single.take()) {
             (Some(buf), _) => buf.put(bytes),
@@ -467,10 +554,26 @@ fn decisions_reply(state: &SharedState, query: &str) -> Response {
     json(StatusCode::OK, state.decisions.latest_json(limit))
 }
 
+/// Default and largest page of `GET /v1/status` (`limit`, per list).
+pub const DEFAULT_STATUS_LIMIT: usize = 100;
+/// The largest `limit` of `GET /v1/status`.
+pub const MAX_STATUS_LIMIT: usize = 1000;
+
 #[derive(Serialize)]
 struct StatusBody<'a> {
-    #[serde(flatten)]
-    status: &'a crate::state::StatusSnapshot,
+    at: teflon_core::Timestamp,
+    policies: &'a crate::state::PolicyStatus,
+    /// This page of the workloads under attack.
+    workloads: &'a [crate::state::WorkloadStatusLine],
+    /// This page of the pending deferrals.
+    deferrals: &'a [crate::state::DeferralStatus],
+    workloads_total: usize,
+    deferrals_total: usize,
+    offset: usize,
+    limit: usize,
+    /// The `offset` of the next page, null on the last one.
+    next_offset: Option<usize>,
+    actions_in_flight: usize,
     queue_depth: usize,
     queue_capacity: usize,
     cluster_synced: bool,
@@ -482,11 +585,49 @@ struct StatusBody<'a> {
     reaps: u64,
 }
 
-fn status_reply(state: &SharedState) -> Response {
+/// `?limit=N&offset=M`: the page of both lists.
+fn page(query: &str) -> Result<(usize, usize), String> {
+    let mut limit = DEFAULT_STATUS_LIMIT;
+    let mut offset = 0;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let number = || {
+            v.parse::<usize>()
+                .map_err(|_| format!("{k} must be a non-negative integer, got {v:?}"))
+        };
+        match k {
+            "limit" => limit = number()?.min(MAX_STATUS_LIMIT),
+            "offset" => offset = number()?,
+            _ => {}
+        }
+    }
+    Ok((limit, offset))
+}
+
+fn slice<T>(all: &[T], offset: usize, limit: usize) -> &[T] {
+    let start = offset.min(all.len());
+    &all[start..(start + limit).min(all.len())]
+}
+
+fn status_reply(state: &SharedState, query: &str) -> Response {
+    let (limit, offset) = match page(query) {
+        Ok(p) => p,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e),
+    };
     let snap = state.status_snapshot();
     let c = &state.counters;
+    let longest = snap.workloads.len().max(snap.deferrals.len());
     let body = StatusBody {
-        status: &snap,
+        at: snap.at,
+        policies: &snap.policies,
+        workloads: slice(&snap.workloads, offset, limit),
+        deferrals: slice(&snap.deferrals, offset, limit),
+        workloads_total: snap.workloads.len(),
+        deferrals_total: snap.deferrals.len(),
+        offset,
+        limit,
+        next_offset: Some(offset.saturating_add(limit)).filter(|next| *next < longest),
+        actions_in_flight: snap.actions_in_flight,
         queue_depth: state.queue.depth(),
         queue_capacity: state.queue.capacity(),
         cluster_synced: state.view.is_synced(),

@@ -163,6 +163,8 @@ struct Options {
     journal: bool,
     /// Look up pods the view does not know.
     lookup: Option<Arc<dyn teflon_server::cluster::PodLookup>>,
+    http: teflon_server::config::HttpConfig,
+    max_alerts_per_request: usize,
 }
 
 impl Default for Options {
@@ -179,6 +181,8 @@ impl Default for Options {
             clock: None,
             journal: false,
             lookup: None,
+            http: teflon_server::config::HttpConfig::default(),
+            max_alerts_per_request: teflon_server::config::DEFAULT_MAX_ALERTS_PER_REQUEST,
         }
     }
 }
@@ -202,6 +206,8 @@ async fn harness(mut opts: Options) -> Harness {
     );
     config.queue_capacity = opts.queue_capacity;
     config.max_body_bytes = opts.max_body_bytes;
+    config.http = opts.http;
+    config.max_alerts_per_request = opts.max_alerts_per_request;
     config.listen = ([127, 0, 0, 1], 0).into();
     let cluster = StaticCluster::new().deployment("default", "web", 6, 6);
     let view: teflon_server::SharedView = if opts.synced {
@@ -584,18 +590,39 @@ async fn overload_gets_429_with_retry_after_and_nothing_accepted_is_lost() {
         ..Options::default()
     })
     .await;
-    // A batch larger than the whole queue can never fit.
+    // A batch larger than the whole queue can never fit: 413, not a 429 to retry forever.
+    let (code, err) = h.post("/v1/alerts", Some(BEARER), &lines(5)).await;
+    assert_eq!(code, 413, "{err}");
+    assert!(
+        err["error"]
+            .as_str()
+            .unwrap()
+            .contains("split this batch into at most 4 alerts"),
+        "{err}"
+    );
+    let (code, _) = h.post("/v1/alerts", Some(BEARER), &lines(4)).await;
+    assert_eq!(code, 202);
+    tokio::time::sleep(Duration::from_millis(50)).await;
     let res = warp::test::request()
         .method("POST")
         .path("/v1/alerts")
         .header("authorization", BEARER)
-        .body(lines(5))
+        .body(lines(4))
         .reply(&h.server.routes())
         .await;
-    assert_eq!(res.status().as_u16(), 429);
+    assert_eq!(res.status().as_u16(), 202, "drained: room again");
+    let res = warp::test::request()
+        .method("POST")
+        .path("/v1/alerts")
+        .header("authorization", BEARER)
+        .body(lines(1))
+        .reply(&h.server.routes())
+        .await;
+    assert_eq!(res.status().as_u16(), 429, "full for now: retry");
     assert_eq!(res.headers()["retry-after"], "1");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut accepted = 8;
     // Bursts without yielding to the engine: some fit, the rest is refused whole.
-    let mut accepted = 0;
     let mut refused = 0;
     for _ in 0..10 {
         let (code, body) = h.post("/v1/alerts", Some(BEARER), &lines(3)).await;
@@ -605,7 +632,7 @@ async fn overload_gets_429_with_retry_after_and_nothing_accepted_is_lost() {
             other => panic!("unexpected {other}"),
         }
     }
-    assert!(accepted > 0);
+    assert!(accepted > 8);
     let (report, lines, _, _dir) = h.shutdown().await;
     let _ = refused;
     assert_eq!(report.alerts_accepted, accepted);
@@ -669,32 +696,101 @@ async fn bodies_wait_for_a_parse_permit_so_parsed_alerts_in_flight_stay_bounded(
 }
 
 #[tokio::test(start_paused = true)]
-async fn bodies_wait_for_the_body_budget_which_holds_their_declared_length() {
-    let h = harness(Options::default()).await;
-    let budget = h.server.state().reading.clone();
-    let total = budget.available_permits();
-    assert!(total >= 8 << 20, "8 MiB of bodies are read at once");
-    // Leave less than this body declares: it waits, unread.
-    let body = lines(2);
-    let len = u32::try_from(body.len()).unwrap();
-    let mut held = budget
-        .acquire_many(u32::try_from(total).unwrap() - len + 1)
-        .await
-        .unwrap();
-    let waited = tokio::time::timeout(
-        Duration::from_secs(5),
-        h.post("/v1/alerts", Some(BEARER), &body),
-    )
+async fn a_batch_above_the_per_request_cap_gets_413_and_changes_nothing() {
+    let h = harness(Options {
+        max_alerts_per_request: 3,
+        ..Options::default()
+    })
     .await;
-    assert!(waited.is_err(), "read a body beyond the budget");
-    // With exactly its length free, it goes through and gives the budget back.
-    drop(held.split(1));
-    let (code, _) = h.post("/v1/alerts", Some(BEARER), &body).await;
+    let (code, err) = h.post("/v1/alerts", Some(BEARER), &lines(4)).await;
+    assert_eq!(code, 413);
+    assert!(
+        err["error"]
+            .as_str()
+            .unwrap()
+            .contains("4 alerts in one request; split this batch into at most 3 alerts"),
+        "{err}"
+    );
+    let (code, _) = h.post("/v1/alerts", Some(BEARER), &lines(3)).await;
     assert_eq!(code, 202);
-    assert_eq!(budget.available_permits(), usize::try_from(len).unwrap());
     let (report, lines, _, _dir) = h.shutdown().await;
-    assert_eq!(report.alerts_accepted, 2);
-    assert_eq!(lines.len(), 2);
+    assert_eq!(report.alerts_accepted, 3);
+    assert_eq!(lines.len(), 3);
+}
+
+/// A fresh connection that sent a request head declaring `declared` bytes and `sent` of them.
+async fn stalled_body(
+    addr: std::net::SocketAddr,
+    declared: usize,
+    sent: usize,
+) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /v1/alerts HTTP/1.1\r\nHost: teflon\r\nAuthorization: {BEARER}\r\nContent-Length: {declared}\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(&vec![b' '; sent]).await.unwrap();
+    tcp
+}
+
+#[tokio::test(start_paused = true)]
+async fn tricklers_neither_hold_the_budget_nor_delay_a_normal_alert() {
+    use tokio::io::AsyncReadExt;
+    let mut h = harness(Options::default()).await;
+    let addr = h.server.listen().await.unwrap();
+    let bodies = h.server.state().bodies.clone();
+    let small = teflon_server::state::SMALL_BUDGET;
+    // Sixteen senders of small bodies send 100 of their 60,000 bytes: they hold what they sent.
+    let mut small_tricklers = Vec::new();
+    for _ in 0..16 {
+        small_tricklers.push(stalled_body(addr, 60_000, 100).await);
+    }
+    // Eight senders declare 1 MiB bodies (the whole large pool) and send 100 bytes.
+    let started = tokio::time::Instant::now();
+    let mut large_tricklers = Vec::new();
+    for _ in 0..8 {
+        large_tricklers.push(stalled_body(addr, 1 << 20, 100).await);
+    }
+    eventually("the tricklers are held", || {
+        bodies.small_available() == small - 1600 && bodies.large_available() == 0
+    })
+    .await;
+    // A normal alert on another connection is read and accepted without waiting for them.
+    let body = alert(0);
+    let head = format!(
+        "POST /v1/alerts HTTP/1.1\r\nHost: teflon\r\nAuthorization: {BEARER}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let asked = tokio::time::Instant::now();
+    assert_eq!(raw_post(addr, &head, body.as_bytes()).await.unwrap(), 202);
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "the normal alert waited for the tricklers: {:?}",
+        asked.elapsed()
+    );
+    // Large bodies below the minimum rate are refused after the grace, and give their
+    // reservation back.
+    for t in &mut large_tricklers {
+        let mut resp = vec![0u8; 1024];
+        let n = t.read(&mut resp).await.unwrap();
+        assert_eq!(status_of(&resp[..n]).unwrap(), 408);
+    }
+    let waited = started.elapsed();
+    let grace = teflon_server::state::LARGE_BODY_GRACE;
+    assert!(waited >= grace && waited < grace * 2, "{waited:?}");
+    eventually("the large pool is free", || {
+        bodies.large_available() == bodies.large_size()
+    })
+    .await;
+    drop(small_tricklers);
+    eventually("the small pool is whole again", || {
+        bodies.small_available() == small
+    })
+    .await;
+    let (report, lines, _, _dir) = h.shutdown().await;
+    assert_eq!(report.alerts_accepted, 1);
+    assert_eq!(lines.len(), 1);
 }
 
 /// Send `head` and `body` over a fresh connection, then read the status line of the answer.
@@ -721,8 +817,8 @@ fn status_of(resp: &[u8]) -> std::io::Result<u16> {
 async fn a_body_that_does_not_arrive_in_time_gets_408_and_gives_its_budget_back() {
     let mut h = harness(Options::default()).await;
     let addr = h.server.listen().await.unwrap();
-    let budget = h.server.state().reading.clone();
-    let total = budget.available_permits();
+    let budget = h.server.state().bodies.clone();
+    let total = budget.small_available();
     let body = alert(0);
     let head = |len: usize| {
         format!(
@@ -739,7 +835,7 @@ async fn a_body_that_does_not_arrive_in_time_gets_408_and_gives_its_budget_back(
     let timeout = teflon_server::routes::BODY_TIMEOUT;
     let waited = started.elapsed();
     assert!(waited >= timeout && waited < timeout * 2, "{waited:?}");
-    assert_eq!(budget.available_permits(), total);
+    assert_eq!(budget.small_available(), total);
     // The whole body on time is accepted, and so is one far larger than a connection's read
     // buffer (it is read through the buffer in pieces).
     let code = raw_post(addr, &head(body.len()), body.as_bytes())
@@ -911,6 +1007,49 @@ async fn tetragon_bodies_are_checked_all_or_nothing() {
     let (code, err) = h.post("/v1/tetragon", Some(BEARER), "{not json").await;
     assert_eq!(code, 400);
     assert!(err["line"].is_u64());
+    let _ = h.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn falco_alerts_or_unknown_objects_on_the_tetragon_endpoint_get_400_with_the_reason() {
+    let h = harness(Options::default()).await;
+    let (code, err) = h.post("/v1/tetragon", Some(BEARER), &alert(0)).await;
+    assert_eq!(code, 400);
+    assert!(
+        err["error"].as_str().unwrap().contains("/v1/alerts"),
+        "{err}"
+    );
+    let (code, err) = h.post("/v1/tetragon", Some(BEARER), r#"{"foo":1}"#).await;
+    assert_eq!(code, 400);
+    assert!(err["error"].as_str().unwrap().contains("`foo`"), "{err}");
+    let (report, lines, _, _dir) = h.shutdown().await;
+    assert_eq!(report.alerts_accepted, 0);
+    assert!(lines.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn status_is_paginated_with_totals() {
+    let h = harness(Options::default()).await;
+    h.post("/v1/alerts", Some(BEARER), &alert(0)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (code, body) = h.get("/v1/status").await;
+    assert_eq!(code, 200);
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status["limit"], 100);
+    assert_eq!(status["offset"], 0);
+    assert_eq!(status["workloads_total"], 1, "{status}");
+    assert_eq!(status["workloads"].as_array().unwrap().len(), 1);
+    assert_eq!(status["next_offset"], serde_json::Value::Null);
+    let (_, body) = h.get("/v1/status?limit=0").await;
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status["workloads"].as_array().unwrap().len(), 0);
+    assert_eq!(status["workloads_total"], 1);
+    assert_eq!(status["next_offset"], 0);
+    let (_, body) = h.get("/v1/status?limit=100000&offset=1").await;
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status["limit"], 1000, "capped");
+    assert_eq!(status["workloads"].as_array().unwrap().len(), 0);
+    assert_eq!(h.get("/v1/status?offset=-1").await.0, 400);
     let _ = h.shutdown().await;
 }
 
@@ -1378,4 +1517,245 @@ async fn the_keda_scaling_endpoint_answers_the_attacked_workload_without_credent
     let (code, body) = h.get_as("/v1/scaling/default/deployments/web", None).await;
     assert_eq!(code, 503, "{body}");
     let _ = h.shutdown().await;
+}
+
+/// Connection limits and timeouts, over a real listener on the paused clock.
+mod connections {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn http(max_connections: usize) -> teflon_server::config::HttpConfig {
+        teflon_server::config::HttpConfig {
+            max_connections,
+            ..teflon_server::config::HttpConfig::default()
+        }
+    }
+
+    /// Read until the server closes the connection (EOF or reset); what was read.
+    async fn until_closed(tcp: &mut tokio::net::TcpStream) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => return out,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+
+    /// True when a new connection is closed before any answer.
+    async fn refused(addr: std::net::SocketAddr) -> bool {
+        match tokio::net::TcpStream::connect(addr).await {
+            Ok(mut tcp) => until_closed(&mut tcp).await.is_empty(),
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        }
+    }
+
+    /// One request on a kept-alive connection; the status code.
+    async fn request(tcp: &mut tokio::net::TcpStream, auth: Option<&str>) -> u16 {
+        let body = alert(0);
+        let auth = auth
+            .map(|a| format!("Authorization: {a}\r\n"))
+            .unwrap_or_default();
+        let req = format!(
+            "POST /v1/alerts HTTP/1.1\r\nHost: teflon\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        tcp.write_all(req.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = tcp.read(&mut buf).await.unwrap();
+        status_of(&buf[..n]).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_connection_is_closed_at_the_header_timeout() {
+        let mut h = harness(Options::default()).await;
+        let addr = h.server.listen().await.unwrap();
+        let started = tokio::time::Instant::now();
+        let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+        assert!(until_closed(&mut silent).await.is_empty());
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_secs(10) && waited < Duration::from_secs(11),
+            "{waited:?}"
+        );
+        // A head trickled a byte at a time is cut at the same deadline.
+        let started = tokio::time::Instant::now();
+        let mut trickler = tokio::net::TcpStream::connect(addr).await.unwrap();
+        for b in b"POST /v1/alerts HTTP/1.1\r\nHost: t".iter().take(12) {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if trickler.write_all(&[*b]).await.is_err() {
+                break;
+            }
+        }
+        until_closed(&mut trickler).await;
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_secs(10) && waited < Duration::from_secs(13),
+            "{waited:?}"
+        );
+        let _ = h.shutdown().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_kept_alive_connection_outlives_libcurls_reuse_and_is_closed_at_the_idle_timeout() {
+        let mut h = harness(Options::default()).await;
+        let addr = h.server.listen().await.unwrap();
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        assert_eq!(request(&mut tcp, Some(BEARER)).await, 202);
+        // libcurl reuses a connection idle for up to 118 s: it is still served.
+        tokio::time::sleep(Duration::from_secs(118)).await;
+        assert_eq!(request(&mut tcp, Some(BEARER)).await, 202);
+        let answered = tokio::time::Instant::now();
+        assert!(until_closed(&mut tcp).await.is_empty());
+        let idle = answered.elapsed();
+        assert!(
+            idle >= Duration::from_secs(120) && idle < Duration::from_secs(121),
+            "{idle:?}"
+        );
+        let (report, _, _, _dir) = h.shutdown().await;
+        assert_eq!(report.alerts_accepted, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn past_max_connections_unauthenticated_idle_ones_make_room_and_the_rest_is_refused() {
+        let mut h = harness(Options {
+            http: http(3),
+            ..Options::default()
+        })
+        .await;
+        let addr = h.server.listen().await.unwrap();
+        // A sender that authenticated, then two silent connections: the limit.
+        let mut sender = tokio::net::TcpStream::connect(addr).await.unwrap();
+        assert_eq!(request(&mut sender, Some(BEARER)).await, 202);
+        let mut silent1 = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let mut silent2 = tokio::net::TcpStream::connect(addr).await.unwrap();
+        // Connections younger than a second are not evicted: refused at accept (the reset can
+        // come before `connect` returns).
+        assert!(refused(addr).await);
+        tokio::time::sleep(teflon_server::connections::MIN_EVICT_AGE).await;
+        // A newcomer: the oldest silent connection gives its place.
+        let mut newcomer = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let started = tokio::time::Instant::now();
+        assert!(until_closed(&mut silent1).await.is_empty());
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "evicted, not timed out"
+        );
+        // An unauthenticated request does not protect a connection; an authenticated one does.
+        silent2
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: teflon\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 1024];
+        let n = silent2.read(&mut buf).await.unwrap();
+        assert_eq!(status_of(&buf[..n]).unwrap(), 200);
+        assert_eq!(request(&mut newcomer, Some(BEARER)).await, 202);
+        assert_eq!(request(&mut sender, Some(BEARER)).await, 202);
+        tokio::time::sleep(teflon_server::connections::MIN_EVICT_AGE).await;
+        let mut third = tokio::net::TcpStream::connect(addr).await.unwrap();
+        assert!(until_closed(&mut silent2).await.is_empty());
+        assert_eq!(request(&mut third, Some(BEARER)).await, 202);
+        // Three authenticated connections: a fourth is refused at accept.
+        let started = tokio::time::Instant::now();
+        assert!(refused(addr).await);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "refused at once"
+        );
+        assert_eq!(request(&mut sender, Some(BEARER)).await, 202);
+        let (report, _, _, _dir) = h.shutdown().await;
+        assert_eq!(report.alerts_accepted, 5);
+    }
+
+    /// The SETTINGS the server answers an HTTP/2 client preface with (id → value), or `None`
+    /// when it does not speak HTTP/2.
+    async fn h2_settings(addr: std::net::SocketAddr) -> Option<Vec<(u16, u32)>> {
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            .await
+            .unwrap();
+        // An empty SETTINGS frame of our own.
+        tcp.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await.unwrap();
+        let mut head = [0u8; 9];
+        if tcp.read_exact(&mut head).await.is_err() || head[3] != 4 {
+            return None;
+        }
+        let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+        let mut payload = vec![0u8; len];
+        tcp.read_exact(&mut payload).await.ok()?;
+        Some(
+            payload
+                .chunks_exact(6)
+                .map(|c| {
+                    (
+                        u16::from_be_bytes([c[0], c[1]]),
+                        u32::from_be_bytes([c[2], c[3], c[4], c[5]]),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn http2_is_off_unless_enabled_and_then_serves_alerts_through_small_windows() {
+        let mut h = harness(Options::default()).await;
+        let addr = h.server.listen().await.unwrap();
+        assert_eq!(h2_settings(addr).await, None, "h2c refused by default");
+        let _ = h.shutdown().await;
+
+        let mut h = harness(Options {
+            http: teflon_server::config::HttpConfig {
+                http2: true,
+                ..teflon_server::config::HttpConfig::default()
+            },
+            ..Options::default()
+        })
+        .await;
+        let addr = h.server.listen().await.unwrap();
+        let settings = h2_settings(addr).await.expect("h2c when enabled");
+        // SETTINGS_MAX_CONCURRENT_STREAMS (3), SETTINGS_INITIAL_WINDOW_SIZE (4).
+        assert!(settings.contains(&(3, 32)), "{settings:?}");
+        assert!(settings.contains(&(4, 16 * 1024)), "{settings:?}");
+        // Alerts over h2c: a small body and a large one (read through the small windows), on
+        // concurrent streams of one connection.
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(conn);
+        let mut client = client.ready().await.unwrap();
+        let mut responses = Vec::new();
+        for body in [alert(0), lines(200)] {
+            let req = http::Request::builder()
+                .method("POST")
+                .uri(format!("http://{addr}/v1/alerts"))
+                .header("authorization", BEARER)
+                .header("content-length", body.len())
+                .body(())
+                .unwrap();
+            let (response, mut stream) = client.send_request(req, false).unwrap();
+            let data = bytes::Bytes::from(body);
+            let sender = tokio::spawn(async move {
+                let mut at = 0;
+                while at < data.len() {
+                    stream.reserve_capacity(data.len() - at);
+                    let granted = std::future::poll_fn(|cx| stream.poll_capacity(cx))
+                        .await
+                        .unwrap()
+                        .unwrap();
+                    stream
+                        .send_data(data.slice(at..at + granted), at + granted == data.len())
+                        .unwrap();
+                    at += granted;
+                }
+            });
+            responses.push((response, sender));
+        }
+        for (response, sender) in responses {
+            assert_eq!(response.await.unwrap().status(), 202);
+            sender.await.unwrap();
+        }
+        let (report, _, _, _dir) = h.shutdown().await;
+        assert_eq!(report.alerts_accepted, 201);
+    }
 }

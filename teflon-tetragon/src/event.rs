@@ -18,6 +18,17 @@ pub const SUPPORTED: [&str; 5] = [
     "process_lsm",
 ];
 
+/// The other event kinds of Tetragon's export (`GetEventsResponse`): valid Tetragon events that
+/// do not become alerts.
+pub const OTHER_KINDS: [&str; 6] = [
+    "process_loader",
+    "process_uprobe",
+    "process_throttle",
+    "process_usdt",
+    "rate_limit_info",
+    "test",
+];
+
 /// Keys beside the event body that carry no event of their own.
 const ENVELOPE: [&str; 5] = [
     "node_name",
@@ -53,6 +64,14 @@ impl Event {
 pub struct Ignored {
     /// Its kind, e.g. `process_loader` or `rate_limit_info`.
     pub event_type: String,
+}
+
+impl Ignored {
+    /// True when its kind is one of Tetragon's own ([`OTHER_KINDS`]), false for an object
+    /// that is no Tetragon event at all (a Falco alert, `{"foo": 1}`).
+    pub fn is_tetragon_kind(&self) -> bool {
+        OTHER_KINDS.contains(&self.event_type.as_str())
+    }
 }
 
 impl fmt::Display for Ignored {
