@@ -353,7 +353,7 @@ where
     // Bounded memory for bodies (see `BodyBudget`), held until the body is parsed.
     // Waiting for a turn reads nothing: the body stays in the socket (or HTTP/2's windows).
     let mut hold = state.bodies.hold(content_length, limit);
-    let _turn = match &credentials.conn {
+    let turn = match &credentials.conn {
         Some(c) if !hold.is_large() => c.small_body_turn().await,
         _ => None,
     };
@@ -397,7 +397,7 @@ where
         }
     };
     // Bounded parsing (see `SharedState::parsing`); the queue may have filled while waiting.
-    let Ok(_parsing) = state.parsing.acquire().await else {
+    let Ok(parsing) = state.parsing.acquire().await else {
         return shutting_down();
     };
     if let Some(refused) = refuse_when_full(state) {
@@ -438,6 +438,10 @@ where
             journal_seq: None,
         });
     }
+    // Parsed: the body and its budget, the parse permit and the connection's turn go back
+    // before the wait for the journal's sync, which many requests share (group commit); the
+    // alerts waiting for it are bounded by the queue room they hold.
+    drop((buf, hold, turn, parsing));
     match state.queue.accept(batch).await {
         Ok(()) => {
             // `teflon_alerts_total` is counted by the engine task as it takes them.
