@@ -277,6 +277,8 @@ impl Writer {
 
     fn run(mut self, rx: mpsc::Receiver<Cmd>) {
         let mut last_sync: Option<Instant> = None;
+        // Written, but their caller stopped waiting: completed with the next write.
+        let mut abandoned: Vec<u64> = Vec::new();
         while let Ok(first) = rx.recv() {
             let mut cmds = vec![first];
             // Group commit: at most one sync per `GROUP_WINDOW`. A request after a quiet
@@ -298,7 +300,7 @@ impl Writer {
             let mut buf = Vec::new();
             let mut replies = Vec::new();
             let mut syncs = Vec::new();
-            let mut done: Vec<u64> = Vec::new();
+            let mut done: Vec<u64> = std::mem::take(&mut abandoned);
             for cmd in cmds {
                 match cmd {
                     Cmd::Append {
@@ -357,11 +359,15 @@ impl Writer {
             match result {
                 Ok(()) => {
                     for (reply, start, count) in replies {
-                        self.incomplete.extend(start..start + count);
                         if let Some(s) = self.segments.last_mut() {
                             s.end = s.end.max(start + count);
                         }
-                        let _ = reply.send(Ok(start));
+                        if reply.send(Ok(start)).is_ok() {
+                            self.incomplete.extend(start..start + count);
+                        } else {
+                            // The caller stopped waiting, so no 202: complete at once.
+                            abandoned.extend(start..start + count);
+                        }
                     }
                     self.size += buf.len() as u64;
                     self.failed = false;
@@ -474,7 +480,29 @@ impl Journal {
 
     /// Make `records` (from [`encode_alerts`], `count` of them) durable; resolves with the
     /// first one's sequence number (the others follow) once they are on disk.
+    ///
+    /// Cancel-safe: when the caller stops waiting (its client went away), alerts written
+    /// anyway are marked complete, as if never accepted: no 202 was given for them, and they
+    /// must not hold back the journal's truncation forever.
     pub async fn append(&self, records: Vec<u8>, count: u64) -> Result<u64, JournalError> {
+        /// Marks the alerts complete unless the caller received their sequence numbers.
+        struct Waiting<'a> {
+            rx: oneshot::Receiver<Result<u64, JournalError>>,
+            count: u64,
+            tx: &'a mpsc::Sender<Cmd>,
+        }
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                // After `close` the writer's reply fails (it then completes them itself), or
+                // it came before and is here.
+                self.rx.close();
+                if let Ok(Ok(first)) = self.rx.try_recv() {
+                    let _ = self
+                        .tx
+                        .send(Cmd::Complete((first..first + self.count).collect()));
+                }
+            }
+        }
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Cmd::Append {
@@ -483,7 +511,15 @@ impl Journal {
                 reply,
             })
             .map_err(|_| JournalError::Closed)?;
-        rx.await.map_err(|_| JournalError::Closed)?
+        let mut waiting = Waiting {
+            rx,
+            count,
+            tx: &self.tx,
+        };
+        let result = (&mut waiting.rx).await;
+        // Received: nothing for the guard to do (`try_recv` finds the value taken).
+        drop(waiting);
+        result.map_err(|_| JournalError::Closed)?
     }
 
     /// These alerts have durable audit records: their space may be reclaimed.
@@ -581,6 +617,39 @@ mod tests {
         assert!(rec.torn.is_empty());
         // New sequence numbers continue after the old ones.
         assert_eq!(append(&j, 5, 1), 5);
+    }
+
+    /// A caller that stops waiting (its client went away) gets no 202: whether the writer had
+    /// answered yet or not, its alerts must not hold back truncation, nor come back at start.
+    #[test]
+    fn an_append_whose_caller_stops_waiting_is_complete_and_not_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = rt();
+        for wait_for_writer in [false, true] {
+            let (j, _) = Journal::open(dir.path(), DEFAULT_SEGMENT_BYTES).unwrap();
+            let kept = append(&j, 0, 1);
+            let alerts: Vec<Alert> = (1..4).map(alert).collect();
+            let (records, count) = encode_alerts(&alerts, Timestamp::from_secs(5));
+            rt.block_on(async {
+                let mut fut = std::pin::pin!(j.append(records, count));
+                // Polled once: the records are on their way to the writer.
+                assert!(futures::poll!(fut.as_mut()).is_pending());
+                if wait_for_writer {
+                    // The writer answers into a receiver nobody reads any more.
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            });
+            j.complete(vec![kept]);
+            rt.block_on(j.settle());
+            assert_eq!(
+                j.segment_files(),
+                Vec::<PathBuf>::new(),
+                "waited: {wait_for_writer}"
+            );
+            drop(j);
+            let (_, recovery) = Journal::open(dir.path(), DEFAULT_SEGMENT_BYTES).unwrap();
+            assert!(recovery.pending.is_empty(), "waited: {wait_for_writer}");
+        }
     }
 
     #[test]

@@ -91,8 +91,17 @@ impl Queue {
         let Some(journal) = &self.journal else {
             return self.push(batch);
         };
+        /// The room taken, given back unless the batch was queued: also when the caller
+        /// stops waiting for the journal (its client went away; see [`Journal::append`]).
+        struct Room<'a>(&'a AtomicUsize, usize);
+        impl Drop for Room<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(self.1, Ordering::AcqRel);
+            }
+        }
         let n = batch.len();
         self.reserve(n)?;
+        let room = Room(&self.depth, n);
         let received_at = batch.first().map(|q| q.received_at).unwrap_or_default();
         let (records, count) =
             crate::journal::encode_alerts(batch.iter().map(|q| &q.alert), received_at);
@@ -104,10 +113,11 @@ impl Queue {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "alerts refused: the journal cannot be written");
-                self.depth.fetch_sub(n, Ordering::AcqRel);
                 return Err(PushError::Journal);
             }
         }
+        // `send` keeps the room taken, or gives it back itself.
+        std::mem::forget(room);
         self.send(batch, n)
     }
 
@@ -194,6 +204,32 @@ mod tests {
         assert_eq!(depth.load(Ordering::Relaxed), 3);
         queue.push(q(2)).unwrap();
         assert_eq!(queue.depth(), 5);
+    }
+
+    /// A handler dropped while its batch waits for the journal (the client went away) gives
+    /// back the room it took: the queue does not fill up with requests nobody answered.
+    #[test]
+    fn a_request_dropped_while_journaling_gives_back_the_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let (journal, _) =
+            Journal::open(dir.path(), crate::journal::DEFAULT_SEGMENT_BYTES).unwrap();
+        let journal = Arc::new(journal);
+        let (queue, mut rx, _) = Queue::new(5);
+        let queue = queue.with_journal(journal.clone());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            {
+                let mut fut = std::pin::pin!(queue.accept(q(5)));
+                assert!(futures::poll!(fut.as_mut()).is_pending());
+                assert_eq!(queue.depth(), 5);
+            }
+            assert_eq!(queue.depth(), 0);
+            // And the room is there for the next one, which is queued.
+            queue.accept(q(5)).await.unwrap();
+            assert!(matches!(rx.try_recv(), Ok(EngineMsg::Alerts(b)) if b.len() == 5));
+        });
     }
 
     #[test]
