@@ -286,9 +286,27 @@ fn a_broken_policy_or_config_block_is_reported() {
 
 #[test]
 fn the_config_key_list_matches_the_server_configuration() {
-    // A configuration with every key of CONFIG_KEYS set parses: none of them is unknown to
-    // the server. (A block showing only keys the list lacks would be left unchecked: keep the
-    // list complete when adding a key.)
+    // The server names every key it knows when it refuses an unknown one: the list is that.
+    let err =
+        teflon_server::Config::parse("policies: p.yaml\nauth: none\nnot_a_key: 1\n", "t.yaml")
+            .unwrap_err()
+            .to_string();
+    let known = err
+        .split_once("expected one of ")
+        .map(|(_, rest)| rest)
+        .unwrap_or_else(|| panic!("the server no longer lists its keys: {err}"));
+    let mut known: Vec<&str> = known
+        .split(',')
+        .map(|k| k.trim().trim_matches('`'))
+        .collect();
+    let mut listed = CONFIG_KEYS.to_vec();
+    known.sort_unstable();
+    listed.sort_unstable();
+    assert_eq!(
+        known, listed,
+        "CONFIG_KEYS must list teflon-server's configuration keys"
+    );
+    // And a configuration with every one of them set parses.
     let text = "listen: \"127.0.0.1:2804\"\npolicies: p.yaml\ncluster: {type: sim}\nauth: none\n\
                 tls: {cert_file: c.pem, key_file: k.pem}\nmetrics_api: {}\naudit_log: a.jsonl\n\
                 state_dir: s\nqueue_capacity: 1\nmax_body_bytes: 1\nmax_concurrent_actions: 1\n\
