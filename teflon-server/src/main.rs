@@ -17,7 +17,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Debug, Parser)]
 #[command(name = "teflon-server", version)]
 struct Args {
-    /// The configuration file (YAML, SPEC §6).
+    /// The configuration file (YAML; every key in docs/configuration.md).
     #[arg(long, short = 'c', env = "TEFLON_CONFIG")]
     config: PathBuf,
     /// Log format: text or json.

@@ -1327,7 +1327,7 @@ fn the_base_kit_registers_no_apiservice_and_the_component_registers_both_version
     let base = dir_docs("deploy/manifests");
     assert!(
         !base.iter().any(|d| d.kind() == "APIService"),
-        "deploy/manifests must not register custom.metrics.k8s.io (SPEC §8)"
+        "deploy/manifests must not register custom.metrics.k8s.io (docs/custom-metrics.md: opt-in)"
     );
     let kustomization = read("deploy/manifests/kustomization.yaml");
     assert!(
