@@ -18,72 +18,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 mod parse;
+mod requirement;
 
 pub use parse::SelectorError;
-
-/// How a requirement compares a label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SelectorOp {
-    /// `key=value` or `key==value` (`matchLabels`).
-    Equals,
-    /// `key!=value` (also true when the key is absent).
-    NotEquals,
-    /// `key in (a,b)`.
-    In,
-    /// `key notin (a,b)` (also true when the key is absent).
-    NotIn,
-    /// `key`.
-    Exists,
-    /// `!key`.
-    DoesNotExist,
-    /// `key>n` (integer label values).
-    GreaterThan,
-    /// `key<n` (integer label values).
-    LessThan,
-}
-
-/// One requirement of a selector.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Requirement {
-    /// The label key.
-    pub key: String,
-    /// The comparison.
-    pub op: SelectorOp,
-    /// The values compared with (one for `=`, `!=`, `>`, `<`; a set for `in`, `notin`).
-    pub values: Vec<String>,
-}
-
-impl Requirement {
-    /// True when `labels` satisfy this requirement.
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.matches_by(|k| labels.get(k).map(String::as_str))
-    }
-
-    /// [`Requirement::matches`] over any label store: `get` looks a label's value up by key.
-    pub fn matches_by<'a>(&self, get: impl Fn(&str) -> Option<&'a str>) -> bool {
-        let got = get(&self.key);
-        let has = |v: &str| self.values.iter().any(|x| x == v);
-        match self.op {
-            SelectorOp::Equals | SelectorOp::In => got.is_some_and(has),
-            SelectorOp::NotEquals | SelectorOp::NotIn => got.is_none_or(|v| !has(v)),
-            SelectorOp::Exists => got.is_some(),
-            SelectorOp::DoesNotExist => got.is_none(),
-            SelectorOp::GreaterThan | SelectorOp::LessThan => {
-                let (Some(got), Some(bound)) = (
-                    got.and_then(|v| v.parse::<i64>().ok()),
-                    self.values.first().and_then(|v| v.parse::<i64>().ok()),
-                ) else {
-                    return false;
-                };
-                if self.op == SelectorOp::GreaterThan {
-                    got > bound
-                } else {
-                    got < bound
-                }
-            }
-        }
-    }
-}
+pub use requirement::{Requirement, SelectorOp};
 
 /// A compiled label selector: every requirement must hold.
 ///
@@ -295,7 +233,7 @@ pub struct SelectorExpression {
 mod api {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
-    use super::{Selector, SelectorError, StructuredSelector, expression, parse};
+    use super::{Selector, SelectorError, StructuredSelector};
 
     impl Selector {
         /// From the API type, as the eviction API evaluates a PodDisruptionBudget's selector:
@@ -303,30 +241,13 @@ mod api {
         /// refuse to convert selects nothing.
         pub fn from_api(selector: Option<&LabelSelector>) -> Self {
             selector
-                .map_or(Err(None), |s| Self::try_from_api(s).map_err(Some))
-                .unwrap_or_else(|_| Selector::nothing())
+                .and_then(|s| Self::try_from_api(s).ok())
+                .unwrap_or_else(Selector::nothing)
         }
 
         /// From the API type, or why Kubernetes would refuse it.
         pub fn try_from_api(selector: &LabelSelector) -> Result<Self, SelectorError> {
-            let mut requirements = Vec::new();
-            for (key, value) in selector.match_labels.iter().flatten() {
-                parse::validate_key(key)?;
-                parse::validate_value(value)?;
-                requirements.push(super::Requirement {
-                    key: key.clone(),
-                    op: super::SelectorOp::Equals,
-                    values: vec![value.clone()],
-                });
-            }
-            for e in selector.match_expressions.iter().flatten() {
-                let values = e.values.as_deref().unwrap_or_default();
-                requirements.push(expression(&e.key, &e.operator, values)?);
-            }
-            Ok(Selector {
-                requirements,
-                selects_nothing: false,
-            })
+            Self::from_structured(&StructuredSelector::from(selector))
         }
     }
 

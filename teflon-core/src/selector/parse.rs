@@ -1,7 +1,7 @@
 //! The string form of a label selector, as `labels.Parse` reads it, and the label key and
 //! value rules both forms check.
 
-use super::{Requirement, SelectorOp};
+use super::requirement::{Requirement, SelectorOp};
 
 /// A label selector could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
