@@ -196,10 +196,10 @@ impl SelectorParser {
                     validate_value(&v)?;
                     values.push(v);
                 }
-                // An empty element (`(a,)`) is the empty value, as in Kubernetes.
-                Some(Token::Comma | Token::RParen) if !values.is_empty() => {
-                    values.push(String::new());
-                }
+                // An empty element (`(a,)`, `(,a)`) is the empty value, as in Kubernetes;
+                // `()` holds nothing, which `in` and `notin` refuse.
+                Some(Token::RParen) if !values.is_empty() => values.push(String::new()),
+                Some(Token::Comma) => values.push(String::new()),
                 _ => return Err(self.unexpected("a label value")),
             }
             match self.next() {

@@ -79,6 +79,20 @@ fn empty_selector_selects_everything() {
 }
 
 #[test]
+fn an_empty_element_of_a_set_is_the_empty_value_as_labels_parse_reads_it() {
+    for (text, values) in [
+        ("a in (,x)", vec!["", "x"]),
+        ("a in (x,)", vec!["x", ""]),
+        ("a in (,)", vec!["", ""]),
+    ] {
+        let s = Selector::parse(text).unwrap();
+        assert_eq!(s.requirements()[0].values, values, "{text}");
+        assert!(s.matches(&labels(&[("a", "")])), "{text}");
+    }
+    assert!(Selector::parse("a in ()").is_err());
+}
+
+#[test]
 fn prefixed_keys_and_empty_values_are_accepted() {
     let s = Selector::parse("app.kubernetes.io/name=web,empty=").unwrap();
     assert!(s.matches(&labels(&[("app.kubernetes.io/name", "web"), ("empty", "")])));
@@ -288,12 +302,7 @@ fn label_set() -> impl Strategy<Value = BTreeMap<String, String>> {
 }
 
 fn structured() -> impl Strategy<Value = StructuredSelector> {
-    // The string form cannot spell a set whose first value is empty (`in (,x)`, `in ()`).
-    let values = (
-        proptest::sample::select(&VALUES[..2]),
-        proptest::collection::vec(proptest::sample::select(&VALUES[..]), 0..2),
-    )
-        .prop_map(|(first, rest)| std::iter::once(first).chain(rest).collect::<Vec<_>>());
+    let values = proptest::collection::vec(proptest::sample::select(&VALUES[..]), 1..3);
     let expression = (
         proptest::sample::select(&KEYS[..]),
         proptest::sample::select(&["In", "NotIn", "Exists", "DoesNotExist"][..]),
@@ -316,6 +325,15 @@ fn structured() -> impl Strategy<Value = StructuredSelector> {
     )
 }
 
+fn set(values: &[String], sep: &str) -> String {
+    let text = values.join(sep);
+    if text.is_empty() {
+        ",".to_owned()
+    } else {
+        text
+    }
+}
+
 /// The string form of a structured selector, written the way kubectl users write it.
 fn render(s: &StructuredSelector) -> String {
     let mut parts: Vec<String> = s
@@ -325,8 +343,9 @@ fn render(s: &StructuredSelector) -> String {
         .collect();
     for e in &s.match_expressions {
         parts.push(match e.operator.as_str() {
-            "In" => format!("{} in ({})", e.key, e.values.join(",")),
-            "NotIn" => format!("{} notin ({})", e.key, e.values.join(", ")),
+            // `()` is the empty set; a set of just the empty value is spelled `(,)`.
+            "In" => format!("{} in ({})", e.key, set(&e.values, ",")),
+            "NotIn" => format!("{} notin ({})", e.key, set(&e.values, ", ")),
             "Exists" => e.key.clone(),
             _ => format!("!{}", e.key),
         });
