@@ -1,16 +1,9 @@
-//! Reading saved alerts: Falco (object, array, JSON Lines) or Tetragon export lines, told apart
-//! per input, with malformed items reported by line and skipped.
+//! Reading saved alerts: Falco (object, array, JSON Lines) and Tetragon export lines, told
+//! apart item by item (`teflon_tetragon::any::sniff`), so a file a log pipeline filled from
+//! both sources is read whole. Malformed items are reported by line and skipped.
 
 use teflon_core::Alert;
-
-/// What kind of alerts an input holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InputKind {
-    /// Falco / falcosidekick JSON.
-    Falco,
-    /// Tetragon JSON export (one event per line).
-    Tetragon,
-}
+use teflon_tetragon::Event;
 
 /// One item that could not be read as an alert.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,66 +14,49 @@ pub struct BadLine {
     pub message: String,
 }
 
-/// Top-level keys only a Tetragon export object has.
-const TETRAGON_KEYS: [&str; 8] = [
-    "process_exec",
-    "process_exit",
-    "process_kprobe",
-    "process_tracepoint",
-    "process_lsm",
-    "process_uprobe",
-    "process_loader",
-    "node_name",
-];
-
-/// Tell Falco from Tetragon by the first JSON object of the input: Tetragon export objects have
-/// `process_*` / `node_name` keys and no `rule`; anything else is read as Falco.
-pub fn detect(bytes: &[u8]) -> InputKind {
-    let start = bytes
-        .iter()
-        .position(|b| !b.is_ascii_whitespace() && *b != b'[')
-        .unwrap_or(bytes.len());
-    let rest = bytes.get(start..).unwrap_or_default();
-    let mut stream = serde_json::Deserializer::from_slice(rest).into_iter::<serde_json::Value>();
-    let first = match stream.next() {
-        Some(Ok(v)) => v,
-        // A broken first object: look at its text instead.
-        _ => {
-            let head =
-                String::from_utf8_lossy(rest.get(..rest.len().min(4096)).unwrap_or_default())
-                    .into_owned();
-            let tetragon = TETRAGON_KEYS
-                .iter()
-                .any(|k| head.contains(&format!("\"{k}\"")))
-                && !head.contains("\"rule\"");
-            return if tetragon {
-                InputKind::Tetragon
-            } else {
-                InputKind::Falco
-            };
-        }
-    };
-    match first.as_object() {
-        Some(obj)
-            if !obj.contains_key("rule") && TETRAGON_KEYS.iter().any(|k| obj.contains_key(*k)) =>
-        {
-            InputKind::Tetragon
-        }
-        _ => InputKind::Falco,
-    }
+/// Every alert of one input, in order; broken items become [`BadLine`]s in place. Valid
+/// Tetragon events of kinds Teflon does not act on (`process_loader`, `rate_limit_info`, …)
+/// are skipped silently.
+pub fn read_alerts(bytes: &[u8]) -> Vec<Result<Alert, BadLine>> {
+    teflon_tetragon::any::events_from_slice(bytes)
+        .filter_map(|r| match r {
+            Ok(Event::Alert(alert)) => Some(Ok(alert)),
+            Ok(Event::Ignored(_)) => None,
+            Err(e) => Some(Err(BadLine {
+                line: e.line,
+                message: e.message,
+            })),
+        })
+        .collect()
 }
 
-/// Every alert of one input, in order; broken items become [`BadLine`]s in place.
-pub fn read_alerts(bytes: &[u8]) -> Vec<Result<Alert, BadLine>> {
-    match detect(bytes) {
-        InputKind::Falco => teflon_falco::alerts_from_slice(bytes)
-            .map(|r| {
-                r.map_err(|e| BadLine {
-                    line: e.line,
-                    message: e.message,
-                })
-            })
-            .collect(),
-        InputKind::Tetragon => crate::tetragon_input::read(bytes),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FALCO: &str = include_str!("../tests/fixtures/alerts.jsonl");
+    const TETRAGON: &str = include_str!("../tests/fixtures/tetragon-docs-examples.jsonl");
+
+    #[test]
+    fn a_tetragon_line_inside_a_falco_file_is_read_as_tetragon() {
+        let tetragon = TETRAGON.lines().next().unwrap();
+        let first = FALCO.lines().next().unwrap();
+        let input = format!("{first}\n{tetragon}\n{first}\n");
+        let read = read_alerts(input.as_bytes());
+        assert_eq!(read.len(), 3, "{read:?}");
+        let sources: Vec<&str> = read
+            .iter()
+            .map(|r| r.as_ref().unwrap().source.as_str())
+            .collect();
+        assert_eq!(sources[1], "tetragon");
+        assert_ne!(sources[0], "tetragon");
+    }
+
+    #[test]
+    fn a_broken_line_is_reported_in_the_format_its_keys_name() {
+        let input = "{\"process_exec\": {\"process\": \n{\"output\": \"x\", \"rule\": }\n";
+        let read = read_alerts(input.as_bytes());
+        let lines: Vec<usize> = read.iter().map(|r| r.as_ref().unwrap_err().line).collect();
+        assert_eq!(lines, [1, 2]);
     }
 }

@@ -17,7 +17,6 @@ pub mod remote;
 pub mod replay;
 pub mod simulate;
 pub mod table;
-mod tetragon_input;
 
 pub use cli::{Cli, Command};
 

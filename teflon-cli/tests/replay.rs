@@ -329,3 +329,71 @@ fn a_pod_selector_without_a_snapshot_or_a_bad_one_is_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_file_mixing_falco_and_tetragon_lines_is_decided_line_by_line() {
+    // A log pipeline that collects both sources saves them into one file. Before, the format
+    // was decided by the first line, and every Tetragon line was "missing `rule`" (exit 2).
+    let falco = std::fs::read_to_string(fixture("alerts.jsonl")).unwrap();
+    let tetragon = std::fs::read_to_string(fixture("tetragon-docs-examples.jsonl")).unwrap();
+    let pretty = std::fs::read_to_string(fixture("falco-01-terminal-shell.json")).unwrap();
+    let mut falco_lines = falco.lines().filter(|l| !l.trim().is_empty());
+    let mut tetragon_lines = tetragon.lines().filter(|l| !l.trim().is_empty());
+    let mut mixed = String::new();
+    loop {
+        let (f, t) = (falco_lines.next(), tetragon_lines.next());
+        if f.is_none() && t.is_none() {
+            break;
+        }
+        for line in [t, f].into_iter().flatten() {
+            mixed.push_str(line);
+            mixed.push('\n');
+        }
+    }
+    // A pretty-printed Falco alert between Tetragon lines is one item too.
+    mixed.push_str(&pretty);
+    mixed.push('\n');
+    mixed.push_str(tetragon.lines().next().unwrap());
+    mixed.push('\n');
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mixed.jsonl");
+    std::fs::write(&path, &mixed).unwrap();
+
+    let replay = |policies: &str| {
+        run(teflon()
+            .arg("replay")
+            .arg("--policies")
+            .arg(fixture(policies))
+            .arg("--format")
+            .arg("jsonl")
+            .arg(&path))
+    };
+    let (code, stdout, stderr) = replay("tetragon-policies.yaml");
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stderr, "");
+    let r = records(&stdout);
+    let falco_items = falco.lines().filter(|l| !l.trim().is_empty()).count() + 1;
+    let tetragon_items = tetragon.lines().filter(|l| !l.trim().is_empty()).count() + 1;
+    // Every item is decided: one record per alert here (`log-tetragon` defers nothing).
+    assert_eq!(r.len(), falco_items + tetragon_items, "{stdout}");
+    let from_tetragon = r.iter().filter(|r| r.rule.starts_with("tetragon:")).count();
+    assert_eq!(from_tetragon, tetragon_items);
+    assert!(
+        r.iter()
+            .filter(|r| r.rule.starts_with("tetragon:"))
+            .all(|r| matches!(r.reason, Reason::Matched | Reason::Duplicate)),
+        "{stdout}"
+    );
+    assert!(r.iter().any(|r| r.rule == "Terminal shell in container"));
+
+    // With the Falco policies, the Falco alerts are decided as they are alone in their file.
+    let (code, stdout, stderr) = replay("policies.yaml");
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        records(&stdout)
+            .iter()
+            .filter(|r| r.rule.starts_with("tetragon:"))
+            .count(),
+        tetragon_items
+    );
+}

@@ -21,6 +21,7 @@ pub mod engine;
 pub mod ledger;
 pub mod policy;
 pub mod release;
+pub mod selector;
 pub mod time;
 
 pub use action::{

@@ -38,8 +38,9 @@ pub fn parse_all<T: DeserializeOwned>(bytes: &[u8]) -> Result<Vec<T>, ParseError
 /// The UTF-8 byte order mark, skipped at the start of input.
 pub(crate) const BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// Parse one framed item (which may hold several values, or an array of them) into `out`.
-fn parse_frame<T: DeserializeOwned>(
+/// Parse one frame (see [`SliceFrames`]) that starts on `first_line`: its items, or the first
+/// problem with its position, are appended to `out`.
+pub fn parse_frame<T: DeserializeOwned>(
     bytes: &[u8],
     first_line: usize,
     out: &mut VecDeque<Result<T, LineError>>,
@@ -205,15 +206,89 @@ impl Assembler {
     }
 }
 
-/// Lenient items of a buffer: each yields its value or a [`LineError`] and the next item is
-/// read regardless.
+/// The frames of a buffer, in order: each is the text of one item (a line of JSON Lines, a
+/// pretty-printed object, an array) with the 1-based line it starts on. Blank lines are
+/// skipped. [`SliceItems`] parses these; a reader of mixed formats picks a parser per frame.
 #[derive(Debug)]
-pub struct SliceItems<'a, T> {
+pub struct SliceFrames<'a> {
     buf: &'a [u8],
     pos: usize,
     line: usize,
     chunk: Option<(usize, usize)>,
     asm: Assembler,
+    pending: Option<(usize, &'a [u8])>,
+}
+
+impl<'a> SliceFrames<'a> {
+    /// Frames of `buf`.
+    pub fn new(buf: &'a [u8]) -> Self {
+        SliceFrames {
+            buf,
+            // Files saved by some Windows editors start with a UTF-8 byte order mark.
+            pos: if buf.starts_with(BOM) { BOM.len() } else { 0 },
+            line: 0,
+            chunk: None,
+            asm: Assembler::default(),
+            pending: None,
+        }
+    }
+}
+
+impl<'a> Iterator for SliceFrames<'a> {
+    /// `(first line, text)`.
+    type Item = (usize, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(frame) = self.pending.take() {
+                return Some(frame);
+            }
+            if self.pos >= self.buf.len() {
+                let (start, line) = self.chunk.take()?;
+                return Some((line, self.buf.get(start..).unwrap_or_default()));
+            }
+            let rest = self.buf.get(self.pos..).unwrap_or_default();
+            let len = find_newline(rest).map_or(rest.len(), |i| i + 1);
+            let line_start = self.pos;
+            let line = rest.get(..len).unwrap_or_default();
+            self.line += 1;
+            let mut step = self.asm.step(line);
+            let mut cut = None;
+            if step == Step::Restart {
+                if let Some((start, first)) = self.chunk.take() {
+                    cut = Some((first, self.buf.get(start..line_start).unwrap_or_default()));
+                }
+                step = self.asm.step(line);
+            }
+            self.pos += len;
+            let complete = match step {
+                Step::Blank => None,
+                Step::Continue => {
+                    self.chunk.get_or_insert((line_start, self.line));
+                    None
+                }
+                Step::Complete | Step::Restart => {
+                    let (start, first) = self.chunk.take().unwrap_or((line_start, self.line));
+                    Some((first, self.buf.get(start..self.pos).unwrap_or_default()))
+                }
+            };
+            match (cut, complete) {
+                (Some(a), b) => {
+                    self.pending = b;
+                    return Some(a);
+                }
+                (None, Some(b)) => return Some(b),
+                (None, None) => {}
+            }
+        }
+    }
+}
+
+/// Lenient items of a buffer: each yields its value or a [`LineError`] and the next item is
+/// read regardless.
+#[derive(Debug)]
+pub struct SliceItems<'a, T> {
+    frames: SliceFrames<'a>,
     pending: VecDeque<Result<T, LineError>>,
 }
 
@@ -221,12 +296,7 @@ impl<'a, T> SliceItems<'a, T> {
     /// Items of `buf`.
     pub fn new(buf: &'a [u8]) -> Self {
         SliceItems {
-            buf,
-            // Files saved by some Windows editors start with a UTF-8 byte order mark.
-            pos: if buf.starts_with(BOM) { BOM.len() } else { 0 },
-            line: 0,
-            chunk: None,
-            asm: Assembler::default(),
+            frames: SliceFrames::new(buf),
             pending: VecDeque::new(),
         }
     }
@@ -240,37 +310,8 @@ impl<T: DeserializeOwned> Iterator for SliceItems<'_, T> {
             if let Some(item) = self.pending.pop_front() {
                 return Some(item);
             }
-            if self.pos >= self.buf.len() {
-                let (start, line) = self.chunk.take()?;
-                let rest = self.buf.get(start..).unwrap_or_default();
-                parse_frame(rest, line, &mut self.pending);
-                continue;
-            }
-            let rest = self.buf.get(self.pos..).unwrap_or_default();
-            let len = find_newline(rest).map_or(rest.len(), |i| i + 1);
-            let line_start = self.pos;
-            let line = rest.get(..len).unwrap_or_default();
-            self.line += 1;
-            let mut step = self.asm.step(line);
-            if step == Step::Restart {
-                if let Some((start, first)) = self.chunk.take() {
-                    let chunk = self.buf.get(start..line_start).unwrap_or_default();
-                    parse_frame(chunk, first, &mut self.pending);
-                }
-                step = self.asm.step(line);
-            }
-            self.pos += len;
-            match step {
-                Step::Blank => {}
-                Step::Continue => {
-                    self.chunk.get_or_insert((line_start, self.line));
-                }
-                Step::Complete | Step::Restart => {
-                    let (start, first) = self.chunk.take().unwrap_or((line_start, self.line));
-                    let chunk = self.buf.get(start..self.pos).unwrap_or_default();
-                    parse_frame(chunk, first, &mut self.pending);
-                }
-            }
+            let (line, frame) = self.frames.next()?;
+            parse_frame(frame, line, &mut self.pending);
         }
     }
 }

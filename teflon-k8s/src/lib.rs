@@ -31,7 +31,6 @@ pub mod recreation;
 mod release;
 mod retry;
 pub mod scale;
-pub mod selector;
 pub mod view;
 
 #[cfg(test)]

@@ -24,12 +24,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use teflon_core::selector::Selector;
 use teflon_core::{Alert, Outcome, PlannedAction, Timestamp};
 
 use crate::actuator::{Ctx, SelectorLookup, alert_summary, owner_selector};
 use crate::names::{bounded_name, label_value_for};
 use crate::retry::CallError;
-use crate::selector::required_keys;
 use crate::view::{QUARANTINED_LABEL, controller_of};
 
 /// Label selecting exactly one quarantined pod (value: its name, or a hash of a long one).
@@ -265,7 +265,9 @@ pub(crate) async fn quarantine(
             None => Vec::new(),
             Some(owner) => {
                 match owner_selector(ctx, ns, &owner.api_version, &owner.kind, &owner.name).await {
-                    Ok(SelectorLookup::Found(sel)) => required_keys(&sel),
+                    Ok(SelectorLookup::Found(sel)) => {
+                        Selector::from_api(Some(&sel)).required_keys()
+                    }
                     Ok(SelectorLookup::Unsupported) => {
                         return failed(
                             a,

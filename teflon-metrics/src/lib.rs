@@ -7,6 +7,7 @@
 // No unwrap outside tests (clippy.toml allows it in them): never panic on input.
 #![warn(clippy::unwrap_used)]
 
+pub mod autoscale;
 pub mod custom_metrics;
 pub mod events;
 pub mod exporter;

@@ -20,6 +20,11 @@ pub const WORKLOAD_AVAILABLE_RATIO: &str = "teflon_workload_available_ratio";
 pub const INFECTION_RATE_PER_MINUTE: &str = "teflon_infection_rate_per_minute";
 /// Gauge `{namespace, workload}`: replicas needed ÷ current replicas.
 pub const ATTACK_PRESSURE: &str = "teflon_attack_pressure";
+/// Custom metric (pods, `custom.metrics.k8s.io`): 1 when the pod is infected, else 0.
+pub const POD_INFECTED: &str = "teflon_pod_infected";
+/// Counter `{namespace, workload, direction}`: replica changes made by Teflon's autoscaler
+/// (`direction` is `up` or `down`).
+pub const AUTOSCALE_CHANGES_TOTAL: &str = "teflon_autoscale_changes_total";
 /// Histogram `{namespace, workload}`: reap → replacement Ready, seconds.
 pub const TIME_TO_RECREATION_SECONDS: &str = "teflon_time_to_recreation_seconds";
 /// Histogram `{namespace, workload}`: interval between successive infections, seconds.
@@ -132,6 +137,8 @@ pub mod label {
     pub const CAUSE: &str = "cause";
     /// A notification sink's configured name.
     pub const SINK: &str = "sink";
+    /// Which way the autoscaler changed replicas (`up`, `down`).
+    pub const DIRECTION: &str = "direction";
     /// Which listener (`ingest`, `metrics_api`).
     pub const LISTENER: &str = "listener";
 }

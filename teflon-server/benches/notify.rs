@@ -169,7 +169,7 @@ async fn run(kind: Webhook, exporter: &Exporter, rate: u64, seconds: u64, print:
         .render()
         .lines()
         .filter(|l| {
-            l.starts_with("teflon_notifications_total")
+            l.starts_with(teflon_metrics::names::NOTIFICATIONS_TOTAL)
                 && l.contains(&format!("sink=\"{}\"", kind.name()))
         })
         .map(|l| {

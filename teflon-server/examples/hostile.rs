@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use teflon_metrics::names;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
@@ -279,9 +280,9 @@ async fn connection_metrics(addr: SocketAddr) -> String {
     match get(addr, "/metrics", None).await {
         Ok((200, body)) => String::from_utf8_lossy(&body)
             .lines()
-            .filter(|l| l.starts_with("teflon_http_connections"))
+            .filter(|l| l.starts_with(names::HTTP_CONNECTIONS))
             .map(|l| {
-                l.replace("teflon_http_connections", "")
+                l.replace(names::HTTP_CONNECTIONS, "")
                     .replace("{listener=\"ingest\",", "{")
             })
             .collect::<Vec<_>>()
@@ -690,11 +691,15 @@ async fn phase_random(addr: SocketAddr, token: String, workloads: bool, secs: u6
             let series = text.lines().filter(|l| !l.starts_with('#')).count();
             let sources = text
                 .lines()
-                .filter(|l| l.starts_with("teflon_alerts_total{"))
+                .filter(|l| {
+                    l.strip_prefix(names::ALERTS_TOTAL)
+                        .is_some_and(|r| r.starts_with('{'))
+                })
                 .count();
             format!(
-                "/metrics {series} series ({} KiB), teflon_alerts_total series {sources}",
-                b.len() / 1024
+                "/metrics {series} series ({} KiB), {} series {sources}",
+                b.len() / 1024,
+                names::ALERTS_TOTAL
             )
         }
         other => format!("/metrics {other:?}"),

@@ -392,7 +392,7 @@ impl ClusterConfig {
             }
         }
         if let Some(sel) = &self.pod_selector {
-            teflon_metrics::custom_metrics::LabelSelector::parse(sel)
+            teflon_core::selector::Selector::parse(sel)
                 .map_err(|e| format!("cluster.pod_selector: {e}"))?;
             if self.kind == ClusterType::Sim && self.snapshot.is_none() {
                 return Err("cluster.pod_selector on `type: sim` needs a `snapshot`: the assumed-healthy cluster's pods have no labels to select on".to_owned());
@@ -406,7 +406,7 @@ impl ClusterConfig {
         self.validate_scope()?;
         let mut scope = teflon_sim::SimScope::everything().namespaces(self.namespaces.clone());
         if let Some(sel) = &self.pod_selector {
-            let sel = teflon_metrics::custom_metrics::LabelSelector::parse(sel)
+            let sel = teflon_core::selector::Selector::parse(sel)
                 .map_err(|e| format!("cluster.pod_selector: {e}"))?;
             scope = scope.pods(move |labels| sel.matches(labels));
         }

@@ -44,7 +44,7 @@ pub fn parse(format: Format, body: &[u8]) -> Result<Vec<Alert>, IngestError> {
     match format {
         Format::Falco => teflon_falco::parse_batch(body).map_err(|e| {
             let mut e = IngestError::from(e);
-            if looks_like_tetragon(body) {
+            if looks_like_tetragon(body, e.line) {
                 e.error.push_str(
                     " (this is a Tetragon event: send Tetragon export lines to /v1/tetragon)",
                 );
@@ -55,13 +55,15 @@ pub fn parse(format: Format, body: &[u8]) -> Result<Vec<Alert>, IngestError> {
     }
 }
 
-/// True when the first item of `body` is a Tetragon event (for the hint of a misrouted body).
-fn looks_like_tetragon(body: &[u8]) -> bool {
-    match teflon_tetragon::events_from_slice(body).next() {
-        Some(Ok(teflon_tetragon::Event::Alert(_))) => true,
-        Some(Ok(teflon_tetragon::Event::Ignored(i))) => i.is_tetragon_kind(),
-        _ => false,
-    }
+/// True when the item on which the Falco parse failed (at `line`) is a Tetragon event, by the
+/// one per-item sniffer (for the hint of a misrouted line).
+fn looks_like_tetragon(body: &[u8], line: usize) -> bool {
+    teflon_falco::framing::SliceFrames::new(body)
+        .take_while(|(first, _)| *first <= line)
+        .last()
+        .is_some_and(|(_, item)| {
+            teflon_tetragon::any::sniff(item) == Some(teflon_tetragon::any::Format::Tetragon)
+        })
 }
 
 /// Tetragon events Teflon does not act on (valid, but no alert) are dropped here. A body in
@@ -86,9 +88,11 @@ fn parse_tetragon(body: &[u8]) -> Result<Vec<Alert>, IngestError> {
     }
     match first_other {
         Some(key) if !tetragon => {
-            let falco = teflon_falco::alerts_from_slice(body)
+            let falco = teflon_falco::framing::SliceFrames::new(body)
                 .next()
-                .is_some_and(|a| a.is_ok());
+                .is_some_and(|(_, item)| {
+                    teflon_tetragon::any::sniff(item) == Some(teflon_tetragon::any::Format::Falco)
+                });
             let error = if falco {
                 "no Tetragon event in this body: it holds Falco alerts; send those to /v1/alerts"
                     .to_owned()
@@ -170,5 +174,14 @@ mod tests {
         );
         let err = parse(Format::Falco, b"{\"foo\":1}").unwrap_err();
         assert!(!err.error.contains("Tetragon"), "{err}");
+        // Told per line: a Tetragon line after Falco alerts gets the hint at its own line.
+        let body = format!(
+            "{}\n{}\n",
+            ONE.trim().replace('\n', ""),
+            TETRAGON.lines().next().unwrap()
+        );
+        let err = parse(Format::Falco, body.as_bytes()).unwrap_err();
+        assert_eq!(err.line, 2, "{err}");
+        assert!(err.error.contains("/v1/tetragon"), "{err}");
     }
 }

@@ -10,7 +10,9 @@ use teflon_core::{
     WorkloadRef, WorkloadStatus, WorkloadSummary,
 };
 
-use crate::labels::{IntOrPercent, Selector};
+use teflon_core::selector::Selector;
+
+use crate::budget::IntOrPercent;
 
 /// The label `quarantine` puts on a pod (SPEC §3).
 pub const QUARANTINE_LABEL: &str = "teflon.io/quarantined";

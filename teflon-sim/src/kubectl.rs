@@ -8,11 +8,13 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use serde::de::DeserializeOwned;
+use teflon_core::selector::Selector;
 use teflon_core::{WorkloadKind, WorkloadRef};
 
 use crate::cluster::{SimCluster, SimPdb, SimPod, SimWorkload};
 use crate::error::SimError;
-use crate::labels::{IntOrPercent, Selector};
+
+use crate::budget::IntOrPercent;
 
 /// A workload object of the snapshot, before pods are attached.
 #[derive(Debug, Default)]
@@ -76,9 +78,10 @@ fn replicas(r: Option<i32>) -> u32 {
 fn selector_keys(
     sel: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
 ) -> BTreeSet<String> {
+    // The keys quarantine strips, as teflon-k8s strips them: removing any one deselects.
     Selector::from_api(Some(sel))
-        .keys()
-        .map(str::to_owned)
+        .required_keys()
+        .into_iter()
         .collect()
 }
 

@@ -14,10 +14,10 @@
 #![warn(clippy::unwrap_used)]
 
 pub mod attack;
+mod budget;
 pub mod cluster;
 pub mod error;
 pub mod kubectl;
-mod labels;
 mod release;
 pub mod replay;
 pub mod shared;

@@ -5,12 +5,12 @@
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Resource;
+use teflon_core::selector::Selector;
 use teflon_core::{
     ClusterView, PodInfo, PodSummary, WorkloadKind, WorkloadRef, WorkloadStatus, WorkloadSummary,
 };
 
 use super::{ClusterObjects, controller_of, is_available, is_quarantined, is_terminating};
-use crate::selector::selector_matches;
 
 /// Full objects, answered from directly.
 #[derive(Debug, Clone)]
@@ -149,7 +149,11 @@ impl ClusterView for Reference {
                 pdb.spec
                     .as_ref()
                     .and_then(|s| s.selector.as_ref())
-                    .is_some_and(|sel| selector_matches(sel, pod.metadata.labels.as_ref()))
+                    .is_some_and(|sel| {
+                        let labels = pod.metadata.labels.as_ref();
+                        Selector::from_api(Some(sel))
+                            .matches_by(|k| labels.and_then(|l| l.get(k)).map(String::as_str))
+                    })
             })
             .map(|pdb| {
                 pdb.status

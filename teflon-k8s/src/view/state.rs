@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use teflon_core::selector::Selector;
 use teflon_core::{PodSummary, WorkloadKind, WorkloadRef, WorkloadStatus, WorkloadSummary};
 
 use super::QUARANTINED_LABEL;
@@ -16,7 +16,6 @@ use super::wire::{
     Controller, DaemonSetWire, DeploymentWire, PdbWire, PodWire, ReplicaSetWire, ScaledWire,
     StatefulSetWire,
 };
-use crate::selector::selector_matches_by;
 
 /// An interned string: label keys and values, owner, node and object names, namespaces.
 pub(crate) type Sym = Arc<str>;
@@ -240,7 +239,8 @@ struct WorkloadEntry {
 
 #[derive(Debug, Clone)]
 struct PdbEntry {
-    selector: Option<LabelSelector>,
+    /// Compiled once: a missing selector (policy/v1) selects no pod, an empty one all.
+    selector: Selector,
     disruptions_allowed: i32,
     generation: u32,
 }
@@ -534,7 +534,7 @@ impl Stored for PdbWire {
         ns.pdbs.insert(
             name,
             PdbEntry {
-                selector: self.selector.clone(),
+                selector: Selector::from_api(self.selector.as_ref()),
                 disruptions_allowed: self.disruptions_allowed,
                 generation,
             },
@@ -761,12 +761,7 @@ impl State {
     fn disruptions_in(ns: &Namespace, p: &PodEntry) -> Option<i32> {
         ns.pdbs
             .values()
-            .filter(|pdb| {
-                // policy/v1: a missing selector selects no pod, an empty one selects all.
-                pdb.selector
-                    .as_ref()
-                    .is_some_and(|sel| selector_matches_by(sel, |k| p.labels.get(k)))
-            })
+            .filter(|pdb| pdb.selector.matches_by(|k| p.labels.get(k)))
             .map(|pdb| pdb.disruptions_allowed)
             .min()
     }
