@@ -2,10 +2,15 @@
 //! its workload (quarantine removes them) and which pods a workload selects (`block_binary`
 //! kills the binary in them).
 
+use std::fmt;
+
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::Resource;
 use kube::api::Api;
+use serde::de::DeserializeOwned;
 
 use crate::ctx::Ctx;
 use crate::retry::CallError;
@@ -24,58 +29,55 @@ pub(crate) async fn owner_selector(
     kind: &str,
     name: &str,
 ) -> Result<SelectorLookup, CallError> {
-    let c = ctx.client.clone();
     let group = api_version.split('/').next().unwrap_or_default();
     let sel = match (group, kind) {
         ("apps", "ReplicaSet") => {
-            let api: Api<ReplicaSet> = Api::namespaced(c, namespace);
-            Some(
-                ctx.budget
-                    .call("get replicaset", || api.get(name))
-                    .await?
-                    .spec
-                    .selector,
-            )
+            selector_of::<ReplicaSet>(ctx, namespace, name, "get replicaset", |o| {
+                Some(o.spec.selector)
+            })
+            .await?
         }
         ("apps", "Deployment") => {
-            let api: Api<Deployment> = Api::namespaced(c, namespace);
-            Some(
-                ctx.budget
-                    .call("get deployment", || api.get(name))
-                    .await?
-                    .spec
-                    .selector,
-            )
+            selector_of::<Deployment>(ctx, namespace, name, "get deployment", |o| {
+                Some(o.spec.selector)
+            })
+            .await?
         }
         ("apps", "StatefulSet") => {
-            let api: Api<StatefulSet> = Api::namespaced(c, namespace);
-            Some(
-                ctx.budget
-                    .call("get statefulset", || api.get(name))
-                    .await?
-                    .spec
-                    .selector,
-            )
+            selector_of::<StatefulSet>(ctx, namespace, name, "get statefulset", |o| {
+                Some(o.spec.selector)
+            })
+            .await?
         }
         ("apps", "DaemonSet") => {
-            let api: Api<DaemonSet> = Api::namespaced(c, namespace);
-            Some(
-                ctx.budget
-                    .call("get daemonset", || api.get(name))
-                    .await?
-                    .spec
-                    .selector,
-            )
+            selector_of::<DaemonSet>(ctx, namespace, name, "get daemonset", |o| {
+                Some(o.spec.selector)
+            })
+            .await?
         }
         ("batch", "Job") => {
-            let api: Api<Job> = Api::namespaced(c, namespace);
-            ctx.budget
-                .call("get job", || api.get(name))
-                .await?
-                .spec
-                .and_then(|s| s.selector)
+            selector_of::<Job>(ctx, namespace, name, "get job", |o| o.spec?.selector).await?
         }
         _ => None,
     };
     Ok(sel.map_or(SelectorLookup::Unsupported, SelectorLookup::Found))
+}
+
+/// GET the owner `name` of type `K` (retried within the action's budget) and take its selector.
+async fn selector_of<K>(
+    ctx: &Ctx<'_>,
+    namespace: &str,
+    name: &str,
+    what: &'static str,
+    selector: impl FnOnce(K) -> Option<LabelSelector>,
+) -> Result<Option<LabelSelector>, CallError>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
+    let owner = ctx.budget.call(what, || api.get(name)).await?;
+    Ok(selector(owner))
 }
