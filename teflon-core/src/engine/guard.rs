@@ -1,8 +1,11 @@
-//! The guard steps of the decision table (SPEC §4) for a disruptive action on a known pod:
-//! standalone pods, the workload's rate limit, the cluster budget, PodDisruptionBudgets and
-//! `min_available`.
+//! The steps of the decision table (SPEC §4) that can hold an action back: dedup, and the
+//! guards of a disruptive action on a known pod (standalone pods, the workload's rate limit,
+//! the cluster budget, PodDisruptionBudgets and `min_available`).
+
+use std::collections::HashMap;
 
 use crate::action::PodTarget;
+use crate::alert;
 use crate::cluster::{ClusterView, PodInfo};
 use crate::decision::Reason;
 use crate::policy::{Policy, StandalonePods};
@@ -20,6 +23,42 @@ pub(super) enum GuardResult {
 }
 
 impl Engine {
+    /// The dedup step: the pod (`key`: `ns/pod`) was already acted on (the same pod, by
+    /// UID), `policy` already waits to act on it, or decided about it within the dedup
+    /// window. Otherwise the decision passes, and counts as the last one for the window.
+    pub(super) fn duplicate(
+        &mut self,
+        target: &alert::Target,
+        key: &str,
+        current_uid: Option<&str>,
+        policy: &Policy,
+        now: Timestamp,
+    ) -> bool {
+        if self.book.is_reaped(key, current_uid)
+            || self.has_deferral(&target.namespace, &target.pod, &policy.name)
+        {
+            return true;
+        }
+        let window = self.policies.defaults().dedup_window;
+        match self.dedup.get_mut(key) {
+            Some(per_pod) => {
+                if let Some(last) = per_pod.get_mut(&policy.name) {
+                    if now.since(*last) < window {
+                        return true;
+                    }
+                    *last = now;
+                } else {
+                    per_pod.insert(policy.name.clone(), now);
+                }
+            }
+            None => {
+                let per_pod = HashMap::from([(policy.name.clone(), now)]);
+                self.dedup.insert(key.to_owned(), per_pod);
+            }
+        }
+        false
+    }
+
     /// The guard steps of the decision table, for a disruptive action on a known pod.
     pub(super) fn guards(
         &mut self,

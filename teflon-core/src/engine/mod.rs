@@ -13,7 +13,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::action::{ActionId, ActionKind, Outcome, PlannedAction, PodTarget, Resolved};
+use crate::action::{ActionKind, PodTarget, Resolved};
 use crate::alert::Alert;
 use crate::cluster::{ClusterView, PodInfo, WorkloadKind, WorkloadRef};
 use crate::decision::{Decision, Reason, Verdict};
@@ -25,7 +25,7 @@ mod book;
 mod deferral;
 mod guard;
 
-use book::{ActionBook, InFlight};
+use book::ActionBook;
 use deferral::Deferral;
 pub use deferral::DeferralInfo;
 use guard::GuardResult;
@@ -196,40 +196,6 @@ impl Engine {
         out
     }
 
-    /// Feed back how a planned action went.
-    pub fn record(&mut self, id: ActionId, outcome: &Outcome, now: Timestamp) {
-        if outcome.took_effect() {
-            let Some(f) = self.book.done(id) else {
-                return;
-            };
-            let ledger_w = f.workload.clone().unwrap_or_else(|| {
-                WorkloadRef::new(
-                    WorkloadKind::Other("Pod".to_owned()),
-                    &f.pod.namespace,
-                    &f.pod.name,
-                )
-            });
-            self.ledger
-                .cure(&ledger_w, &f.pod.name, *outcome == Outcome::Success, now);
-            return;
-        }
-        let Some(f) = self.book.undo(id) else {
-            return;
-        };
-        if *outcome == Outcome::DisruptionBudget && f.policy.guard.defer {
-            self.deferrals.push_back(Deferral {
-                seq: f.seq,
-                alert: f.alert,
-                policy: f.policy,
-                pod: f.pod,
-                workload: f.workload,
-                blocked_by: Reason::DisruptionBudget,
-                deferred_at: now,
-                not_before: Some(now.plus(self.config.pdb_retry_after)),
-            });
-        }
-    }
-
     /// A quarantined pod was released (its labels are back, it serves again): it is no longer
     /// "reaped", so the next alert about it is decided afresh (dedup still applies). `uid`:
     /// the released pod's, when known (a pod by that name with another UID is left alone).
@@ -375,25 +341,8 @@ impl Engine {
             .as_ref()
             .and_then(|p| p.uid.as_deref())
             .or(target.uid.as_deref());
-        if self.book.is_reaped(&key, current_uid) || self.has_deferral(ns, name, &policy.name) {
+        if self.duplicate(target, &key, current_uid, policy, now) {
             return skip(d, Reason::Duplicate);
-        }
-        let window = self.policies.defaults().dedup_window;
-        match self.dedup.get_mut(key.as_str()) {
-            Some(per_pod) => {
-                if let Some(last) = per_pod.get_mut(&policy.name) {
-                    if now.since(*last) < window {
-                        return skip(d, Reason::Duplicate);
-                    }
-                    *last = now;
-                } else {
-                    per_pod.insert(policy.name.clone(), now);
-                }
-            }
-            None => {
-                let per_pod = HashMap::from([(policy.name.clone(), now)]);
-                self.dedup.insert(key.clone(), per_pod);
-            }
         }
 
         let Some(info) = pod else {
@@ -443,58 +392,6 @@ impl Engine {
                 }
             }
         }
-    }
-
-    /// Act on `target`: the decision becomes `act`, and unless the policy is a dry run it
-    /// carries the plan, and a disruptive action is booked.
-    fn act(
-        &mut self,
-        mut d: Decision,
-        policy: &Arc<Policy>,
-        target: Target,
-        now: Timestamp,
-        reason: Reason,
-    ) -> Decision {
-        d.verdict = Verdict::Act;
-        d.reason = reason;
-        d.decided_at = now;
-        if policy.dry_run {
-            return d;
-        }
-        let id = ActionId(self.next_action);
-        self.next_action += 1;
-        let Target {
-            pod,
-            workload,
-            resolved,
-        } = target;
-        let pod = pod.unwrap_or_else(|| PodTarget {
-            namespace: String::new(),
-            name: String::new(),
-            uid: None,
-        });
-        if policy.action.kind().is_disruptive() {
-            let entry = InFlight {
-                pod_key: pod_key(&pod.namespace, &pod.name),
-                pod: pod.clone(),
-                workload: workload.clone(),
-                seq: d.seq,
-                alert: d.alert.clone(),
-                policy: policy.clone(),
-            };
-            self.book.commit(id, entry, now);
-        }
-        d.plan = Some(PlannedAction {
-            id,
-            pod,
-            workload,
-            action: policy.action.clone(),
-            policy: policy.name.clone(),
-            binary: resolved.binary,
-            alert: d.alert.clone(),
-            deadline: now.plus(self.config.action_deadline),
-        });
-        d
     }
 }
 

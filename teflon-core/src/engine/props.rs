@@ -4,6 +4,7 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::action::{Outcome, PlannedAction};
 use crate::alert::Priority;
 use crate::cluster::StaticCluster;
 

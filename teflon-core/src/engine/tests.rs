@@ -1,5 +1,5 @@
 use super::*;
-use crate::action::Action;
+use crate::action::{Action, Outcome};
 use crate::alert::Priority;
 use crate::cluster::StaticCluster;
 
