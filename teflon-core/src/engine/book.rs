@@ -5,21 +5,48 @@
 //! does), it counts against its workload's rate window and the cluster budget, and it waits
 //! in flight for its outcome. [`ActionBook::commit`] writes all five; [`ActionBook::undo`]
 //! erases all of them when the action did nothing, [`ActionBook::done`] keeps them when it
-//! took effect. The engine's side of the book is here too: [`Engine::act`] commits, and
-//! [`Engine::record`] settles by the outcome.
+//! took effect. Actions get their [`ActionId`] here, when [`ActionBook::act`] plans them.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
-use crate::action::{ActionId, Outcome, PlannedAction, PodTarget};
+use crate::action::{ActionId, PlannedAction, PodTarget, Resolved};
 use crate::alert::Alert;
-use crate::cluster::{ClusterView, WorkloadKind, WorkloadRef};
-use crate::decision::{Decision, Reason, Verdict};
+use crate::cluster::{ClusterView, PodInfo, WorkloadRef};
+use crate::decision::{Decision, Verdict};
 use crate::policy::Policy;
 use crate::time::Timestamp;
 
-use super::deferral::Deferral;
-use super::{Engine, Target, lookup_pod, pod_key};
+/// `ns/pod`: the key of a pod in the engine's maps.
+pub(super) fn pod_key(namespace: &str, pod: &str) -> String {
+    let mut k = String::with_capacity(namespace.len() + pod.len() + 1);
+    k.push_str(namespace);
+    k.push('/');
+    k.push_str(pod);
+    k
+}
+
+/// The pod as the view has it, unless it is a different pod than the alert meant (UID mismatch).
+pub(super) fn lookup_pod(
+    view: &impl ClusterView,
+    namespace: &str,
+    name: &str,
+    uid: Option<&str>,
+) -> Option<PodInfo> {
+    let pod = view.pod(namespace, name)?;
+    match (uid, pod.uid.as_deref()) {
+        (Some(want), Some(have)) if want != have => None,
+        _ => Some(pod),
+    }
+}
+
+/// What an action is taken on: the pod (none for a `log` about an alert without one), its
+/// workload, and what the action took from the alert.
+pub(super) struct Target {
+    pub pod: Option<PodTarget>,
+    pub workload: Option<WorkloadRef>,
+    pub resolved: Resolved,
+}
 
 /// A disruptive action decided and not yet recorded.
 #[derive(Debug, Clone)]
@@ -52,11 +79,63 @@ pub(super) struct ActionBook {
     in_flight: HashMap<ActionId, InFlight>,
     workload_actions: HashMap<WorkloadRef, Window>,
     cluster_actions: Window,
+    next_action: u64,
 }
 
 impl ActionBook {
+    /// Act on `target`: the decision becomes `act`; unless the policy is a dry run it carries
+    /// the plan (calls retried until `deadline`), and a disruptive action is committed.
+    pub(super) fn act(
+        &mut self,
+        mut d: Decision,
+        policy: &Arc<Policy>,
+        target: Target,
+        now: Timestamp,
+        deadline: Timestamp,
+    ) -> Decision {
+        d.verdict = Verdict::Act;
+        d.decided_at = now;
+        if policy.dry_run {
+            return d;
+        }
+        let id = ActionId(self.next_action);
+        self.next_action += 1;
+        let Target {
+            pod,
+            workload,
+            resolved,
+        } = target;
+        let pod = pod.unwrap_or_else(|| PodTarget {
+            namespace: String::new(),
+            name: String::new(),
+            uid: None,
+        });
+        if policy.action.kind().is_disruptive() {
+            let entry = InFlight {
+                pod_key: pod_key(&pod.namespace, &pod.name),
+                pod: pod.clone(),
+                workload: workload.clone(),
+                seq: d.seq,
+                alert: d.alert.clone(),
+                policy: policy.clone(),
+            };
+            self.commit(id, entry, now);
+        }
+        d.plan = Some(PlannedAction {
+            id,
+            pod,
+            workload,
+            action: policy.action.clone(),
+            policy: policy.name.clone(),
+            binary: resolved.binary,
+            alert: d.alert.clone(),
+            deadline,
+        });
+        d
+    }
+
     /// Book the disruptive action `id` on `entry.pod`, decided at `now`.
-    pub(super) fn commit(&mut self, id: ActionId, entry: InFlight, now: Timestamp) {
+    fn commit(&mut self, id: ActionId, entry: InFlight, now: Timestamp) {
         self.reaped.insert(
             entry.pod_key.clone(),
             Reaped {
@@ -202,94 +281,6 @@ impl ActionBook {
             self.settle_reaping(&w, view);
         }
         self.reaping.retain(|_, l| !l.is_empty());
-    }
-}
-
-impl Engine {
-    /// Feed back how a planned action went.
-    pub fn record(&mut self, id: ActionId, outcome: &Outcome, now: Timestamp) {
-        if outcome.took_effect() {
-            let Some(f) = self.book.done(id) else {
-                return;
-            };
-            let ledger_w = f.workload.clone().unwrap_or_else(|| {
-                WorkloadRef::new(
-                    WorkloadKind::Other("Pod".to_owned()),
-                    &f.pod.namespace,
-                    &f.pod.name,
-                )
-            });
-            self.ledger
-                .cure(&ledger_w, &f.pod.name, *outcome == Outcome::Success, now);
-            return;
-        }
-        let Some(f) = self.book.undo(id) else {
-            return;
-        };
-        if *outcome == Outcome::DisruptionBudget && f.policy.guard.defer {
-            self.deferrals.push_back(Deferral {
-                seq: f.seq,
-                alert: f.alert,
-                policy: f.policy,
-                pod: f.pod,
-                workload: f.workload,
-                blocked_by: Reason::DisruptionBudget,
-                deferred_at: now,
-                not_before: Some(now.plus(self.config.pdb_retry_after)),
-            });
-        }
-    }
-
-    /// Act on `target`: the decision becomes `act`, and unless the policy is a dry run it
-    /// carries the plan, and a disruptive action is booked.
-    pub(super) fn act(
-        &mut self,
-        mut d: Decision,
-        policy: &Arc<Policy>,
-        target: Target,
-        now: Timestamp,
-        reason: Reason,
-    ) -> Decision {
-        d.verdict = Verdict::Act;
-        d.reason = reason;
-        d.decided_at = now;
-        if policy.dry_run {
-            return d;
-        }
-        let id = ActionId(self.next_action);
-        self.next_action += 1;
-        let Target {
-            pod,
-            workload,
-            resolved,
-        } = target;
-        let pod = pod.unwrap_or_else(|| PodTarget {
-            namespace: String::new(),
-            name: String::new(),
-            uid: None,
-        });
-        if policy.action.kind().is_disruptive() {
-            let entry = InFlight {
-                pod_key: pod_key(&pod.namespace, &pod.name),
-                pod: pod.clone(),
-                workload: workload.clone(),
-                seq: d.seq,
-                alert: d.alert.clone(),
-                policy: policy.clone(),
-            };
-            self.book.commit(id, entry, now);
-        }
-        d.plan = Some(PlannedAction {
-            id,
-            pod,
-            workload,
-            action: policy.action.clone(),
-            policy: policy.name.clone(),
-            binary: resolved.binary,
-            alert: d.alert.clone(),
-            deadline: now.plus(self.config.action_deadline),
-        });
-        d
     }
 }
 

@@ -3,15 +3,16 @@
 //! the cluster budget, PodDisruptionBudgets and `min_available`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::action::PodTarget;
-use crate::alert;
 use crate::cluster::{ClusterView, PodInfo};
 use crate::decision::Reason;
-use crate::policy::{Policy, StandalonePods};
+use crate::policy::{Defaults, Policy, StandalonePods};
 use crate::time::Timestamp;
 
-use super::Engine;
+use super::book::ActionBook;
 
 /// The outcome of the guard steps for a disruptive action.
 pub(super) enum GuardResult {
@@ -22,102 +23,106 @@ pub(super) enum GuardResult {
     Block(Reason),
 }
 
-impl Engine {
-    /// The dedup step: the pod (`key`: `ns/pod`) was already acted on (the same pod, by
-    /// UID), `policy` already waits to act on it, or decided about it within the dedup
-    /// window. Otherwise the decision passes, and counts as the last one for the window.
-    pub(super) fn duplicate(
+/// The dedup step's memory: `ns/pod` → policy → last time a decision for it passed.
+#[derive(Debug, Default)]
+pub(super) struct Dedup(HashMap<String, HashMap<Arc<str>, Timestamp>>);
+
+impl Dedup {
+    /// Whether `policy` decided about the pod `key` less than `window` ago; if not, this
+    /// decision passes and counts as the last one.
+    pub(super) fn seen(
         &mut self,
-        target: &alert::Target,
         key: &str,
-        current_uid: Option<&str>,
-        policy: &Policy,
+        policy: &Arc<str>,
+        window: Duration,
         now: Timestamp,
     ) -> bool {
-        if self.book.is_reaped(key, current_uid)
-            || self.has_deferral(&target.namespace, &target.pod, &policy.name)
-        {
-            return true;
-        }
-        let window = self.policies.defaults().dedup_window;
-        match self.dedup.get_mut(key) {
+        match self.0.get_mut(key) {
             Some(per_pod) => {
-                if let Some(last) = per_pod.get_mut(&policy.name) {
+                if let Some(last) = per_pod.get_mut(policy) {
                     if now.since(*last) < window {
                         return true;
                     }
                     *last = now;
                 } else {
-                    per_pod.insert(policy.name.clone(), now);
+                    per_pod.insert(policy.clone(), now);
                 }
             }
             None => {
-                let per_pod = HashMap::from([(policy.name.clone(), now)]);
-                self.dedup.insert(key.to_owned(), per_pod);
+                let per_pod = HashMap::from([(policy.clone(), now)]);
+                self.0.insert(key.to_owned(), per_pod);
             }
         }
         false
     }
 
-    /// The guard steps of the decision table, for a disruptive action on a known pod.
-    pub(super) fn guards(
-        &mut self,
-        policy: &Policy,
-        pod: &PodTarget,
-        info: &PodInfo,
-        view: &impl ClusterView,
-        now: Timestamp,
-    ) -> GuardResult {
-        let guard = &policy.guard;
-        let Some(workload) = info.workload.as_ref() else {
-            if guard.standalone_pods == StandalonePods::Skip {
-                return GuardResult::Skip(Reason::StandalonePod);
-            }
-            if self.cluster_budget_used(now) {
-                return GuardResult::Skip(Reason::ClusterBudget);
-            }
-            if view
-                .disruptions_allowed(&pod.namespace, &pod.name)
-                .is_some_and(|allowed| allowed < 1)
-            {
-                return GuardResult::Block(Reason::DisruptionBudget);
-            }
-            return GuardResult::Pass;
-        };
-        if let Some(max) = guard.max_actions {
-            let used = self.book.workload_used(workload, now.minus(guard.window));
-            if used >= max as usize {
-                return GuardResult::Skip(Reason::RateLimited);
-            }
+    /// Forget decisions older than `horizon`.
+    pub(super) fn prune(&mut self, horizon: Timestamp) {
+        self.0.retain(|_, per_policy| {
+            per_policy.retain(|_, t| *t >= horizon);
+            !per_policy.is_empty()
+        });
+    }
+}
+
+/// The guard steps of the decision table, for a disruptive action on a known pod.
+pub(super) fn guards(
+    book: &mut ActionBook,
+    defaults: &Defaults,
+    policy: &Policy,
+    pod: &PodTarget,
+    info: &PodInfo,
+    view: &impl ClusterView,
+    now: Timestamp,
+) -> GuardResult {
+    let guard = &policy.guard;
+    let Some(workload) = info.workload.as_ref() else {
+        if guard.standalone_pods == StandalonePods::Skip {
+            return GuardResult::Skip(Reason::StandalonePod);
         }
-        if self.cluster_budget_used(now) {
+        if cluster_budget_used(book, defaults, now) {
             return GuardResult::Skip(Reason::ClusterBudget);
         }
-        let reaping_ready = self.book.settle_reaping(workload, view);
-        let reaping_others = reaping_ready
-            .iter()
-            .filter(|n| n.as_str() != pod.name)
-            .count() as i64;
-        if let Some(allowed) = view.disruptions_allowed(&pod.namespace, &pod.name)
-            && i64::from(allowed) - reaping_others < 1
+        if view
+            .disruptions_allowed(&pod.namespace, &pod.name)
+            .is_some_and(|allowed| allowed < 1)
         {
             return GuardResult::Block(Reason::DisruptionBudget);
         }
-        let status = view.workload(workload).unwrap_or_default();
-        let this = i64::from(info.ready);
-        let left = i64::from(status.available) - this - reaping_others;
-        let required = i64::from(guard.min_available.required(status.desired));
-        if left < required {
-            return GuardResult::Block(Reason::BelowMinAvailable);
+        return GuardResult::Pass;
+    };
+    if let Some(max) = guard.max_actions {
+        let used = book.workload_used(workload, now.minus(guard.window));
+        if used >= max as usize {
+            return GuardResult::Skip(Reason::RateLimited);
         }
-        GuardResult::Pass
     }
+    if cluster_budget_used(book, defaults, now) {
+        return GuardResult::Skip(Reason::ClusterBudget);
+    }
+    let reaping_ready = book.settle_reaping(workload, view);
+    let reaping_others = reaping_ready
+        .iter()
+        .filter(|n| n.as_str() != pod.name)
+        .count() as i64;
+    if let Some(allowed) = view.disruptions_allowed(&pod.namespace, &pod.name)
+        && i64::from(allowed) - reaping_others < 1
+    {
+        return GuardResult::Block(Reason::DisruptionBudget);
+    }
+    let status = view.workload(workload).unwrap_or_default();
+    let this = i64::from(info.ready);
+    let left = i64::from(status.available) - this - reaping_others;
+    let required = i64::from(guard.min_available.required(status.desired));
+    if left < required {
+        return GuardResult::Block(Reason::BelowMinAvailable);
+    }
+    GuardResult::Pass
+}
 
-    fn cluster_budget_used(&self, now: Timestamp) -> bool {
-        let defaults = self.policies.defaults();
-        let Some(max) = defaults.cluster_max_actions else {
-            return false;
-        };
-        self.book.cluster_used(now.minus(defaults.cluster_window)) >= max as usize
-    }
+fn cluster_budget_used(book: &ActionBook, defaults: &Defaults, now: Timestamp) -> bool {
+    let Some(max) = defaults.cluster_max_actions else {
+        return false;
+    };
+    book.cluster_used(now.minus(defaults.cluster_window)) >= max as usize
 }

@@ -5,17 +5,17 @@
 //! call to `decide` or `tick`. Adapters execute the planned actions and feed outcomes back with
 //! `record`; replacement readiness comes back with `record_recreation`.
 //!
-//! The table's steps live beside it: `guard` (rate limits, budgets, PDBs, `min_available`),
-//! `deferral` (actions waiting for a guard), and `book` (the traces each disruptive action
-//! leaves, committed and undone together).
+//! The table's steps live below it, and never look up at the engine: `guard` (dedup, rate
+//! limits, budgets, PDBs, `min_available`), `deferral` (actions waiting for a guard) and
+//! `book` (the traces each disruptive action leaves, committed and undone together).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::action::{ActionKind, PodTarget, Resolved};
+use crate::action::{ActionId, ActionKind, Outcome, PodTarget};
 use crate::alert::Alert;
-use crate::cluster::{ClusterView, PodInfo, WorkloadKind, WorkloadRef};
+use crate::cluster::{ClusterView, WorkloadKind, WorkloadRef};
 use crate::decision::{Decision, Reason, Verdict};
 use crate::ledger::{Hit, Ledger, WorkloadStats};
 use crate::policy::{Policy, PolicySet};
@@ -25,10 +25,10 @@ mod book;
 mod deferral;
 mod guard;
 
-use book::ActionBook;
-use deferral::Deferral;
+use book::{ActionBook, Target, lookup_pod, pod_key};
 pub use deferral::DeferralInfo;
-use guard::GuardResult;
+use deferral::{Deferral, Deferrals};
+use guard::{Dedup, GuardResult, guards};
 
 /// Engine settings that are not part of the policy file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,57 +56,25 @@ impl Default for EngineConfig {
     }
 }
 
-/// What an action is taken on: the pod (none for a `log` about an alert without one), its
-/// workload, and what the action took from the alert.
-struct Target {
-    pod: Option<PodTarget>,
-    workload: Option<WorkloadRef>,
-    resolved: Resolved,
-}
-
 /// The decision engine. Deterministic: the same inputs give the same decisions.
 #[derive(Debug)]
 pub struct Engine {
     policies: PolicySet,
     config: EngineConfig,
     next_seq: u64,
-    next_action: u64,
     rule_cache: HashMap<String, Arc<[u32]>>,
-    /// `ns/pod` → policy → last time a decision for it passed the dedup step.
-    dedup: HashMap<String, HashMap<Arc<str>, Timestamp>>,
+    dedup: Dedup,
     book: ActionBook,
-    deferrals: VecDeque<Deferral>,
+    deferrals: Deferrals,
     ledger: Ledger,
 }
 
 const RULE_CACHE_MAX: usize = 4096;
 
-fn pod_key(namespace: &str, pod: &str) -> String {
-    let mut k = String::with_capacity(namespace.len() + pod.len() + 1);
-    k.push_str(namespace);
-    k.push('/');
-    k.push_str(pod);
-    k
-}
-
-/// The pod as the view has it, unless it is a different pod than the alert meant (UID mismatch).
-fn lookup_pod(
-    view: &impl ClusterView,
-    namespace: &str,
-    name: &str,
-    uid: Option<&str>,
-) -> Option<PodInfo> {
-    let pod = view.pod(namespace, name)?;
-    match (uid, pod.uid.as_deref()) {
-        (Some(want), Some(have)) if want != have => None,
-        _ => Some(pod),
-    }
-}
-
 /// The ledger's key for a pod's workload; standalone pods count as their own workload.
-fn ledger_workload(namespace: &str, pod: &str, info: &PodInfo) -> WorkloadRef {
-    info.workload
-        .clone()
+fn ledger_workload(workload: Option<&WorkloadRef>, namespace: &str, pod: &str) -> WorkloadRef {
+    workload
+        .cloned()
         .unwrap_or_else(|| WorkloadRef::new(WorkloadKind::Other("Pod".to_owned()), namespace, pod))
 }
 
@@ -123,11 +91,10 @@ impl Engine {
             policies,
             config,
             next_seq: 0,
-            next_action: 0,
             rule_cache: HashMap::new(),
-            dedup: HashMap::new(),
+            dedup: Dedup::default(),
             book: ActionBook::default(),
-            deferrals: VecDeque::new(),
+            deferrals: Deferrals::default(),
             ledger,
         }
     }
@@ -196,6 +163,45 @@ impl Engine {
         out
     }
 
+    /// Re-check pending deferrals (oldest first) against the view at `now`. Call it whenever
+    /// the cluster changes (a replacement became Ready) or time passes.
+    pub fn tick(&mut self, view: &impl ClusterView, now: Timestamp) -> Vec<Decision> {
+        let (defaults, deadline) = (self.policies.defaults(), self.config.action_deadline);
+        self.deferrals
+            .recheck(&mut self.book, defaults, deadline, view, now)
+    }
+
+    /// Feed back how a planned action went.
+    pub fn record(&mut self, id: ActionId, outcome: &Outcome, now: Timestamp) {
+        if outcome.took_effect() {
+            if let Some(f) = self.book.done(id) {
+                let w = ledger_workload(f.workload.as_ref(), &f.pod.namespace, &f.pod.name);
+                let success = *outcome == Outcome::Success;
+                self.ledger.cure(&w, &f.pod.name, success, now);
+            }
+        } else if let Some(f) = self.book.undo(id)
+            && *outcome == Outcome::DisruptionBudget
+            && f.policy.guard.defer
+        {
+            let retry_after = self.config.pdb_retry_after;
+            self.deferrals.push(Deferral::refused(f, now, retry_after));
+        }
+    }
+
+    /// Pending deferrals, oldest first.
+    pub fn deferrals(&self) -> Vec<DeferralInfo> {
+        self.deferrals.infos()
+    }
+
+    /// The earliest time after `after` at which a pending deferral could change by time alone
+    /// (a retry becomes allowed, a rate window frees up, or it expires). Drivers that move time
+    /// themselves (replay, the simulator, the server's timer) re-check deferrals at that time,
+    /// so that events are processed in time order, expiry included.
+    pub fn next_deadline(&self, after: Timestamp) -> Option<Timestamp> {
+        let defaults = self.policies.defaults();
+        self.deferrals.next_deadline(&self.book, defaults, after)
+    }
+
     /// A quarantined pod was released (its labels are back, it serves again): it is no longer
     /// "reaped", so the next alert about it is decided afresh (dedup still applies). `uid`:
     /// the released pod's, when known (a pod by that name with another UID is left alone).
@@ -213,10 +219,7 @@ impl Engine {
     pub fn prune(&mut self, view: &impl ClusterView, now: Timestamp) {
         let longest = self.policies.longest_window();
         let horizon = now.minus(longest);
-        self.dedup.retain(|_, per_policy| {
-            per_policy.retain(|_, t| *t >= horizon);
-            !per_policy.is_empty()
-        });
+        self.dedup.prune(horizon);
         let reap_horizon = now.minus(self.config.retention.max(longest));
         self.book.prune(view, horizon, reap_horizon);
         self.ledger.prune(view, now);
@@ -229,7 +232,7 @@ impl Engine {
         now: Timestamp,
     ) -> Vec<WorkloadStats> {
         self.ledger.prune(view, now);
-        let deferred = self.deferred_pods();
+        let deferred = self.deferrals.pods();
         self.ledger.stats(view, now, &deferred)
     }
 
@@ -240,7 +243,7 @@ impl Engine {
         view: &impl ClusterView,
         now: Timestamp,
     ) -> Option<WorkloadStats> {
-        let deferred = self.deferred_pods();
+        let deferred = self.deferrals.pods();
         self.ledger.stats_for(workload, view, now, &deferred)
     }
 
@@ -303,7 +306,7 @@ impl Engine {
                 workload: None,
                 resolved,
             };
-            return self.act(d, policy, target, now, Reason::Matched);
+            return self.act(d, policy, target, now);
         };
 
         let ns = target.namespace.as_str();
@@ -314,7 +317,7 @@ impl Engine {
         if let Some(info) = &pod {
             d.workload = info.workload.clone();
             if kind != ActionKind::Log {
-                let lw = ledger_workload(ns, name, info);
+                let lw = ledger_workload(info.workload.as_ref(), ns, name);
                 let uid = info.uid.as_deref().or(target.uid.as_deref());
                 let hit = Hit {
                     seq,
@@ -341,7 +344,11 @@ impl Engine {
             .as_ref()
             .and_then(|p| p.uid.as_deref())
             .or(target.uid.as_deref());
-        if self.duplicate(target, &key, current_uid, policy, now) {
+        let window = self.policies.defaults().dedup_window;
+        if self.book.is_reaped(&key, current_uid)
+            || self.deferrals.has(ns, name, &policy.name)
+            || self.dedup.seen(&key, &policy.name, window, now)
+        {
             return skip(d, Reason::Duplicate);
         }
 
@@ -353,28 +360,14 @@ impl Engine {
             name: name.to_owned(),
             uid: info.uid.clone().or_else(|| target.uid.clone()),
         };
-        if !kind.is_disruptive() {
-            let target = Target {
-                pod: Some(pod_target),
-                workload: info.workload,
-                resolved,
-            };
-            return self.act(d, policy, target, now, Reason::Matched);
-        }
-
-        match self.guards(policy, &pod_target, &info, view, now) {
-            GuardResult::Pass => {
-                let target = Target {
-                    pod: Some(pod_target),
-                    workload: info.workload,
-                    resolved,
-                };
-                self.act(d, policy, target, now, Reason::Matched)
-            }
-            GuardResult::Skip(reason) => skip(d, reason),
-            GuardResult::Block(reason) => {
-                if policy.guard.defer {
-                    self.deferrals.push_back(Deferral {
+        if kind.is_disruptive() {
+            let defaults = self.policies.defaults();
+            let book = &mut self.book;
+            match guards(book, defaults, policy, &pod_target, &info, view, now) {
+                GuardResult::Pass => {}
+                GuardResult::Skip(reason) => return skip(d, reason),
+                GuardResult::Block(reason) if policy.guard.defer => {
+                    self.deferrals.push(Deferral {
                         seq,
                         alert: alert.clone(),
                         policy: policy.clone(),
@@ -386,12 +379,29 @@ impl Engine {
                     });
                     d.verdict = Verdict::Defer;
                     d.reason = reason;
-                    d
-                } else {
-                    skip(d, reason)
+                    return d;
                 }
+                GuardResult::Block(reason) => return skip(d, reason),
             }
         }
+        let target = Target {
+            pod: Some(pod_target),
+            workload: info.workload,
+            resolved,
+        };
+        self.act(d, policy, target, now)
+    }
+
+    /// Act on `target` (the book plans it and commits a disruptive action).
+    fn act(
+        &mut self,
+        d: Decision,
+        policy: &Arc<Policy>,
+        target: Target,
+        now: Timestamp,
+    ) -> Decision {
+        let deadline = now.plus(self.config.action_deadline);
+        self.book.act(d, policy, target, now, deadline)
     }
 }
 
