@@ -300,7 +300,7 @@ impl Engine {
         let Some(resolved) = policy.action.resolve(alert) else {
             return skip(d, Reason::NoTarget);
         };
-        let Some(target) = alert.target.as_ref() else {
+        let Some(named) = alert.target.as_ref() else {
             let target = Target {
                 pod: None,
                 workload: None,
@@ -309,16 +309,16 @@ impl Engine {
             return self.act(d, policy, target, now);
         };
 
-        let ns = target.namespace.as_str();
-        let name = target.pod.as_str();
+        let ns = named.namespace.as_str();
+        let name = named.pod.as_str();
         let key = pod_key(ns, name);
-        let pod = lookup_pod(view, ns, name, target.uid.as_deref());
+        let pod = lookup_pod(view, ns, name, named.uid.as_deref());
         let protected = self.policies.defaults().protected_namespaces.is_match(ns);
         if let Some(info) = &pod {
             d.workload = info.workload.clone();
             if kind != ActionKind::Log {
                 let lw = ledger_workload(info.workload.as_ref(), ns, name);
-                let uid = info.uid.as_deref().or(target.uid.as_deref());
+                let uid = info.uid.as_deref().or(named.uid.as_deref());
                 let hit = Hit {
                     seq,
                     reaped: self.book.is_reaped(&key, uid),
@@ -343,7 +343,7 @@ impl Engine {
         let current_uid = pod
             .as_ref()
             .and_then(|p| p.uid.as_deref())
-            .or(target.uid.as_deref());
+            .or(named.uid.as_deref());
         let window = self.policies.defaults().dedup_window;
         if self.book.is_reaped(&key, current_uid)
             || self.deferrals.has(ns, name, &policy.name)
@@ -358,7 +358,7 @@ impl Engine {
         let pod_target = PodTarget {
             namespace: ns.to_owned(),
             name: name.to_owned(),
-            uid: info.uid.clone().or_else(|| target.uid.clone()),
+            uid: info.uid.clone().or_else(|| named.uid.clone()),
         };
         if kind.is_disruptive() {
             let defaults = self.policies.defaults();
