@@ -176,15 +176,15 @@ impl Engine {
         if outcome.took_effect() {
             if let Some(f) = self.book.done(id) {
                 let w = ledger_workload(f.workload.as_ref(), &f.pod.namespace, &f.pod.name);
-                let success = *outcome == Outcome::Success;
-                self.ledger.cure(&w, &f.pod.name, success, now);
+                self.ledger
+                    .cure(&w, &f.pod.name, *outcome == Outcome::Success, now);
             }
         } else if let Some(f) = self.book.undo(id)
             && *outcome == Outcome::DisruptionBudget
             && f.policy.guard.defer
         {
-            let retry_after = self.config.pdb_retry_after;
-            self.deferrals.push(Deferral::refused(f, now, retry_after));
+            self.deferrals
+                .push(Deferral::refused(f, now, self.config.pdb_retry_after));
         }
     }
 
@@ -306,7 +306,8 @@ impl Engine {
                 workload: None,
                 resolved,
             };
-            return self.act(d, policy, target, now);
+            let deadline = now.plus(self.config.action_deadline);
+            return self.book.act(d, policy, target, now, deadline);
         };
 
         let ns = named.namespace.as_str();
@@ -389,17 +390,6 @@ impl Engine {
             workload: info.workload,
             resolved,
         };
-        self.act(d, policy, target, now)
-    }
-
-    /// Act on `target` (the book plans it and commits a disruptive action).
-    fn act(
-        &mut self,
-        d: Decision,
-        policy: &Arc<Policy>,
-        target: Target,
-        now: Timestamp,
-    ) -> Decision {
         let deadline = now.plus(self.config.action_deadline);
         self.book.act(d, policy, target, now, deadline)
     }
