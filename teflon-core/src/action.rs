@@ -12,6 +12,11 @@ use crate::alert::Alert;
 use crate::cluster::WorkloadRef;
 use crate::time::Timestamp;
 
+/// The label `quarantine` puts on a pod (value: the policy). Such a pod is no longer part of
+/// its workload: it is neither counted as available nor reported with a workload. Policies
+/// may not set it themselves.
+pub const QUARANTINE_LABEL: &str = "teflon.io/quarantined";
+
 /// What a policy does to a pod (SPEC §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -84,7 +89,7 @@ pub enum Action {
     },
     /// Quarantine.
     Quarantine {
-        /// Extra labels put on the pod besides `teflon.io/quarantined=<policy>`.
+        /// Extra labels put on the pod besides [`QUARANTINE_LABEL`]`=<policy>`.
         labels: BTreeMap<String, String>,
         /// Create a deny-all NetworkPolicy selecting this pod alone.
         network_isolate: bool,
@@ -115,6 +120,25 @@ impl Action {
         }
     }
 
+    /// What this action takes from `alert` besides the policy's own parameters, or `None`
+    /// when the alert does not name what it acts on: no pod (every action but `log` needs
+    /// one), or for `block_binary` none of the policy's binary fields.
+    pub fn resolve(&self, alert: &Alert) -> Option<Resolved> {
+        if alert.target.is_none() && self.kind().needs_target() {
+            return None;
+        }
+        let binary = match self {
+            Action::BlockBinary { binary_fields, .. } => Some(
+                binary_fields
+                    .iter()
+                    .find_map(|f| alert.fields.get_str(f))?
+                    .to_owned(),
+            ),
+            _ => None,
+        };
+        Some(Resolved { binary })
+    }
+
     /// The kind of this action.
     pub fn kind(&self) -> ActionKind {
         match self {
@@ -125,6 +149,14 @@ impl Action {
             Action::Log => ActionKind::Log,
         }
     }
+}
+
+/// What an action took from its alert when it was decided ([`Action::resolve`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resolved {
+    /// The binary to block (`block_binary` only): the first of the policy's binary fields
+    /// the alert sets.
+    pub binary: Option<String>,
 }
 
 /// Identifies one planned action, so its outcome can be fed back.
@@ -233,4 +265,61 @@ impl From<Outcome> for Executed {
 pub trait Actuator {
     /// Execute `action` and say how it went.
     fn execute(&self, action: &PlannedAction) -> impl Future<Output = Executed> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(fields: &[&str]) -> Action {
+        Action::BlockBinary {
+            binary_fields: fields.iter().map(|f| (*f).to_owned()).collect(),
+            expire_after: None,
+        }
+    }
+
+    #[test]
+    fn block_binary_resolves_the_first_binary_field_the_alert_sets() {
+        let alert = Alert::test()
+            .pod("shop", "web-1")
+            .field("proc.exepath", "/usr/bin/nc")
+            .field("proc.name", "nc")
+            .build();
+        let resolved = block(&["proc.pexepath", "proc.exepath", "proc.name"]).resolve(&alert);
+        assert_eq!(resolved.unwrap().binary.as_deref(), Some("/usr/bin/nc"));
+        assert_eq!(
+            block(&["proc.pexepath"]).resolve(&alert),
+            None,
+            "no binary field set: nothing to block"
+        );
+    }
+
+    #[test]
+    fn every_action_but_log_needs_a_pod_and_only_block_binary_takes_a_binary() {
+        let no_pod = Alert::test().field("proc.exepath", "/bin/sh").build();
+        let with_pod = Alert::test().pod("shop", "web-1").build();
+        let disruptive = [
+            Action::Delete {
+                grace_period_secs: None,
+            },
+            Action::Evict {
+                grace_period_secs: Some(0),
+            },
+            Action::Quarantine {
+                labels: BTreeMap::new(),
+                network_isolate: true,
+                expire_after: None,
+            },
+        ];
+        for action in &disruptive {
+            assert_eq!(action.resolve(&no_pod), None, "{action:?}");
+            assert_eq!(
+                action.resolve(&with_pod),
+                Some(Resolved::default()),
+                "{action:?}"
+            );
+        }
+        assert_eq!(block(&["proc.exepath"]).resolve(&no_pod), None);
+        assert_eq!(Action::Log.resolve(&no_pod), Some(Resolved::default()));
+    }
 }

@@ -28,6 +28,19 @@ pub enum WorkloadKind {
 }
 
 impl WorkloadKind {
+    /// The `apiVersion` of the kind (`apps/v1`, `batch/v1`); `None` for kinds Teflon does not
+    /// know the API of.
+    pub const fn api_version(&self) -> Option<&'static str> {
+        match self {
+            WorkloadKind::Deployment
+            | WorkloadKind::StatefulSet
+            | WorkloadKind::DaemonSet
+            | WorkloadKind::ReplicaSet => Some("apps/v1"),
+            WorkloadKind::Job => Some("batch/v1"),
+            WorkloadKind::Unknown | WorkloadKind::Other(_) => None,
+        }
+    }
+
     /// The Kubernetes kind name.
     pub fn as_str(&self) -> &str {
         match self {
@@ -418,3 +431,25 @@ mod static_cluster {
 
 #[cfg(any(test, feature = "test-util"))]
 pub use static_cluster::StaticCluster;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workload_kinds_spell_their_api_version_and_unknown_kinds_have_none() {
+        let known = [
+            (WorkloadKind::Deployment, "apps/v1"),
+            (WorkloadKind::StatefulSet, "apps/v1"),
+            (WorkloadKind::DaemonSet, "apps/v1"),
+            (WorkloadKind::ReplicaSet, "apps/v1"),
+            (WorkloadKind::Job, "batch/v1"),
+        ];
+        for (kind, api_version) in known {
+            assert_eq!(kind.api_version(), Some(api_version), "{kind}");
+        }
+        assert_eq!(WorkloadKind::Unknown.api_version(), None);
+        let rc = WorkloadKind::Other("ReplicationController".to_owned());
+        assert_eq!(rc.api_version(), None);
+    }
+}

@@ -26,6 +26,7 @@ pub mod time;
 
 pub use action::{
     Action, ActionId, ActionKind, Actuator, Executed, Outcome, PlannedAction, PodTarget,
+    QUARANTINE_LABEL, Resolved,
 };
 pub use alert::{Alert, FieldValue, Fields, Priority, PriorityError, Target};
 pub use cluster::{

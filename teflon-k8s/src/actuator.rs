@@ -1,126 +1,22 @@
 //! The write port: [`KubeActuator`] executes planned actions against the API server.
+//!
+//! The dispatcher sits on top: it builds the action's [`Ctx`] and hands it to the module of
+//! the action (`delete`, `evict`, `quarantine`, `block_binary`), which only look down, at the
+//! helpers they share (`ctx`, `owner`, `annotations`, `names`, `retry`).
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ObjectReference;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::Client;
-use kube::api::Api;
-use serde_json::json;
-use teflon_core::{
-    Action, ActionKind, Actuator, Alert, Executed, Outcome, PlannedAction, Timestamp, WorkloadKind,
-};
+use teflon_core::{Action, ActionKind, Actuator, Executed, Outcome, PlannedAction};
 
+use crate::ctx::{Ctx, clock_now};
 use crate::events::{Clock, EventRecorder, EventSpec, default_reporting_instance, truncate};
 use crate::recreation::RecreationHandle;
-use crate::retry::{Budget, CallError, RetryPolicy};
+use crate::retry::{Budget, RetryPolicy};
 use crate::{block_binary, delete, evict, quarantine};
-
-/// Field manager for server-side apply.
-pub(crate) const FIELD_MANAGER: &str = "teflon";
-
-/// What an action needs to make calls: the client, and the action's retry budget (its
-/// deadline, and the retries spent so far over all of its calls).
-pub(crate) struct Ctx<'a> {
-    pub client: &'a Client,
-    pub budget: &'a Budget<'a>,
-    /// The time the action is taken, by the actuator's clock (annotations, deadlines).
-    pub now: Timestamp,
-}
-
-/// An owner's label selector, if Teflon knows how to read it.
-pub(crate) enum SelectorLookup {
-    Found(LabelSelector),
-    Unsupported,
-}
-
-/// Reads the `spec.selector` of a ReplicaSet, Deployment, StatefulSet, DaemonSet or Job.
-pub(crate) async fn owner_selector(
-    ctx: &Ctx<'_>,
-    namespace: &str,
-    api_version: &str,
-    kind: &str,
-    name: &str,
-) -> Result<SelectorLookup, CallError> {
-    let c = ctx.client.clone();
-    let group = api_version.split('/').next().unwrap_or_default();
-    let sel = match (group, kind) {
-        ("apps", "ReplicaSet") => {
-            let api: Api<ReplicaSet> = Api::namespaced(c, namespace);
-            Some(
-                ctx.budget
-                    .call("get replicaset", || api.get(name))
-                    .await?
-                    .spec
-                    .selector,
-            )
-        }
-        ("apps", "Deployment") => {
-            let api: Api<Deployment> = Api::namespaced(c, namespace);
-            Some(
-                ctx.budget
-                    .call("get deployment", || api.get(name))
-                    .await?
-                    .spec
-                    .selector,
-            )
-        }
-        ("apps", "StatefulSet") => {
-            let api: Api<StatefulSet> = Api::namespaced(c, namespace);
-            Some(
-                ctx.budget
-                    .call("get statefulset", || api.get(name))
-                    .await?
-                    .spec
-                    .selector,
-            )
-        }
-        ("apps", "DaemonSet") => {
-            let api: Api<DaemonSet> = Api::namespaced(c, namespace);
-            Some(
-                ctx.budget
-                    .call("get daemonset", || api.get(name))
-                    .await?
-                    .spec
-                    .selector,
-            )
-        }
-        ("batch", "Job") => {
-            let api: Api<Job> = Api::namespaced(c, namespace);
-            ctx.budget
-                .call("get job", || api.get(name))
-                .await?
-                .spec
-                .and_then(|s| s.selector)
-        }
-        _ => None,
-    };
-    Ok(sel.map_or(SelectorLookup::Unsupported, SelectorLookup::Found))
-}
-
-/// `clock`'s time as a [`Timestamp`].
-pub(crate) fn clock_now(clock: &Clock) -> Timestamp {
-    let nanos = clock()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
-    Timestamp::from_nanos(nanos)
-}
-
-/// The alert, summarised for annotations: JSON with rule, priority, time, source, output.
-pub(crate) fn alert_summary(alert: &Alert) -> String {
-    json!({
-        "rule": alert.rule,
-        "priority": alert.priority.as_str(),
-        "time": alert.time.to_rfc3339(),
-        "source": alert.source,
-        "output": truncate(&alert.output, 1024),
-    })
-    .to_string()
-}
 
 /// Executes [`PlannedAction`]s against the API server.
 ///
@@ -222,24 +118,16 @@ impl KubeActuator {
 
 /// What the Event is about: the pod, or for `block_binary` the workload.
 fn regarding(a: &PlannedAction) -> ObjectReference {
-    if let (ActionKind::BlockBinary, Some(w)) = (a.action.kind(), &a.workload) {
-        let api_version = match w.kind {
-            WorkloadKind::Job => "batch/v1",
-            WorkloadKind::Deployment
-            | WorkloadKind::StatefulSet
-            | WorkloadKind::DaemonSet
-            | WorkloadKind::ReplicaSet => "apps/v1",
-            WorkloadKind::Unknown | WorkloadKind::Other(_) => "",
+    if let (ActionKind::BlockBinary, Some(w)) = (a.action.kind(), &a.workload)
+        && let Some(api_version) = w.kind.api_version()
+    {
+        return ObjectReference {
+            api_version: Some(api_version.to_owned()),
+            kind: Some(w.kind.as_str().to_owned()),
+            namespace: Some(w.namespace.clone()),
+            name: Some(w.name.clone()),
+            ..ObjectReference::default()
         };
-        if !api_version.is_empty() {
-            return ObjectReference {
-                api_version: Some(api_version.to_owned()),
-                kind: Some(w.kind.as_str().to_owned()),
-                namespace: Some(w.namespace.clone()),
-                name: Some(w.name.clone()),
-                ..ObjectReference::default()
-            };
-        }
     }
     ObjectReference {
         api_version: Some("v1".to_owned()),

@@ -16,18 +16,13 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchP
 use serde_json::{Value, json};
 use teflon_core::{Outcome, PlannedAction, Timestamp, WorkloadKind, WorkloadRef};
 
-use crate::actuator::{Ctx, FIELD_MANAGER, SelectorLookup, alert_summary, owner_selector};
+use crate::annotations::{
+    ALERT_ANNOTATION, BINARY_ANNOTATION, EXPIRES_AT_ANNOTATION, MANAGED_BY, POLICY_LABEL,
+    TARGET_ANNOTATION, alert_summary,
+};
+use crate::ctx::{Ctx, FIELD_MANAGER};
 use crate::names::{dns_label_part, fnv1a64, label_value_for};
-use crate::quarantine::{ALERT_ANNOTATION, EXPIRES_AT_ANNOTATION};
-
-/// Label every object Teflon creates carries.
-pub(crate) const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "teflon");
-/// Label with the policy that created a TracingPolicyNamespaced.
-pub(crate) const POLICY_LABEL: &str = "teflon.io/policy";
-/// Annotation with the binary a TracingPolicyNamespaced kills.
-pub(crate) const BINARY_ANNOTATION: &str = "teflon.io/binary";
-/// Annotation with the pods it applies to (`Deployment/web`, `Pod/solo`).
-pub(crate) const TARGET_ANNOTATION: &str = "teflon.io/target";
+use crate::owner::{SelectorLookup, owner_selector};
 
 /// The Tetragon resource written.
 pub fn tracing_policy_resource() -> ApiResource {
@@ -122,15 +117,9 @@ pub(crate) fn tracing_policy(
     })
 }
 
-pub(crate) fn workload_api(kind: &WorkloadKind) -> Option<(&'static str, &'static str)> {
-    match kind {
-        WorkloadKind::Deployment => Some(("apps/v1", "Deployment")),
-        WorkloadKind::StatefulSet => Some(("apps/v1", "StatefulSet")),
-        WorkloadKind::DaemonSet => Some(("apps/v1", "DaemonSet")),
-        WorkloadKind::ReplicaSet => Some(("apps/v1", "ReplicaSet")),
-        WorkloadKind::Job => Some(("batch/v1", "Job")),
-        WorkloadKind::Unknown | WorkloadKind::Other(_) => None,
-    }
+/// `(apiVersion, kind)` of a workload whose pods Teflon can select.
+fn workload_api(kind: &WorkloadKind) -> Option<(&'static str, &str)> {
+    Some((kind.api_version()?, kind.as_str()))
 }
 
 fn failed(a: &PlannedAction, e: impl std::fmt::Display) -> Outcome {

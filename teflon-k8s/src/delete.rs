@@ -4,7 +4,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, Preconditions};
 use teflon_core::{Outcome, PodTarget};
 
-use crate::actuator::Ctx;
+use crate::ctx::Ctx;
 
 /// The `DeleteOptions` sent: UID precondition (never the pod's replacement) and grace period.
 pub(crate) fn delete_params(pod: &PodTarget, grace_period_secs: Option<u32>) -> DeleteParams {

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 use teflon_core::{Outcome, PodTarget};
 
-use crate::actuator::Ctx;
+use crate::ctx::Ctx;
 
 /// The Eviction body, built by hand: `deleteOptions` carries the UID precondition and the
 /// grace period exactly as the API server expects them.

@@ -16,8 +16,10 @@
 #![warn(clippy::unwrap_used)]
 
 mod actuator;
+mod annotations;
 mod block_binary;
 pub mod client;
+mod ctx;
 mod delete;
 mod events;
 mod evict;
@@ -26,6 +28,7 @@ pub mod fake_api;
 pub mod lease;
 pub mod lookup;
 mod names;
+mod owner;
 mod quarantine;
 pub mod recreation;
 mod release;
@@ -37,17 +40,18 @@ pub mod view;
 mod testing;
 
 pub use actuator::KubeActuator;
+pub use annotations::{
+    ALERT_ANNOTATION, EXPIRES_AT_ANNOTATION, QUARANTINE_ANNOTATION, QUARANTINED_POD_LABEL,
+    RELEASED_ANNOTATION,
+};
 pub use block_binary::{tracing_policy_name, tracing_policy_resource};
 pub use events::{Clock, REPORTING_CONTROLLER, default_reporting_instance};
-pub use quarantine::{
-    ALERT_ANNOTATION, EXPIRES_AT_ANNOTATION, QUARANTINE_ANNOTATION, QUARANTINED_POD_LABEL,
-    QuarantineRecord, network_policy_name,
-};
+pub use quarantine::{QuarantineRecord, network_policy_name};
 pub use recreation::{Recreation, RecreationHandle};
-pub use release::{KubeReleaser, RELEASED_ANNOTATION, target_of};
+pub use release::{KubeReleaser, target_of};
 pub use retry::RetryPolicy;
 pub use scale::{ScaleError, ScaleState, get_scale, scale};
 pub use view::{
-    ClusterObjects, InitialList, KubeClusterView, PodPhase, PodState, QUARANTINED_LABEL,
-    ViewConfig, ViewCounts, WithPod,
+    ClusterObjects, InitialList, KubeClusterView, PodPhase, PodState, ViewConfig, ViewCounts,
+    WithPod,
 };

@@ -25,24 +25,17 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use teflon_core::selector::Selector;
-use teflon_core::{Alert, Outcome, PlannedAction, Timestamp};
+use teflon_core::{Alert, Outcome, PlannedAction, QUARANTINE_LABEL, Timestamp};
 
-use crate::actuator::{Ctx, SelectorLookup, alert_summary, owner_selector};
+use crate::annotations::{
+    ALERT_ANNOTATION, EXPIRES_AT_ANNOTATION, MANAGED_BY, QUARANTINE_ANNOTATION,
+    QUARANTINED_POD_LABEL, alert_summary,
+};
+use crate::ctx::Ctx;
 use crate::names::{bounded_name, label_value_for};
+use crate::owner::{SelectorLookup, owner_selector};
 use crate::retry::CallError;
-use crate::view::{QUARANTINED_LABEL, controller_of};
-
-/// Label selecting exactly one quarantined pod (value: its name, or a hash of a long one).
-pub const QUARANTINED_POD_LABEL: &str = "teflon.io/quarantined-pod";
-/// Annotation with the alert that caused an action (JSON: rule, priority, time, source, output).
-pub const ALERT_ANNOTATION: &str = "teflon.io/alert";
-
-/// Annotation with what the quarantine changed, so that a release undoes exactly that
-/// (JSON, [`QuarantineRecord`]).
-pub const QUARANTINE_ANNOTATION: &str = "teflon.io/quarantine";
-/// Annotation with the time Teflon undoes the action by itself (RFC 3339), on quarantined
-/// pods and `block_binary` policies whose policy has `expire_after_secs`.
-pub const EXPIRES_AT_ANNOTATION: &str = "teflon.io/expires-at";
+use crate::view::controller_of;
 
 /// What a quarantine changed on the pod, kept in its [`QUARANTINE_ANNOTATION`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,7 +71,7 @@ pub(crate) fn quarantine_labels(
     extra: &BTreeMap<String, String>,
 ) -> BTreeMap<String, String> {
     let mut labels = extra.clone();
-    labels.insert(QUARANTINED_LABEL.to_owned(), label_value_for(policy));
+    labels.insert(QUARANTINE_LABEL.to_owned(), label_value_for(policy));
     labels.insert(QUARANTINED_POD_LABEL.to_owned(), label_value_for(pod));
     labels
 }
@@ -206,11 +199,8 @@ pub(crate) fn network_policy(
             name: Some(network_policy_name(pod_name)),
             namespace: Some(namespace.to_owned()),
             labels: Some(BTreeMap::from([
-                (
-                    "app.kubernetes.io/managed-by".to_owned(),
-                    "teflon".to_owned(),
-                ),
-                (QUARANTINED_LABEL.to_owned(), label_value_for(policy)),
+                (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
+                (QUARANTINE_LABEL.to_owned(), label_value_for(policy)),
             ])),
             owner_references: owner,
             ..ObjectMeta::default()
@@ -259,7 +249,7 @@ pub(crate) async fn quarantine(
         .metadata
         .labels
         .as_ref()
-        .is_some_and(|l| l.contains_key(QUARANTINED_LABEL));
+        .is_some_and(|l| l.contains_key(QUARANTINE_LABEL));
     if !already {
         let remove_keys = match controller_of(&pod.metadata) {
             None => Vec::new(),
@@ -367,7 +357,7 @@ async fn recheck(ctx: &Ctx<'_>, pods: &Api<Pod>, name: &str, uid: Option<&str>) 
             if p.metadata
                 .labels
                 .as_ref()
-                .is_some_and(|l| l.contains_key(QUARANTINED_LABEL)) =>
+                .is_some_and(|l| l.contains_key(QUARANTINE_LABEL)) =>
         {
             Recheck::Quarantined
         }

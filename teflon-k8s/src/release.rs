@@ -31,23 +31,19 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions};
 use serde_json::{Value, json};
 use teflon_core::{
-    ActionKind, ActiveAction, PlannedAction, Release, ReleaseCause, ReleaseOutcome, ReleaseTarget,
-    Releaser, Timestamp,
+    ActionKind, ActiveAction, PlannedAction, QUARANTINE_LABEL, Release, ReleaseCause,
+    ReleaseOutcome, ReleaseTarget, Releaser, Timestamp, WorkloadKind,
 };
 
-use crate::actuator::clock_now;
-use crate::block_binary::{
-    BINARY_ANNOTATION, MANAGED_BY, POLICY_LABEL, TARGET_ANNOTATION, policy_name_for,
-    tracing_policy_resource,
+use crate::annotations::{
+    BINARY_ANNOTATION, EXPIRES_AT_ANNOTATION, MANAGED_BY, POLICY_LABEL, QUARANTINE_ANNOTATION,
+    RELEASED_ANNOTATION, TARGET_ANNOTATION,
 };
+use crate::block_binary::{policy_name_for, tracing_policy_resource};
+use crate::ctx::clock_now;
 use crate::events::{Clock, EventRecorder, EventSpec, default_reporting_instance, truncate};
-use crate::quarantine::{EXPIRES_AT_ANNOTATION, QUARANTINE_ANNOTATION, QuarantineRecord};
+use crate::quarantine::QuarantineRecord;
 use crate::retry::{Budget, CallError, RetryPolicy};
-use crate::view::QUARANTINED_LABEL;
-
-/// Annotation a release leaves on the pod: when, why, and the policy whose quarantine it
-/// undid (JSON).
-pub const RELEASED_ANNOTATION: &str = "teflon.io/released";
 
 /// Undoes quarantines and `block_binary` policies, and lists those in force.
 ///
@@ -444,10 +440,8 @@ async fn release_policy(
 fn workload_reference(namespace: &str, target: &str) -> Option<ObjectReference> {
     let (kind, name) = target.split_once('/')?;
     let api_version = match kind {
-        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" => "apps/v1",
-        "Job" => "batch/v1",
         "Pod" => "v1",
-        _ => return None,
+        _ => kind.parse::<WorkloadKind>().ok()?.api_version()?,
     };
     Some(ObjectReference {
         api_version: Some(api_version.to_owned()),
@@ -603,7 +597,7 @@ impl Releaser for KubeReleaser {
             None => vec![None],
         };
         // resourceVersion=0: from the API server's watch cache, not a quorum read of etcd.
-        let quarantined_lp = ListParams::default().labels(QUARANTINED_LABEL).match_any();
+        let quarantined_lp = ListParams::default().labels(QUARANTINE_LABEL).match_any();
         let teflon_lp = ListParams::default()
             .labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1))
             .match_any();
@@ -816,7 +810,7 @@ mod tests {
     #[test]
     fn a_pod_without_a_record_is_not_an_action_in_force() {
         let pod = PodB::new("shop", "web-1")
-            .labels(&[(QUARANTINED_LABEL, "old")])
+            .labels(&[(QUARANTINE_LABEL, "old")])
             .build();
         assert!(active_quarantine(&pod).is_none());
     }

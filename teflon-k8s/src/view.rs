@@ -28,7 +28,10 @@ use kube::runtime::utils::Backoff;
 use kube::runtime::watcher;
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
-use teflon_core::{ClusterView, PodInfo, PodSummary, WorkloadRef, WorkloadStatus, WorkloadSummary};
+use teflon_core::{
+    ClusterView, PodInfo, PodSummary, QUARANTINE_LABEL, WorkloadRef, WorkloadStatus,
+    WorkloadSummary,
+};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -38,10 +41,6 @@ mod wire;
 use state::{Interner, PodEntry, State, Stored};
 pub use state::{PodPhase, PodState};
 use wire::{DaemonSetWire, DeploymentWire, PdbWire, PodWire, ReplicaSetWire, StatefulSetWire};
-
-/// The label a quarantined pod carries (value: the policy). Such a pod is no longer part of
-/// its workload: it is neither counted as available nor reported with a workload.
-pub const QUARANTINED_LABEL: &str = "teflon.io/quarantined";
 
 /// How a watcher gets its initial state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -503,7 +502,7 @@ pub fn is_quarantined(pod: &Pod) -> bool {
     pod.metadata
         .labels
         .as_ref()
-        .is_some_and(|l| l.contains_key(QUARANTINED_LABEL))
+        .is_some_and(|l| l.contains_key(QUARANTINE_LABEL))
 }
 
 /// The pod is being deleted (`deletionTimestamp` set): endpoints drop it, so it is not available.

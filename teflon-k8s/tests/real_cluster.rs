@@ -35,11 +35,12 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use rand::Rng;
 use serde_json::json;
+use teflon_core::QUARANTINE_LABEL;
 use teflon_core::{
     Action, ActionId, Actuator, Alert, ClusterView, Outcome, PlannedAction, PodTarget, Priority,
     Releaser, WorkloadKind, WorkloadRef,
 };
-use teflon_k8s::{KubeActuator, KubeClusterView, QUARANTINED_LABEL, RecreationHandle, ViewConfig};
+use teflon_k8s::{KubeActuator, KubeClusterView, RecreationHandle, ViewConfig};
 
 type TestResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -473,7 +474,7 @@ async fn scenario(client: Client, teflon: Client, ns: &str) -> TestResult {
         "{ql:?}"
     );
     assert_eq!(
-        ql.get(QUARANTINED_LABEL).map(String::as_str),
+        ql.get(QUARANTINE_LABEL).map(String::as_str),
         Some("real-cluster-test")
     );
     assert_eq!(ql.get("forensics").map(String::as_str), Some("hold"));

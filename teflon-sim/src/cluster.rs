@@ -14,8 +14,8 @@ use teflon_core::selector::Selector;
 
 use crate::budget::IntOrPercent;
 
-/// The label `quarantine` puts on a pod (SPEC §3).
-pub const QUARANTINE_LABEL: &str = "teflon.io/quarantined";
+/// The label `quarantine` puts on a pod (SPEC §3): the one core defines.
+pub use teflon_core::QUARANTINE_LABEL;
 
 /// Replicas of the assumed-healthy workload every unknown pod belongs to (SPEC §5).
 pub const HEALTHY_REPLICAS: u32 = 3;

@@ -1,9 +1,12 @@
 //! Property tests of the engine's promises: availability is never taken below `min_available`
 //! by the engine's own actions, no pod is acted on twice, and decisions are deterministic.
 
+use std::collections::VecDeque;
+
 use proptest::prelude::*;
 
 use super::*;
+use crate::action::{Outcome, PlannedAction};
 use crate::alert::Priority;
 use crate::cluster::StaticCluster;
 

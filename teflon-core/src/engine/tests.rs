@@ -1,4 +1,5 @@
 use super::*;
+use crate::action::{Action, Outcome};
 use crate::alert::Priority;
 use crate::cluster::StaticCluster;
 

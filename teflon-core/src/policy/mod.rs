@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde_saphyr::Spanned;
 
-use crate::action::{Action, ActionKind};
+use crate::action::{Action, ActionKind, QUARANTINE_LABEL};
 use crate::alert::Alert;
 
 pub use error::{PolicyError, PolicyErrors};
@@ -550,9 +550,6 @@ impl Compiler<'_> {
         m
     }
 }
-
-/// The label Teflon puts on a quarantined pod.
-pub const QUARANTINE_LABEL: &str = "teflon.io/quarantined";
 
 fn parse_min_available(raw: &RawMinAvailable) -> Result<MinAvailable, String> {
     let hint = "expected a pod count (e.g. 1) or a percentage of desired replicas (e.g. \"50%\")";

@@ -9,9 +9,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use teflon_core::selector::Selector;
-use teflon_core::{PodSummary, WorkloadKind, WorkloadRef, WorkloadStatus, WorkloadSummary};
+use teflon_core::{
+    PodSummary, QUARANTINE_LABEL, WorkloadKind, WorkloadRef, WorkloadStatus, WorkloadSummary,
+};
 
-use super::QUARANTINED_LABEL;
 use super::wire::{
     Controller, DaemonSetWire, DeploymentWire, PdbWire, PodWire, ReplicaSetWire, ScaledWire,
     StatefulSetWire,
@@ -209,7 +210,7 @@ impl PodEntry {
             phase: w.phase.as_deref().map(PodPhase::parse),
             ready: w.ready,
             terminating: w.terminating,
-            quarantined: w.labels.contains_key(QUARANTINED_LABEL),
+            quarantined: w.labels.contains_key(QUARANTINE_LABEL),
             generation,
         }
     }

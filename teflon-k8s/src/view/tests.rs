@@ -163,7 +163,7 @@ fn a_quarantined_pod_leaves_its_workload() {
     let view = web_cluster(vec![
         web_pod("web-1", true).build(),
         web_pod("web-2", true)
-            .labels(&[(QUARANTINED_LABEL, "reap-shells")])
+            .labels(&[(QUARANTINE_LABEL, "reap-shells")])
             .build(),
     ]);
     assert_eq!(view.pod("shop", "web-2").unwrap().workload, None);
@@ -291,7 +291,7 @@ async fn the_recreation_snapshot_knows_every_current_pod_and_the_node() {
         web_pod("web-2", false).uid("u2").build(),
         web_pod("web-q", true)
             .uid("uq")
-            .labels(&[(QUARANTINED_LABEL, "p")])
+            .labels(&[(QUARANTINE_LABEL, "p")])
             .build(),
     ]);
     let (handle, _rx) = crate::recreation::RecreationHandle::spawn(view);
@@ -499,7 +499,7 @@ mod same_answers {
                 web("p-2").ready(true).terminating().build(),
                 web("p-3")
                     .ready(true)
-                    .labels(&[(QUARANTINED_LABEL, "reap")])
+                    .labels(&[(QUARANTINE_LABEL, "reap")])
                     .build(),
                 PodB::new("a", "p-4")
                     .owned_by("apps/v1", "StatefulSet", "w-2")
@@ -550,7 +550,7 @@ mod same_answers {
             web("p-7").ready(true).build(),
             web("p-7")
                 .ready(true)
-                .labels(&[(QUARANTINED_LABEL, "x")])
+                .labels(&[(QUARANTINE_LABEL, "x")])
                 .build(),
             web("p-7").ready(true).terminating().build(),
             PodB::new("b", "p-7").rs("w-2").ready(true).build(),
@@ -566,7 +566,7 @@ mod same_answers {
 
     fn labels() -> impl Strategy<Value = Option<BTreeMap<String, String>>> {
         let pair = (
-            pick(&["app", "tier", "pod-template-hash", QUARANTINED_LABEL]),
+            pick(&["app", "tier", "pod-template-hash", QUARANTINE_LABEL]),
             pick(&["web", "db", ""]),
         );
         proptest::option::weighted(
@@ -710,7 +710,7 @@ mod same_answers {
 
     fn selector_strategy() -> impl Strategy<Value = Option<LabelSelector>> {
         let expr = (
-            pick(&["app", "tier", QUARANTINED_LABEL]),
+            pick(&["app", "tier", QUARANTINE_LABEL]),
             pick(&["In", "NotIn", "Exists", "DoesNotExist", "Bogus"]),
             proptest::collection::vec(pick(&["web", "db", ""]), 0..3),
         )
@@ -975,7 +975,7 @@ fn pod_info_of_a_fetched_pod_follows_the_rules_of_pod() {
     let terminating = web_pod("web-9", true).terminating().build();
     assert!(!view.pod_info(&terminating).ready);
     let quarantined = web_pod("web-9", true)
-        .labels(&[(QUARANTINED_LABEL, "reap")])
+        .labels(&[(QUARANTINE_LABEL, "reap")])
         .build();
     assert_eq!(view.pod_info(&quarantined).workload, None);
     // A ReplicaSet the view does not hold is the workload itself.
