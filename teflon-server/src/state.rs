@@ -418,12 +418,6 @@ impl SharedState {
     pub fn is_leader(&self) -> Option<bool> {
         self.leader.as_ref().map(|rx| *rx.borrow())
     }
-
-    /// Ready: policies loaded (always, once started) and the cluster view synced. A follower
-    /// is ready too: it accepts and buffers alerts until it leads.
-    pub fn is_ready(&self) -> bool {
-        self.view.is_synced()
-    }
 }
 
 /// Assigns ids to alerts that came without one: a per-process prefix and a counter.
