@@ -47,7 +47,7 @@ pub use quarantine::{
 pub use recreation::{Recreation, RecreationHandle};
 pub use release::{KubeReleaser, RELEASED_ANNOTATION, target_of};
 pub use retry::RetryPolicy;
-pub use scale::{ScaleError, ScaleState, get_scale, scale};
+pub use scale::{KubeScaler, ScaleError, ScaleState, get_scale, scale};
 pub use view::{
     ClusterObjects, InitialList, KubeClusterView, PodPhase, PodState, QUARANTINED_LABEL,
     ViewConfig, ViewCounts, WithPod,

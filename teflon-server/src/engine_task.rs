@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use teflon_core::{ActionId, ActionKind, Decision, Engine, Outcome, PolicySet, Timestamp, Verdict};
+use teflon_core::{
+    ActionId, ActionKind, Clock, Decision, Engine, Outcome, PolicySet, Timestamp, Verdict,
+};
 use teflon_metrics::events::{
     ActionExecuted, ActionRetried, HotPath, InfectionRecorded, JournalPending, Leader, PodReaped,
     QueueDepth, RecreationObserved,
@@ -24,7 +26,7 @@ use teflon_metrics::{AttackSnapshot, SnapshotGauges};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::audit::{AuditLog, AuditRecord, AuditTail};
-use crate::cluster::{Clock, ClusterEvent, PodLookup, SharedView};
+use crate::backend::{ClusterEvent, PodLookup, SharedView};
 use crate::executor::{Done, Executor};
 use crate::journal::Journal;
 use crate::queue::{EngineMsg, Queued};

@@ -23,17 +23,17 @@
 pub mod audit;
 pub mod auth;
 pub mod autoscaler;
-pub mod cluster;
+pub mod backend;
+mod clock;
 pub mod config;
 pub mod connections;
+pub mod election;
 mod engine_task;
 mod executor;
 pub mod history;
 pub mod http_client;
 pub mod ingest;
 pub mod journal;
-#[cfg(feature = "kube")]
-pub mod kube;
 pub mod logging;
 pub mod metrics_api;
 pub mod notify;
@@ -59,7 +59,8 @@ use tokio::task::JoinHandle;
 
 pub use audit::{AuditRecord, DecisionRing};
 pub use auth::Authenticator;
-pub use cluster::{Clock, ClusterBackend, ClusterEvent, DynActuator, SharedView, tokio_clock};
+pub use backend::{ClusterBackend, ClusterEvent, SharedView};
+pub use clock::tokio_clock;
 pub use config::{
     AuthConfig, AutoscaleConfig, ClusterConfig, ClusterType, Config, LeaderElectionConfig,
     MetricsApiConfig, TlsConfig,
@@ -68,6 +69,7 @@ pub use engine_task::EngineReport;
 pub use notify::{NotifyConfig, NotifyFilter, NotifyFormat};
 pub use release::DynReleaser;
 pub use state::{Counters, SharedState, StatusSnapshot};
+pub use teflon_core::{Clock, DynActuator};
 
 use crate::audit::AuditLog;
 use crate::engine_task::{EngineTask, PolicyUpdate};
@@ -96,7 +98,7 @@ pub enum ServerError {
     Tls(#[from] serve::TlsError),
     /// The cluster backend.
     #[error(transparent)]
-    Cluster(#[from] cluster::ClusterError),
+    Cluster(#[from] backend::ClusterError),
     /// The audit log.
     #[error(transparent)]
     Audit(#[from] audit::AuditError),
@@ -113,8 +115,8 @@ pub enum ServerError {
     #[error("{0}")]
     Autoscale(String),
     /// Leader election could not start.
-    #[error("{0}")]
-    LeaderElection(String),
+    #[error(transparent)]
+    LeaderElection(#[from] election::ElectionError),
     /// The listen address.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -271,7 +273,7 @@ impl ServerBuilder {
         let cluster_rx = std::mem::replace(&mut cluster.events, mpsc::unbounded_channel().1);
         let (leader, elector) = match self.may_act {
             Some(rx) => (Some(rx), None),
-            None => start_election(&config, cluster_from_config).await?,
+            None => election::start(&config, cluster_from_config).await?,
         };
         // Without election this replica always acts; the sender is dropped on purpose (the
         // engine task stops watching a closed channel and keeps the last value).
@@ -390,7 +392,7 @@ pub struct Server {
     cluster: ClusterBackend,
     engine: Option<JoinHandle<EngineReport>>,
     engine_stop: watch::Sender<bool>,
-    elector: Option<Elector>,
+    elector: Option<election::Elector>,
     background: Vec<JoinHandle<()>>,
     http: Option<(JoinHandle<()>, watch::Sender<bool>)>,
     side: Vec<JoinHandle<()>>,
@@ -596,18 +598,6 @@ impl Drop for Server {
     }
 }
 
-/// The running Lease election (none in builds without the `kube` feature).
-#[cfg(feature = "kube")]
-type Elector = teflon_k8s::lease::LeaderElector;
-#[cfg(not(feature = "kube"))]
-#[derive(Debug)]
-struct Elector;
-
-#[cfg(not(feature = "kube"))]
-impl Elector {
-    async fn shutdown(self) {}
-}
-
 /// Open the journal in `dir` and queue what an earlier process accepted and did not record
 /// (SPEC §6): those alerts are decided first, in order, with their original receipt time.
 /// Alerts the audit log already has are only marked complete.
@@ -665,36 +655,6 @@ fn recover(
         let _ = queue.push_recovered(batch);
     }
     Ok(journal)
-}
-
-/// Start leader election when `config.leader_election` asks for it (explicitly, or by
-/// default for `cluster.type: kube` built from the configuration with `POD_NAME` set).
-async fn start_election(
-    config: &Config,
-    cluster_from_config: bool,
-) -> Result<(Option<watch::Receiver<bool>>, Option<Elector>), ServerError> {
-    let le = &config.leader_election;
-    let pod_name_set = std::env::var_os("POD_NAME").is_some_and(|v| !v.is_empty());
-    let enabled = match le.enabled {
-        Some(explicit) => explicit,
-        None => cluster_from_config && le.is_enabled(config.cluster.kind, pod_name_set),
-    };
-    if !enabled {
-        return Ok((None, None));
-    }
-    #[cfg(feature = "kube")]
-    {
-        let elector = crate::kube::elector(le)
-            .await
-            .map_err(ServerError::LeaderElection)?;
-        Ok((Some(elector.watch()), Some(elector)))
-    }
-    #[cfg(not(feature = "kube"))]
-    {
-        Err(ServerError::LeaderElection(
-            "leader_election needs the `kube` feature of teflon-server".to_owned(),
-        ))
-    }
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

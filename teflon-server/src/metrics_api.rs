@@ -34,7 +34,7 @@ use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use crate::cluster::SharedView;
+use crate::backend::SharedView;
 use crate::config::MetricsApiConfig;
 
 /// Names in the generated certificate: the Service of `deploy/custom-metrics/` and localhost.

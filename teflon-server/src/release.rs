@@ -17,7 +17,7 @@ use http::StatusCode;
 use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use serde::{Deserialize, Serialize};
 use teflon_core::{
-    ActionKind, ActiveAction, Engine, PlannedAction, Release, ReleaseCause, ReleaseOutcome,
+    ActionKind, ActiveAction, Clock, Engine, PlannedAction, Release, ReleaseCause, ReleaseOutcome,
     ReleaseTarget, Releaser, Timestamp, Verdict,
 };
 use teflon_metrics::response::ReleaseRecorded;
@@ -25,7 +25,6 @@ use tokio::sync::{mpsc, watch};
 use warp::reply::Response;
 
 use crate::audit::{AuditLog, AuditRecord};
-use crate::cluster::Clock;
 use crate::history::History;
 use crate::notify::{Facts, Notifier};
 use crate::state::{Counters, SharedState};

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde::Serialize;
-use teflon_core::{Timestamp, WorkloadStats};
+use teflon_core::{Clock, Timestamp, WorkloadStats};
 use teflon_metrics::{AttackSnapshot, Exporter};
 use tokio::sync::watch;
 
 use crate::audit::DecisionRing;
 use crate::auth::Authenticator;
-use crate::cluster::{Clock, SharedView};
+use crate::backend::SharedView;
 use crate::config::Config;
 use crate::queue::Queue;
 

@@ -162,7 +162,7 @@ struct Options {
     /// ahead, so tests that time decisions leave it off).
     journal: bool,
     /// Look up pods the view does not know.
-    lookup: Option<Arc<dyn teflon_server::cluster::PodLookup>>,
+    lookup: Option<Arc<dyn teflon_server::backend::PodLookup>>,
     http: teflon_server::config::HttpConfig,
     max_alerts_per_request: usize,
 }
@@ -426,7 +426,7 @@ struct ScriptedLookup {
     asked: Arc<Mutex<Vec<String>>>,
 }
 
-impl teflon_server::cluster::PodLookup for ScriptedLookup {
+impl teflon_server::backend::PodLookup for ScriptedLookup {
     fn lookup(
         &self,
         namespace: String,
