@@ -45,6 +45,7 @@ pub mod routes;
 pub mod scaling;
 pub mod serve;
 pub mod state;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -95,7 +96,7 @@ pub enum ServerError {
     Auth(#[from] auth::AuthError),
     /// TLS material.
     #[error(transparent)]
-    Tls(#[from] serve::TlsError),
+    Tls(#[from] tls::TlsError),
     /// The cluster backend.
     #[error(transparent)]
     Cluster(#[from] backend::ClusterError),
@@ -460,7 +461,7 @@ impl Server {
             .local_addr()
             .map_err(|source| ServerError::Bind { addr, source })?;
         let tls = match &self.state.config.tls {
-            Some(t) => Some(tokio_rustls::TlsAcceptor::from(serve::server_config(
+            Some(t) => Some(tokio_rustls::TlsAcceptor::from(tls::ingest_config(
                 t,
                 self.state.config.auth.client_ca_file.as_deref(),
                 limits.http2,
