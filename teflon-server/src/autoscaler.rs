@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use teflon_core::autoscale::{AutoscaleSpec, Autoscaler, ScaleDecision, Scaler, ScalerError};
-use teflon_core::{Clock, Timestamp, WorkloadKind, WorkloadRef};
+use teflon_core::{Clock, Timestamp, WorkloadRef};
 use teflon_metrics::AttackSnapshot;
 use teflon_metrics::custom_metrics::AutoscaleChanged;
 use tokio::sync::watch;
@@ -25,74 +25,12 @@ use crate::config::AutoscaleConfig;
 /// How often the loop evaluates when nothing else is said (the HPA's default sync period).
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(15);
 
-/// An `autoscale:` entry that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AutoscaleConfigError {
-    /// Only Deployments and StatefulSets have a `scale` subresource Teflon drives.
-    #[error(
-        "autoscale {namespace}/{name}: kind {kind:?} cannot be autoscaled (expected Deployment or StatefulSet)"
-    )]
-    UnsupportedKind {
-        /// Namespace.
-        namespace: String,
-        /// Name.
-        name: String,
-        /// The kind given.
-        kind: String,
-    },
-    /// `min_replicas` above `max_replicas`.
-    #[error(
-        "autoscale {namespace}/{name}: min_replicas {min} is above max_replicas {max} (lower min_replicas or raise max_replicas)"
-    )]
-    Bounds {
-        /// Namespace.
-        namespace: String,
-        /// Name.
-        name: String,
-        /// `min_replicas`.
-        min: u32,
-        /// `max_replicas`.
-        max: u32,
-    },
-}
+pub use crate::config::AutoscaleConfigError;
 
-/// The core autoscaling settings of one `autoscale:` entry.
-pub fn spec(config: &AutoscaleConfig) -> Result<AutoscaleSpec, AutoscaleConfigError> {
-    let kind = match config.kind.as_str() {
-        "Deployment" | "deployment" | "deployments" | "deployments.apps" => {
-            WorkloadKind::Deployment
-        }
-        "StatefulSet" | "statefulset" | "statefulsets" | "statefulsets.apps" => {
-            WorkloadKind::StatefulSet
-        }
-        other => {
-            return Err(AutoscaleConfigError::UnsupportedKind {
-                namespace: config.namespace.clone(),
-                name: config.name.clone(),
-                kind: other.to_owned(),
-            });
-        }
-    };
-    if config.min_replicas > config.max_replicas {
-        return Err(AutoscaleConfigError::Bounds {
-            namespace: config.namespace.clone(),
-            name: config.name.clone(),
-            min: config.min_replicas,
-            max: config.max_replicas,
-        });
-    }
-    Ok(AutoscaleSpec {
-        workload: WorkloadRef::new(kind, config.namespace.clone(), config.name.clone()),
-        min_replicas: config.min_replicas,
-        max_replicas: config.max_replicas,
-        cooldown: Duration::from_secs(config.cooldown_secs),
-        scale_down_stabilization: Duration::from_secs(config.scale_down_stabilization_secs),
-    })
-}
-
-/// [`spec`] for every entry; the first unusable one is the error.
+/// The core autoscaling settings of every entry ([`AutoscaleConfig::spec`]); the first
+/// unusable one is the error.
 pub fn specs(configs: &[AutoscaleConfig]) -> Result<Vec<AutoscaleSpec>, AutoscaleConfigError> {
-    configs.iter().map(spec).collect()
+    configs.iter().map(AutoscaleConfig::spec).collect()
 }
 
 /// What the loop did, for logs and tests.
@@ -248,6 +186,8 @@ mod tests {
 
     use metrics_util::debugging::DebuggingRecorder;
     use teflon_core::{ClusterView, PodInfo, WorkloadStats, WorkloadStatus};
+
+    use teflon_core::WorkloadKind;
 
     use super::*;
 
@@ -556,16 +496,16 @@ mod tests {
         let mut c = config();
         c.kind = "DaemonSet".to_owned();
         assert!(matches!(
-            spec(&c),
+            c.spec(),
             Err(AutoscaleConfigError::UnsupportedKind { .. })
         ));
         let mut c = config();
         c.min_replicas = 20;
-        let e = spec(&c).unwrap_err();
+        let e = c.spec().unwrap_err();
         assert!(e.to_string().contains("min_replicas 20"), "{e}");
         let mut c = config();
         c.kind = "StatefulSet".to_owned();
-        assert_eq!(spec(&c).unwrap().workload.kind, WorkloadKind::StatefulSet);
+        assert_eq!(c.spec().unwrap().workload.kind, WorkloadKind::StatefulSet);
     }
 
     #[tokio::test(start_paused = true)]
