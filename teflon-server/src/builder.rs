@@ -16,12 +16,13 @@ use crate::auth::Authenticator;
 use crate::backend::ClusterBackend;
 use crate::clock::tokio_clock;
 use crate::config::Config;
-use crate::engine_task::{EngineReport, EngineTask, PolicyUpdate};
+use crate::engine_task::{EngineTask, PolicyUpdate};
 use crate::error::ServerError;
 use crate::queue::{self, Queue};
 use crate::reload::{self, Reloader};
 use crate::server::Server;
 use crate::state::{self, Counters, SharedState, StatusSnapshot};
+use crate::tally::Tally;
 use crate::{autoscaler, election, executor, journal, notify, release};
 
 /// Decisions kept for `GET /v1/decisions`.
@@ -207,10 +208,9 @@ impl ServerBuilder {
             audit,
             snapshot_tx,
             status_tx,
-            counters: counters.clone(),
+            tally: Tally::new(counters.clone()),
             policy_status,
             gauges: SnapshotGauges::new(),
-            hot: teflon_metrics::events::HotPath::new(),
             pending: HashMap::new(),
             deferred_received: HashMap::new(),
             journal,
@@ -223,7 +223,6 @@ impl ServerBuilder {
             lookup_backoff: Duration::ZERO,
             last_publish: None,
             dirty: false,
-            report: EngineReport::default(),
             lifecycle: lifecycle.clone(),
             releases_rx,
         };

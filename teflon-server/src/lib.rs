@@ -48,6 +48,7 @@ pub mod scaling;
 pub mod serve;
 mod server;
 pub mod state;
+mod tally;
 pub mod tls;
 
 pub use audit::{AuditRecord, DecisionRing};
@@ -59,10 +60,10 @@ pub use config::{
     AuthConfig, AutoscaleConfig, ClusterConfig, ClusterType, Config, LeaderElectionConfig,
     MetricsApiConfig, TlsConfig,
 };
-pub use engine_task::EngineReport;
 pub use error::ServerError;
 pub use notify::{NotifyConfig, NotifyFilter, NotifyFormat};
 pub use release::DynReleaser;
 pub use server::{Server, ShutdownReport, load_policies, run, shutdown_signal};
 pub use state::{Counters, SharedState, StatusSnapshot};
+pub use tally::EngineReport;
 pub use teflon_core::{Clock, DynActuator};

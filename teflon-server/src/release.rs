@@ -136,14 +136,13 @@ impl Lifecycle {
         }
     }
 
-    /// An executed action (from the engine task): into the history, and to the webhooks.
+    /// An executed action (from the engine task, after its audit line): into the history.
     pub(crate) fn executed(&self, plan: &PlannedAction, record: &AuditRecord) {
         let undo = match (&self.releaser, record.outcome) {
             (Some(r), Some("success")) => r.target_of(plan),
             _ => None,
         };
         self.history.action(plan, record, undo);
-        self.notifier.decision(&record.decision, &record.tail());
     }
 }
 

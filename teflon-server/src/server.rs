@@ -12,9 +12,9 @@ use tokio::task::JoinHandle;
 use crate::backend::ClusterBackend;
 use crate::builder::ServerBuilder;
 use crate::config::Config;
-use crate::engine_task::EngineReport;
 use crate::error::ServerError;
 use crate::state::{Counters, SharedState};
+use crate::tally::EngineReport;
 use crate::{autoscaler, connections, election, metrics_api, notify, reload, routes, serve, tls};
 
 /// How a server ended.
