@@ -8,14 +8,12 @@ use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 use std::future::Future;
-use std::sync::Arc;
-use std::time::SystemTime;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use teflon_core::autoscale::{ScaleDecision, Scaler, ScalerError};
 use teflon_core::{WorkloadKind, WorkloadRef};
 
-use crate::events::{Clock, EventRecorder, EventSpec, default_reporting_instance, truncate};
+use crate::events::{EventRecorder, EventSpec};
 use crate::retry::{CallError, RetryPolicy, with_retry};
 
 /// Why reading or changing a scale failed.
@@ -140,26 +138,9 @@ impl KubeScaler {
     /// (else `HOSTNAME`) as the reporting instance.
     pub fn new(client: Client) -> Self {
         KubeScaler {
-            events: EventRecorder {
-                client: client.clone(),
-                instance: default_reporting_instance(),
-                clock: Arc::new(SystemTime::now),
-                retry: RetryPolicy::events(),
-            },
+            events: EventRecorder::new(client.clone()),
             client,
         }
-    }
-
-    /// Set the Events' `reportingInstance`.
-    pub fn with_reporting_instance(mut self, instance: impl Into<String>) -> Self {
-        self.events.instance = truncate(&instance.into(), 128);
-        self
-    }
-
-    /// Read Event times from `clock` (tests pin it).
-    pub fn with_clock(mut self, clock: Clock) -> Self {
-        self.events.clock = clock;
-        self
     }
 
     fn event(d: &ScaleDecision) -> EventSpec {

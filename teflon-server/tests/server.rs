@@ -1781,33 +1781,27 @@ async fn autoscale_with_a_backend_that_cannot_scale_fails_at_start_before_anythi
         cooldown_secs: 60,
         scale_down_stabilization_secs: 300,
     }];
-    let (backend, _events) = ClusterBackend::custom(
-        Arc::new(StaticCluster::new().deployment("default", "web", 6, 6)),
-        Arc::new(Recorder::default()),
-    );
-    let err = Server::builder(config.clone())
-        .cluster(backend)
-        .without_exporter()
-        .without_journal()
-        .start()
-        .await
-        .unwrap_err();
+    // A backend with no scaler.
+    let start = |config: Config| async move {
+        let (backend, _events) = ClusterBackend::custom(
+            Arc::new(StaticCluster::new().deployment("default", "web", 6, 6)),
+            Arc::new(Recorder::default()),
+        );
+        Server::builder(config)
+            .cluster(backend)
+            .without_exporter()
+            .without_journal()
+            .start()
+            .await
+            .unwrap_err()
+    };
+    let err = start(config.clone()).await;
     assert!(matches!(err, teflon_server::ServerError::NoScaler), "{err}");
 
     // An entry a configuration built in code got wrong is refused at start too, with the
     // same rule as the file's.
     config.autoscale[0].kind = "DaemonSet".to_owned();
-    let (backend, _events) = ClusterBackend::custom(
-        Arc::new(StaticCluster::new().deployment("default", "web", 6, 6)),
-        Arc::new(Recorder::default()),
-    );
-    let err = Server::builder(config)
-        .cluster(backend)
-        .without_exporter()
-        .without_journal()
-        .start()
-        .await
-        .unwrap_err();
+    let err = start(config).await;
     assert!(
         matches!(err, teflon_server::ServerError::Autoscale(_)),
         "{err}"
