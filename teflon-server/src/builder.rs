@@ -50,6 +50,22 @@ impl std::fmt::Debug for ServerBuilder {
     }
 }
 
+impl Server {
+    /// Start setting up a server for `config`.
+    pub fn builder(config: Config) -> ServerBuilder {
+        ServerBuilder {
+            config,
+            cluster: None,
+            exporter: None,
+            install_exporter: true,
+            clock: None,
+            authenticator: None,
+            may_act: None,
+            journal: true,
+        }
+    }
+}
+
 impl ServerBuilder {
     /// Use this cluster instead of the one `config.cluster` describes.
     pub fn cluster(mut self, cluster: ClusterBackend) -> Self {

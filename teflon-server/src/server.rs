@@ -10,7 +10,6 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::backend::ClusterBackend;
-use crate::builder::ServerBuilder;
 use crate::config::Config;
 use crate::error::ServerError;
 use crate::state::{Counters, SharedState};
@@ -52,20 +51,6 @@ impl std::fmt::Debug for Server {
 }
 
 impl Server {
-    /// Start setting up a server for `config`.
-    pub fn builder(config: Config) -> ServerBuilder {
-        ServerBuilder {
-            config,
-            cluster: None,
-            exporter: None,
-            install_exporter: true,
-            clock: None,
-            authenticator: None,
-            may_act: None,
-            journal: true,
-        }
-    }
-
     /// What the routes, the custom-metrics API and the autoscaler share.
     pub fn state(&self) -> &SharedState {
         &self.state
