@@ -267,6 +267,25 @@ pub trait Actuator {
     fn execute(&self, action: &PlannedAction) -> impl Future<Output = Executed> + Send;
 }
 
+/// An object-safe [`Actuator`], so adapters can hold any of them behind one pointer
+/// (`Arc<dyn DynActuator>`). Every `Actuator + Send + Sync` is one.
+pub trait DynActuator: Send + Sync {
+    /// Execute `action` and say how it went.
+    fn execute_boxed<'a>(
+        &'a self,
+        action: &'a PlannedAction,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Executed> + Send + 'a>>;
+}
+
+impl<T: Actuator + Send + Sync> DynActuator for T {
+    fn execute_boxed<'a>(
+        &'a self,
+        action: &'a PlannedAction,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Executed> + Send + 'a>> {
+        Box::pin(self.execute(action))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

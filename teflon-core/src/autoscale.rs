@@ -9,6 +9,8 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cluster::WorkloadRef;
@@ -43,6 +45,25 @@ pub struct ScaleDecision {
     pub reason: String,
 }
 
+/// Why a [`Scaler`] could not read or change a workload's replicas.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScalerError {
+    /// Only Deployments and StatefulSets are scaled.
+    #[error("{0} cannot be scaled (only Deployment and StatefulSet are supported)")]
+    Unsupported(WorkloadRef),
+    /// The workload does not exist.
+    #[error("{0} not found")]
+    NotFound(WorkloadRef),
+    /// The backend refused or did not answer (after its own retries).
+    #[error("scale {workload}: {message}")]
+    Failed {
+        /// The workload.
+        workload: WorkloadRef,
+        /// What the backend said.
+        message: String,
+    },
+}
+
 /// The write port for scaling: the `scale` subresource, or the simulated cluster.
 pub trait Scaler {
     /// Set `workload`'s desired replicas.
@@ -50,7 +71,7 @@ pub trait Scaler {
         &self,
         workload: &WorkloadRef,
         replicas: u32,
-    ) -> impl Future<Output = Result<(), String>> + Send;
+    ) -> impl Future<Output = Result<(), ScalerError>> + Send;
 
     /// `workload`'s desired replicas as the write side sees them (the `scale` subresource's
     /// `spec.replicas`), when it can read them; `Ok(None)` lets the caller fall back to its
@@ -58,7 +79,7 @@ pub trait Scaler {
     fn current_replicas(
         &self,
         workload: &WorkloadRef,
-    ) -> impl Future<Output = Result<Option<u32>, String>> + Send {
+    ) -> impl Future<Output = Result<Option<u32>, ScalerError>> + Send {
         let _ = workload;
         std::future::ready(Ok(None))
     }
@@ -68,6 +89,70 @@ pub trait Scaler {
     fn announce(&self, decision: &ScaleDecision) -> impl Future<Output = ()> + Send {
         let _ = decision;
         std::future::ready(())
+    }
+}
+
+/// A boxed future of a [`DynScaler`].
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// An object-safe [`Scaler`], so adapters can hold any of them behind one pointer
+/// (`Arc<dyn DynScaler>`, itself a [`Scaler`]). Every `Scaler + Send + Sync` is one.
+pub trait DynScaler: Send + Sync {
+    /// [`Scaler::scale`].
+    fn scale_boxed<'a>(
+        &'a self,
+        workload: &'a WorkloadRef,
+        replicas: u32,
+    ) -> BoxFuture<'a, Result<(), ScalerError>>;
+    /// [`Scaler::current_replicas`].
+    fn current_replicas_boxed<'a>(
+        &'a self,
+        workload: &'a WorkloadRef,
+    ) -> BoxFuture<'a, Result<Option<u32>, ScalerError>>;
+    /// [`Scaler::announce`].
+    fn announce_boxed<'a>(&'a self, decision: &'a ScaleDecision) -> BoxFuture<'a, ()>;
+}
+
+impl<T: Scaler + Send + Sync> DynScaler for T {
+    fn scale_boxed<'a>(
+        &'a self,
+        workload: &'a WorkloadRef,
+        replicas: u32,
+    ) -> BoxFuture<'a, Result<(), ScalerError>> {
+        Box::pin(self.scale(workload, replicas))
+    }
+    fn current_replicas_boxed<'a>(
+        &'a self,
+        workload: &'a WorkloadRef,
+    ) -> BoxFuture<'a, Result<Option<u32>, ScalerError>> {
+        Box::pin(self.current_replicas(workload))
+    }
+    fn announce_boxed<'a>(&'a self, decision: &'a ScaleDecision) -> BoxFuture<'a, ()> {
+        Box::pin(self.announce(decision))
+    }
+}
+
+// The futures own what they borrow: an opaque type cannot name the intersection of the
+// `self` and argument lifetimes the boxed methods take.
+impl Scaler for Arc<dyn DynScaler + '_> {
+    fn scale(
+        &self,
+        workload: &WorkloadRef,
+        replicas: u32,
+    ) -> impl Future<Output = Result<(), ScalerError>> + Send {
+        let (this, workload) = (self.clone(), workload.clone());
+        async move { this.scale_boxed(&workload, replicas).await }
+    }
+    fn current_replicas(
+        &self,
+        workload: &WorkloadRef,
+    ) -> impl Future<Output = Result<Option<u32>, ScalerError>> + Send {
+        let (this, workload) = (self.clone(), workload.clone());
+        async move { this.current_replicas_boxed(&workload).await }
+    }
+    fn announce(&self, decision: &ScaleDecision) -> impl Future<Output = ()> + Send {
+        let (this, decision) = (self.clone(), decision.clone());
+        async move { this.announce_boxed(&decision).await }
     }
 }
 

@@ -25,8 +25,8 @@ pub mod selector;
 pub mod time;
 
 pub use action::{
-    Action, ActionId, ActionKind, Actuator, Executed, Outcome, PlannedAction, PodTarget,
-    QUARANTINE_LABEL, Resolved,
+    Action, ActionId, ActionKind, Actuator, DynActuator, Executed, Outcome, PlannedAction,
+    PodTarget, QUARANTINE_LABEL, Resolved,
 };
 pub use alert::{Alert, FieldValue, Fields, Priority, PriorityError, Target};
 pub use cluster::{
@@ -39,7 +39,7 @@ pub use engine::{DeferralInfo, Engine, EngineConfig};
 pub use ledger::{Hit, WorkloadStats};
 pub use policy::{Guard, MinAvailable, Policy, PolicyError, PolicyErrors, PolicySet};
 pub use release::{ActiveAction, Release, ReleaseCause, ReleaseOutcome, ReleaseTarget, Releaser};
-pub use time::Timestamp;
+pub use time::{Clock, Timestamp};
 
 #[cfg(any(test, feature = "test-util"))]
 pub use alert::AlertBuilder;

@@ -7,6 +7,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+/// Where adapters read "now" from (the server's clock, the simulated cluster's, a fixed one
+/// in tests). Core itself never calls one: its callers pass the time in.
+pub type Clock = std::sync::Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
 /// A point in time, nanoseconds since the Unix epoch (UTC).
 ///
 /// Falco spells alert times as RFC 3339 with up to nine fractional digits; this keeps all of them.

@@ -169,15 +169,17 @@ impl Actuator for KubeActuator {
             action = %a.action.kind(), namespace = %a.pod.namespace, pod = %a.pod.name,
             policy = %a.policy, outcome = %outcome, attempts, "action executed"
         );
-        self.events
-            .record(EventSpec {
-                regarding: regarding(a),
-                action: a.action.kind().as_str().to_owned(),
-                reason: a.policy.to_string(),
-                note: event_note(a, &outcome),
-                warning: !matches!(outcome, Outcome::Success | Outcome::Gone),
-            })
-            .await;
+        // Off the outcome's path: the outcome (and its audit record) does not wait for the
+        // Events API, whose failure never changes it anyway.
+        let events = self.events.clone();
+        let event = EventSpec {
+            regarding: regarding(a),
+            action: a.action.kind().as_str().to_owned(),
+            reason: a.policy.to_string(),
+            note: event_note(a, &outcome),
+            warning: !matches!(outcome, Outcome::Success | Outcome::Gone),
+        };
+        tokio::spawn(async move { events.record(event).await });
         if outcome == Outcome::Success
             && a.action.kind().is_disruptive()
             && let (Some(r), Some(before)) = (&self.recreation, before)

@@ -69,6 +69,17 @@ impl fmt::Debug for EventRecorder {
 }
 
 impl EventRecorder {
+    /// Events through `client`, naming `POD_NAME` (else `HOSTNAME`) as the reporting
+    /// instance, timed by the system clock, retried as [`RetryPolicy::events`].
+    pub(crate) fn new(client: Client) -> Self {
+        EventRecorder {
+            client,
+            instance: default_reporting_instance(),
+            clock: Arc::new(SystemTime::now),
+            retry: RetryPolicy::events(),
+        }
+    }
+
     pub(crate) fn build(&self, spec: EventSpec) -> Event {
         let now = (self.clock)();
         let ts = Timestamp::try_from(now).unwrap_or(Timestamp::UNIX_EPOCH);

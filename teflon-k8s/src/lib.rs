@@ -50,7 +50,7 @@ pub use quarantine::{QuarantineRecord, network_policy_name};
 pub use recreation::{Recreation, RecreationHandle};
 pub use release::{KubeReleaser, target_of};
 pub use retry::RetryPolicy;
-pub use scale::{ScaleError, ScaleState, get_scale, scale};
+pub use scale::{KubeScaler, ScaleError, ScaleState, get_scale, scale};
 pub use view::{
     ClusterObjects, InitialList, KubeClusterView, PodPhase, PodState, ViewConfig, ViewCounts,
     WithPod,

@@ -1,13 +1,19 @@
 //! `scale`: read and set the replicas of a Deployment or StatefulSet through its `scale`
-//! subresource (used by the autoscaler).
+//! subresource, and [`KubeScaler`], the autoscaler's [`Scaler`] of a real cluster (one
+//! `events.k8s.io/v1` Event per change, through the actions' [`EventRecorder`]).
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v1::Scale;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
+use std::future::Future;
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use teflon_core::autoscale::{ScaleDecision, Scaler, ScalerError};
 use teflon_core::{WorkloadKind, WorkloadRef};
 
+use crate::events::{EventRecorder, EventSpec};
 use crate::retry::{CallError, RetryPolicy, with_retry};
 
 /// Why reading or changing a scale failed.
@@ -98,4 +104,102 @@ pub async fn scale(
         _ => return Err(ScaleError::Unsupported(workload.clone())),
     };
     result.map(|s| state(&s)).map_err(|e| map_err(workload, e))
+}
+
+impl From<ScaleError> for ScalerError {
+    fn from(e: ScaleError) -> Self {
+        match e {
+            ScaleError::Unsupported(w) => ScalerError::Unsupported(w),
+            ScaleError::NotFound(w) => ScalerError::NotFound(w),
+            ScaleError::Api { workload, message } => ScalerError::Failed { workload, message },
+        }
+    }
+}
+
+/// The [`Scaler`] of a real cluster: the `scale` subresource of Deployments and StatefulSets,
+/// current replicas from it, and an `events.k8s.io/v1` Event per change (`AttackScaleUp` /
+/// `AttackScaleDown`, regarding the workload).
+#[derive(Clone)]
+pub struct KubeScaler {
+    client: Client,
+    events: EventRecorder,
+}
+
+impl std::fmt::Debug for KubeScaler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeScaler")
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KubeScaler {
+    /// Scale through `client` (build it with [`crate::client`]); Events name `POD_NAME`
+    /// (else `HOSTNAME`) as the reporting instance.
+    pub fn new(client: Client) -> Self {
+        KubeScaler {
+            events: EventRecorder::new(client.clone()),
+            client,
+        }
+    }
+
+    fn event(d: &ScaleDecision) -> EventSpec {
+        let w = &d.workload;
+        EventSpec {
+            regarding: ObjectReference {
+                api_version: w.kind.api_version().map(str::to_owned),
+                kind: Some(w.kind.as_str().to_owned()),
+                name: Some(w.name.clone()),
+                namespace: Some(w.namespace.clone()),
+                ..ObjectReference::default()
+            },
+            action: "Scale".to_owned(),
+            reason: if d.to > d.from {
+                "AttackScaleUp"
+            } else {
+                "AttackScaleDown"
+            }
+            .to_owned(),
+            note: format!("replicas {} -> {}: {}", d.from, d.to, d.reason),
+            warning: false,
+        }
+    }
+}
+
+impl Scaler for KubeScaler {
+    fn scale(
+        &self,
+        workload: &WorkloadRef,
+        replicas: u32,
+    ) -> impl Future<Output = Result<(), ScalerError>> + Send {
+        let client = self.client.clone();
+        let workload = workload.clone();
+        async move {
+            scale(&client, &workload, replicas)
+                .await
+                .map(|_| ())
+                .map_err(ScalerError::from)
+        }
+    }
+
+    fn current_replicas(
+        &self,
+        workload: &WorkloadRef,
+    ) -> impl Future<Output = Result<Option<u32>, ScalerError>> + Send {
+        let client = self.client.clone();
+        let workload = workload.clone();
+        async move {
+            match get_scale(&client, &workload).await {
+                Ok(s) => Ok(Some(s.desired)),
+                Err(ScaleError::NotFound(_)) => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        }
+    }
+
+    fn announce(&self, decision: &ScaleDecision) -> impl Future<Output = ()> + Send {
+        let events = self.events.clone();
+        let spec = Self::event(decision);
+        async move { events.record(spec).await }
+    }
 }

@@ -3,7 +3,7 @@
 //! pure [`Autoscaler`] what to do, and apply it through a [`Scaler`] (the `scale` subresource,
 //! or the simulated cluster). Each change is logged, counted in
 //! `teflon_autoscale_changes_total{namespace,workload,direction}` and announced through
-//! [`Scaler::announce`] (a Kubernetes Event for the kube scaler).
+//! [`Scaler::announce`] (a Kubernetes Event for `teflon_k8s::KubeScaler`).
 //!
 //! Time comes from the server's [`Clock`], which follows tokio's clock, so the loop runs
 //! unchanged under `#[tokio::test(start_paused = true)]`.
@@ -12,87 +12,25 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use teflon_core::autoscale::{AutoscaleSpec, Autoscaler, ScaleDecision, Scaler};
-use teflon_core::{Timestamp, WorkloadKind, WorkloadRef};
+use teflon_core::autoscale::{AutoscaleSpec, Autoscaler, ScaleDecision, Scaler, ScalerError};
+use teflon_core::{Clock, Timestamp, WorkloadRef};
 use teflon_metrics::AttackSnapshot;
 use teflon_metrics::custom_metrics::AutoscaleChanged;
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
-use crate::cluster::{Clock, SharedView};
+use crate::backend::SharedView;
 use crate::config::AutoscaleConfig;
 
 /// How often the loop evaluates when nothing else is said (the HPA's default sync period).
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(15);
 
-/// An `autoscale:` entry that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AutoscaleConfigError {
-    /// Only Deployments and StatefulSets have a `scale` subresource Teflon drives.
-    #[error(
-        "autoscale {namespace}/{name}: kind {kind:?} cannot be autoscaled (expected Deployment or StatefulSet)"
-    )]
-    UnsupportedKind {
-        /// Namespace.
-        namespace: String,
-        /// Name.
-        name: String,
-        /// The kind given.
-        kind: String,
-    },
-    /// `min_replicas` above `max_replicas`.
-    #[error(
-        "autoscale {namespace}/{name}: min_replicas {min} is above max_replicas {max} (lower min_replicas or raise max_replicas)"
-    )]
-    Bounds {
-        /// Namespace.
-        namespace: String,
-        /// Name.
-        name: String,
-        /// `min_replicas`.
-        min: u32,
-        /// `max_replicas`.
-        max: u32,
-    },
-}
+pub use crate::config::AutoscaleConfigError;
 
-/// The core autoscaling settings of one `autoscale:` entry.
-pub fn spec(config: &AutoscaleConfig) -> Result<AutoscaleSpec, AutoscaleConfigError> {
-    let kind = match config.kind.as_str() {
-        "Deployment" | "deployment" | "deployments" | "deployments.apps" => {
-            WorkloadKind::Deployment
-        }
-        "StatefulSet" | "statefulset" | "statefulsets" | "statefulsets.apps" => {
-            WorkloadKind::StatefulSet
-        }
-        other => {
-            return Err(AutoscaleConfigError::UnsupportedKind {
-                namespace: config.namespace.clone(),
-                name: config.name.clone(),
-                kind: other.to_owned(),
-            });
-        }
-    };
-    if config.min_replicas > config.max_replicas {
-        return Err(AutoscaleConfigError::Bounds {
-            namespace: config.namespace.clone(),
-            name: config.name.clone(),
-            min: config.min_replicas,
-            max: config.max_replicas,
-        });
-    }
-    Ok(AutoscaleSpec {
-        workload: WorkloadRef::new(kind, config.namespace.clone(), config.name.clone()),
-        min_replicas: config.min_replicas,
-        max_replicas: config.max_replicas,
-        cooldown: Duration::from_secs(config.cooldown_secs),
-        scale_down_stabilization: Duration::from_secs(config.scale_down_stabilization_secs),
-    })
-}
-
-/// [`spec`] for every entry; the first unusable one is the error.
+/// The core autoscaling settings of every entry ([`AutoscaleConfig::spec`]); the first
+/// unusable one is the error.
 pub fn specs(configs: &[AutoscaleConfig]) -> Result<Vec<AutoscaleSpec>, AutoscaleConfigError> {
-    configs.iter().map(spec).collect()
+    configs.iter().map(AutoscaleConfig::spec).collect()
 }
 
 /// What the loop did, for logs and tests.
@@ -145,7 +83,7 @@ impl<S: Scaler + Sync> AutoscaleLoop<S> {
         &self.scaler
     }
 
-    async fn current_replicas(&self, workload: &WorkloadRef) -> Result<Option<u32>, String> {
+    async fn current_replicas(&self, workload: &WorkloadRef) -> Result<Option<u32>, ScalerError> {
         match self.scaler.current_replicas(workload).await? {
             Some(n) => Ok(Some(n)),
             None => Ok(self.view.workload(workload).map(|s| s.desired)),
@@ -241,118 +179,6 @@ pub async fn run<S: Scaler + Send + Sync>(
     lp.report()
 }
 
-/// The [`Scaler`] of a real cluster: the `scale` subresource of Deployments and StatefulSets
-/// (teflon-k8s), current replicas from it, and an `events.k8s.io/v1` Event per change.
-#[cfg(feature = "kube")]
-#[derive(Clone)]
-pub struct KubeScaler {
-    client: ::kube::Client,
-    instance: String,
-}
-
-#[cfg(feature = "kube")]
-impl std::fmt::Debug for KubeScaler {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KubeScaler")
-            .field("instance", &self.instance)
-            .finish_non_exhaustive()
-    }
-}
-
-#[cfg(feature = "kube")]
-impl KubeScaler {
-    /// Scale through `client`.
-    pub fn new(client: ::kube::Client) -> Self {
-        KubeScaler {
-            client,
-            instance: teflon_k8s::default_reporting_instance(),
-        }
-    }
-
-    fn event(&self, d: &ScaleDecision) -> k8s_openapi::api::events::v1::Event {
-        use k8s_openapi::api::core::v1::ObjectReference;
-        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-        let now = k8s_openapi::jiff::Timestamp::now();
-        let w = &d.workload;
-        k8s_openapi::api::events::v1::Event {
-            metadata: ObjectMeta {
-                name: Some(format!("{}.{:x}", w.name, now.as_nanosecond())),
-                namespace: Some(w.namespace.clone()),
-                ..ObjectMeta::default()
-            },
-            event_time: Some(MicroTime(now)),
-            action: Some("Scale".to_owned()),
-            reason: Some(
-                if d.to > d.from {
-                    "AttackScaleUp"
-                } else {
-                    "AttackScaleDown"
-                }
-                .to_owned(),
-            ),
-            note: Some(format!("replicas {} -> {}: {}", d.from, d.to, d.reason)),
-            regarding: Some(ObjectReference {
-                api_version: Some("apps/v1".to_owned()),
-                kind: Some(w.kind.as_str().to_owned()),
-                name: Some(w.name.clone()),
-                namespace: Some(w.namespace.clone()),
-                ..ObjectReference::default()
-            }),
-            reporting_controller: Some(teflon_k8s::REPORTING_CONTROLLER.to_owned()),
-            reporting_instance: Some(self.instance.clone()),
-            type_: Some("Normal".to_owned()),
-            ..k8s_openapi::api::events::v1::Event::default()
-        }
-    }
-}
-
-#[cfg(feature = "kube")]
-impl Scaler for KubeScaler {
-    fn scale(
-        &self,
-        workload: &WorkloadRef,
-        replicas: u32,
-    ) -> impl Future<Output = Result<(), String>> + Send {
-        let client = self.client.clone();
-        let workload = workload.clone();
-        async move {
-            teflon_k8s::scale(&client, &workload, replicas)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        }
-    }
-
-    fn current_replicas(
-        &self,
-        workload: &WorkloadRef,
-    ) -> impl Future<Output = Result<Option<u32>, String>> + Send {
-        let client = self.client.clone();
-        let workload = workload.clone();
-        async move {
-            match teflon_k8s::get_scale(&client, &workload).await {
-                Ok(s) => Ok(Some(s.desired)),
-                Err(teflon_k8s::ScaleError::NotFound(_)) => Ok(None),
-                Err(e) => Err(e.to_string()),
-            }
-        }
-    }
-
-    fn announce(&self, decision: &ScaleDecision) -> impl Future<Output = ()> + Send {
-        let event = self.event(decision);
-        let api: ::kube::Api<k8s_openapi::api::events::v1::Event> =
-            ::kube::Api::namespaced(self.client.clone(), &decision.workload.namespace);
-        async move {
-            if let Err(error) = api
-                .create(&::kube::api::PostParams::default(), &event)
-                .await
-            {
-                tracing::debug!(%error, "autoscale: could not record the Event");
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -360,6 +186,8 @@ mod tests {
 
     use metrics_util::debugging::DebuggingRecorder;
     use teflon_core::{ClusterView, PodInfo, WorkloadStats, WorkloadStatus};
+
+    use teflon_core::WorkloadKind;
 
     use super::*;
 
@@ -398,13 +226,16 @@ mod tests {
             &self,
             workload: &WorkloadRef,
             replicas: u32,
-        ) -> impl Future<Output = Result<(), String>> + Send {
+        ) -> impl Future<Output = Result<(), ScalerError>> + Send {
             let result = if self
                 .cluster
                 .refuse
                 .load(std::sync::atomic::Ordering::SeqCst)
             {
-                Err("forbidden".to_owned())
+                Err(ScalerError::Failed {
+                    workload: workload.clone(),
+                    message: "forbidden".to_owned(),
+                })
             } else {
                 self.cluster
                     .desired
@@ -475,7 +306,7 @@ mod tests {
     fn start(replicas: u32) -> Harness {
         let cluster = Arc::new(FakeCluster::default());
         cluster.desired.lock().unwrap().insert(web(), replicas);
-        let clock = crate::cluster::tokio_clock();
+        let clock = crate::tokio_clock();
         let (snapshot, rx) = watch::channel(snapshot(None, clock()));
         let (stop, mut stop_rx) = watch::channel(false);
         let scaler = FakeScaler {
@@ -665,16 +496,16 @@ mod tests {
         let mut c = config();
         c.kind = "DaemonSet".to_owned();
         assert!(matches!(
-            spec(&c),
+            c.spec(),
             Err(AutoscaleConfigError::UnsupportedKind { .. })
         ));
         let mut c = config();
         c.min_replicas = 20;
-        let e = spec(&c).unwrap_err();
+        let e = c.spec().unwrap_err();
         assert!(e.to_string().contains("min_replicas 20"), "{e}");
         let mut c = config();
         c.kind = "StatefulSet".to_owned();
-        assert_eq!(spec(&c).unwrap().workload.kind, WorkloadKind::StatefulSet);
+        assert_eq!(c.spec().unwrap().workload.kind, WorkloadKind::StatefulSet);
     }
 
     #[tokio::test(start_paused = true)]

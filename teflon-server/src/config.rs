@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
+use teflon_core::autoscale::AutoscaleSpec;
+use teflon_core::{WorkloadKind, WorkloadRef};
 
 /// The default ingest address.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:2804";
@@ -526,6 +528,73 @@ pub struct AutoscaleConfig {
     pub scale_down_stabilization_secs: u64,
 }
 
+/// An `autoscale:` entry that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AutoscaleConfigError {
+    /// Only Deployments and StatefulSets have a `scale` subresource Teflon drives.
+    #[error(
+        "autoscale {namespace}/{name}: kind {kind:?} cannot be autoscaled (expected Deployment or StatefulSet)"
+    )]
+    UnsupportedKind {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// The kind given.
+        kind: String,
+    },
+    /// `min_replicas` above `max_replicas`.
+    #[error(
+        "autoscale {namespace}/{name}: min_replicas {min} is above max_replicas {max} (lower min_replicas or raise max_replicas)"
+    )]
+    Bounds {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// `min_replicas`.
+        min: u32,
+        /// `max_replicas`.
+        max: u32,
+    },
+}
+
+impl AutoscaleConfig {
+    /// The core autoscaling settings of this entry: the one check of `autoscale:` entries,
+    /// run when the file is parsed and again when a server starts (a configuration built in
+    /// code skips the parse).
+    pub fn spec(&self) -> Result<AutoscaleSpec, AutoscaleConfigError> {
+        let kind = match self.kind.as_str() {
+            "Deployment" => WorkloadKind::Deployment,
+            "StatefulSet" => WorkloadKind::StatefulSet,
+            other => {
+                return Err(AutoscaleConfigError::UnsupportedKind {
+                    namespace: self.namespace.clone(),
+                    name: self.name.clone(),
+                    kind: other.to_owned(),
+                });
+            }
+        };
+        if self.min_replicas > self.max_replicas {
+            return Err(AutoscaleConfigError::Bounds {
+                namespace: self.namespace.clone(),
+                name: self.name.clone(),
+                min: self.min_replicas,
+                max: self.max_replicas,
+            });
+        }
+        Ok(AutoscaleSpec {
+            workload: WorkloadRef::new(kind, self.namespace.clone(), self.name.clone()),
+            min_replicas: self.min_replicas,
+            max_replicas: self.max_replicas,
+            cooldown: std::time::Duration::from_secs(self.cooldown_secs),
+            scale_down_stabilization: std::time::Duration::from_secs(
+                self.scale_down_stabilization_secs,
+            ),
+        })
+    }
+}
+
 impl Config {
     /// Read and validate a configuration file.
     pub fn load(path: &Path) -> Result<Config> {
@@ -626,18 +695,7 @@ impl Config {
             ));
         }
         for s in &self.autoscale {
-            if !matches!(s.kind.as_str(), "Deployment" | "StatefulSet") {
-                return Err(invalid(format!(
-                    "autoscale {}/{}: kind {:?} cannot be scaled (expected Deployment or StatefulSet)",
-                    s.namespace, s.name, s.kind
-                )));
-            }
-            if s.min_replicas > s.max_replicas {
-                return Err(invalid(format!(
-                    "autoscale {}/{}: min_replicas {} is above max_replicas {}",
-                    s.namespace, s.name, s.min_replicas, s.max_replicas
-                )));
-            }
+            s.spec().map_err(|e| invalid(e.to_string()))?;
         }
         Ok(())
     }

@@ -15,20 +15,23 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use teflon_core::{ActionId, ActionKind, Decision, Engine, Outcome, PolicySet, Timestamp, Verdict};
+use teflon_core::{
+    ActionId, ActionKind, Clock, Decision, DecisionRecord, Engine, Outcome, PolicySet, Timestamp,
+    Verdict,
+};
 use teflon_metrics::events::{
-    ActionExecuted, ActionRetried, HotPath, InfectionRecorded, JournalPending, Leader, PodReaped,
-    QueueDepth, RecreationObserved,
+    InfectionRecorded, JournalPending, Leader, QueueDepth, RecreationObserved,
 };
 use teflon_metrics::{AttackSnapshot, SnapshotGauges};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::audit::{AuditLog, AuditRecord, AuditTail};
-use crate::cluster::{Clock, ClusterEvent, PodLookup, SharedView};
+use crate::backend::{ClusterEvent, PodLookup, SharedView};
 use crate::executor::{Done, Executor};
 use crate::journal::Journal;
 use crate::queue::{EngineMsg, Queued};
-use crate::state::{Counters, DeferralStatus, PolicyStatus, StatusSnapshot, WorkloadStatusLine};
+use crate::state::{DeferralStatus, PolicyStatus, StatusSnapshot, WorkloadStatusLine};
+use crate::tally::{EngineReport, Tally};
 
 /// How often deferrals are re-checked and the snapshot refreshed without other activity.
 pub(crate) const TICK: Duration = Duration::from_secs(1);
@@ -70,21 +73,6 @@ pub(crate) enum PolicyUpdate {
     Failed(String),
 }
 
-/// What the engine task did, reported at the end.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct EngineReport {
-    /// Alerts decided.
-    pub alerts: u64,
-    /// Decisions taken.
-    pub decisions: u64,
-    /// Audit records written.
-    pub audit_records: u64,
-    /// Actions still running when the drain timed out (recorded as failed).
-    pub abandoned_actions: u64,
-    /// Alerts still buffered when a follower shut down: never decided, no audit record.
-    pub undecided: u64,
-}
-
 pub(crate) struct Pending {
     record: AuditRecord,
     decided: Instant,
@@ -107,10 +95,8 @@ pub(crate) struct EngineTask {
     pub audit: AuditLog,
     pub snapshot_tx: watch::Sender<Arc<AttackSnapshot>>,
     pub status_tx: watch::Sender<Arc<StatusSnapshot>>,
-    pub counters: Arc<Counters>,
     pub policy_status: PolicyStatus,
     pub gauges: SnapshotGauges,
-    pub hot: HotPath,
     pub pending: HashMap<ActionId, Pending>,
     /// seq → received_at of alerts with a pending deferral (for the resolution's audit line).
     pub deferred_received: HashMap<u64, (Timestamp, Instant)>,
@@ -132,7 +118,8 @@ pub(crate) struct EngineTask {
     pub lookup_backoff: Duration,
     pub last_publish: Option<Instant>,
     pub dirty: bool,
-    pub report: EngineReport,
+    /// Every count: metrics, status totals, the report.
+    pub tally: Tally,
     /// Releases to record, the history, the webhooks.
     pub lifecycle: crate::release::Lifecycle,
     pub releases_rx: mpsc::UnboundedReceiver<crate::release::Recorded>,
@@ -191,7 +178,7 @@ impl EngineTask {
                 biased;
                 Some(done) = self.done_rx.recv() => self.on_done(done),
                 Some(r) = self.releases_rx.recv() => {
-                    crate::release::record(&mut self.engine, &mut self.audit, &self.lifecycle, &self.counters, r);
+                    crate::release::record(&mut self.engine, &mut self.audit, &self.lifecycle, self.tally.counters(), r);
                     self.dirty = true;
                 }
                 () = &mut flush_timer, if flush_armed => {
@@ -240,10 +227,10 @@ impl EngineTask {
                     // wake-up and one decided alert per request): let the connection tasks
                     // that are ready run first, then take everything they queued at once.
                     let mut rounds = 0;
-                    let taken_before = self.report.alerts;
+                    let taken_before = self.tally.report().alerts;
                     while drain.is_none()
                         && rounds < BUSY_ROUNDS
-                        && self.report.alerts - taken_before < BUSY_ALERTS
+                        && self.tally.report().alerts - taken_before < BUSY_ALERTS
                     {
                         tokio::task::yield_now().await;
                         while buf.len() < BATCH {
@@ -289,11 +276,10 @@ impl EngineTask {
             journal.settle().await;
         }
         self.publish();
-        self.report.audit_records = self.audit.lines();
         if let Some(tx) = drained {
             let _ = tx.send(());
         }
-        self.report
+        self.tally.finish(self.audit.lines())
     }
 
     /// Decide (or, shutting down as a follower or before the view synced, count) the alerts
@@ -329,9 +315,8 @@ impl EngineTask {
                 self.journal_action_done(id);
                 let mut rec = p.record.with_outcome(&outcome);
                 rec.acted_at = None;
-                self.audit.append(&rec);
-                self.lifecycle.notifier.decision(&rec.decision, &rec.tail());
-                self.report.abandoned_actions += 1;
+                self.write_audit(&rec.decision, &rec.tail());
+                self.tally.abandoned();
             }
         }
     }
@@ -444,12 +429,11 @@ impl EngineTask {
                 priority = %q.alert.priority,
             );
             let _enter = span.enter();
-            self.hot.alert_received(&q.alert.source, q.alert.priority);
+            self.tally.alert(&q.alert);
             let decisions = match &view {
                 Some(v) => self.engine.decide(q.alert, v, now),
                 None => self.engine.decide(q.alert, &self.view, now),
             };
-            self.report.alerts += 1;
             self.fresh_seq = q.journal_seq;
             self.handle(decisions, Some((q.received_at, q.received)), now);
             self.fresh_seq = None;
@@ -465,7 +449,7 @@ impl EngineTask {
             alerts = n,
             "shutting down as a follower, before the cluster view synced, or with pods the API server could not confirm: buffered alerts were not decided (the journal keeps them for the next start)"
         );
-        self.report.undecided += n as u64;
+        self.tally.undecided(n);
         self.depth.fetch_sub(n, Ordering::AcqRel);
     }
 
@@ -528,15 +512,8 @@ impl EngineTask {
             {
                 self.deferred_received.insert(d.seq, r);
             }
-            self.report.decisions += 1;
-            Counters::add(&self.counters.decisions, 1);
-            match d.verdict {
-                Verdict::Act => Counters::add(&self.counters.acts, 1),
-                Verdict::Defer => Counters::add(&self.counters.deferrals, 1),
-                Verdict::Skip => {}
-            }
             let latency = receipt.filter(|_| is_fresh).map(|(_, at)| at.elapsed());
-            self.hot.decision_taken(&d, latency);
+            self.tally.decision(&d, latency);
             if let Some(inf) = &d.infection {
                 InfectionRecorded {
                     workload: &inf.workload,
@@ -582,7 +559,7 @@ impl EngineTask {
                             decided: Instant::now(),
                         },
                     );
-                    Counters::add(&self.counters.actions, 1);
+                    self.tally.action_submitted();
                     if is_fresh && let Some(seq) = journal_seq {
                         self.journal_actions.insert(plan.id, seq);
                         open_actions += 1;
@@ -596,10 +573,7 @@ impl EngineTask {
                     }
                     // Nothing runs after this decision: its line is written from borrowed
                     // parts, without an owned record.
-                    let record = d.record_ref();
-                    self.audit.append_parts(&record, &tail);
-                    self.lifecycle.notifier.decision(&record, &tail);
-                    Counters::add(&self.counters.audit_records, 1);
+                    self.write_audit(&d.record_ref(), &tail);
                 }
             }
         }
@@ -647,9 +621,16 @@ impl EngineTask {
         JournalPending(self.journal_open.len() + self.depth.load(Ordering::Relaxed)).emit();
     }
 
-    fn append(&mut self, record: &AuditRecord) {
-        self.audit.append(record);
-        Counters::add(&self.counters.audit_records, 1);
+    /// The one way a decision's line reaches the audit log: written, counted, and sent to
+    /// the webhooks (an action's line once, with its outcome).
+    fn write_audit<S, W>(&mut self, decision: &DecisionRecord<S, W>, tail: &AuditTail<'_>)
+    where
+        S: AsRef<str> + serde::Serialize,
+        W: std::borrow::Borrow<teflon_core::WorkloadRef> + serde::Serialize,
+    {
+        self.audit.append_parts(decision, tail);
+        self.tally.audit_written();
+        self.lifecycle.notifier.decision(decision, tail);
     }
 
     fn on_done(&mut self, done: Done) {
@@ -661,48 +642,18 @@ impl EngineTask {
             acted_at,
         } = done;
         self.engine.record(plan.id, &outcome, now);
-        let kind = plan.action.kind();
         self.journal_action_done(plan.id);
-        ActionRetried {
-            action: kind,
-            retries: attempts.saturating_sub(1),
-        }
-        .emit();
+        self.tally.attempts(&plan, attempts);
         let Some(p) = self.pending.remove(&plan.id) else {
             return;
         };
         let latency = p.decided.elapsed();
-        if kind.is_disruptive() {
-            let workload = plan
-                .workload
-                .as_ref()
-                .map_or(plan.pod.name.as_str(), |w| w.name.as_str());
-            PodReaped {
-                namespace: &plan.pod.namespace,
-                workload,
-                action: kind,
-                outcome: &outcome,
-                latency,
-            }
-            .emit();
-            if outcome.took_effect() {
-                Counters::add(&self.counters.reaps, 1);
-            }
-        } else {
-            ActionExecuted {
-                action: kind,
-                latency,
-            }
-            .emit();
-        }
-        if matches!(outcome, Outcome::Failed(_)) {
-            Counters::add(&self.counters.failed_actions, 1);
-        }
+        self.tally.outcome(&plan, &outcome, latency);
         let mut rec = p.record.with_outcome(&outcome);
         rec.attempts = Some(attempts);
         rec.acted_at = Some(acted_at);
         rec.action_latency_ms = Some(latency.as_secs_f64() * 1000.0);
-        self.append(&rec);
+        self.write_audit(&rec.decision, &rec.tail());
         self.lifecycle.executed(&plan, &rec);
         self.dirty = true;
         self.publish_if_due();

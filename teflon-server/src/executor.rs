@@ -5,11 +5,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use teflon_core::{Executed, Outcome, PlannedAction};
+use teflon_core::{Clock, DynActuator, Executed, Outcome, PlannedAction};
 use tokio::sync::{Semaphore, mpsc};
 use tracing::Instrument;
-
-use crate::cluster::{Clock, DynActuator};
 
 /// An executed action.
 #[derive(Debug)]

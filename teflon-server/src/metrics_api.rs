@@ -23,7 +23,6 @@ use std::sync::Arc;
 
 use rustls::ServerConfig;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use rustls::server::WebPkiClientVerifier;
 use teflon_metrics::AttackSnapshot;
 use teflon_metrics::custom_metrics::{handle, status};
 use tokio::net::TcpListener;
@@ -34,8 +33,9 @@ use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use crate::cluster::SharedView;
+use crate::backend::SharedView;
 use crate::config::MetricsApiConfig;
+use crate::tls::{Alpn, ClientCerts, TlsError};
 
 /// Names in the generated certificate: the Service of `deploy/custom-metrics/` and localhost.
 pub const SELF_SIGNED_NAMES: &[&str] = &[
@@ -82,12 +82,9 @@ pub enum MetricsApiError {
     /// The self-signed certificate could not be generated.
     #[error("metrics_api: generating the self-signed certificate: {0}")]
     SelfSigned(String),
-    /// rustls refused the material.
-    #[error("metrics_api TLS: {0}")]
-    Rustls(#[from] rustls::Error),
-    /// The client CA could not be turned into a verifier.
-    #[error("metrics_api client CA: {0}")]
-    Verifier(#[from] rustls::server::VerifierBuilderError),
+    /// rustls refused the material, or the client CA.
+    #[error("metrics_api {0}")]
+    Tls(#[from] TlsError),
     /// The listener could not bind.
     #[error("metrics_api: cannot listen on {addr}: {source}")]
     Bind {
@@ -195,31 +192,17 @@ pub fn serving_identity(
 }
 
 /// A rustls server config: the serving identity, and, with `client_ca_pem`, mandatory client
-/// certificates signed by it.
+/// certificates signed by it. The aggregator speaks HTTP/2 to extension servers when offered.
 pub fn tls_config(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
     client_ca_pem: Option<&[u8]>,
 ) -> Result<Arc<ServerConfig>, MetricsApiError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()?;
-    let builder = match client_ca_pem {
-        Some(pem) => {
-            let mut roots = rustls::RootCertStore::empty();
-            for c in pem_certs(pem, "requestheader CA")? {
-                roots.add(c)?;
-            }
-            let verifier =
-                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider).build()?;
-            builder.with_client_cert_verifier(verifier)
-        }
-        None => builder.with_no_client_auth(),
+    let clients = match client_ca_pem {
+        Some(pem) => ClientCerts::Required(pem_certs(pem, "requestheader CA")?),
+        None => ClientCerts::None,
     };
-    let mut config = builder.with_single_cert(chain, key)?;
-    // The aggregator speaks HTTP/2 to extension servers when offered.
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    Ok(crate::tls::server_config(chain, key, clients, Alpn::Http2)?)
 }
 
 fn json_response(code: u16, body: String) -> Response {

@@ -17,7 +17,7 @@ use http::StatusCode;
 use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use serde::{Deserialize, Serialize};
 use teflon_core::{
-    ActionKind, ActiveAction, Engine, PlannedAction, Release, ReleaseCause, ReleaseOutcome,
+    ActionKind, ActiveAction, Clock, Engine, PlannedAction, Release, ReleaseCause, ReleaseOutcome,
     ReleaseTarget, Releaser, Timestamp, Verdict,
 };
 use teflon_metrics::response::ReleaseRecorded;
@@ -25,7 +25,6 @@ use tokio::sync::{mpsc, watch};
 use warp::reply::Response;
 
 use crate::audit::{AuditLog, AuditRecord};
-use crate::cluster::Clock;
 use crate::history::History;
 use crate::notify::{Facts, Notifier};
 use crate::state::{Counters, SharedState};
@@ -137,14 +136,13 @@ impl Lifecycle {
         }
     }
 
-    /// An executed action (from the engine task): into the history, and to the webhooks.
+    /// An executed action (from the engine task, after its audit line): into the history.
     pub(crate) fn executed(&self, plan: &PlannedAction, record: &AuditRecord) {
         let undo = match (&self.releaser, record.outcome) {
             (Some(r), Some("success")) => r.target_of(plan),
             _ => None,
         };
         self.history.action(plan, record, undo);
-        self.notifier.decision(&record.decision, &record.tail());
     }
 }
 

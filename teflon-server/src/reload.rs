@@ -7,11 +7,10 @@ use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use teflon_core::{PolicyErrors, PolicySet, Timestamp};
+use teflon_core::{Clock, PolicyErrors, PolicySet, Timestamp};
 use teflon_metrics::events::PolicyReload;
 use tokio::sync::mpsc;
 
-use crate::cluster::Clock;
 use crate::engine_task::PolicyUpdate;
 use crate::state::PolicyStatus;
 

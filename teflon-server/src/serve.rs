@@ -1,19 +1,15 @@
 //! Serving the warp filter over TCP or TLS (rustls, with optional client certificates) through
 //! hyper-util, with graceful shutdown, within a listener's [`ConnectionLimits`] (see
-//! [`crate::connections`]). warp 0.4 has no TLS of its own.
+//! [`crate::connections`]). warp 0.4 has no TLS of its own; the rustls configuration comes
+//! from [`crate::tls`].
 
-use std::fs::File;
-use std::io::BufReader;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use rustls::ServerConfig;
-use rustls::server::WebPkiClientVerifier;
 use socket2::TcpKeepalive;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -24,7 +20,6 @@ use warp::reply::Response;
 use teflon_metrics::events::ConnectionClosed;
 
 use crate::auth::VerifiedClientCert;
-use crate::config::TlsConfig;
 use crate::connections::{
     Admission, Conn, ConnHandle, ConnectionLimits, Registry, TrackedIo, Watchdog,
 };
@@ -46,102 +41,6 @@ const KEEPALIVE: TcpKeepalive = TcpKeepalive::new()
     .with_interval(Duration::from_secs(10));
 /// How long shutdown waits for open connections to finish their requests.
 pub const GRACEFUL_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// TLS could not be set up.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    /// A PEM file could not be read.
-    #[error("{path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A PEM file holds nothing usable.
-    #[error("{path}: {what}")]
-    Empty {
-        /// The file.
-        path: PathBuf,
-        /// What is missing.
-        what: &'static str,
-    },
-    /// rustls refused the material.
-    #[error("TLS configuration: {0}")]
-    Rustls(#[from] rustls::Error),
-    /// The client CA could not be turned into a verifier.
-    #[error("client CA: {0}")]
-    Verifier(#[from] rustls::server::VerifierBuilderError),
-}
-
-fn open(path: &Path) -> Result<BufReader<File>, TlsError> {
-    File::open(path)
-        .map(BufReader::new)
-        .map_err(|source| TlsError::Read {
-            path: path.to_owned(),
-            source,
-        })
-}
-
-fn certs(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, TlsError> {
-    let certs = rustls_pemfile::certs(&mut open(path)?)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| TlsError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-    if certs.is_empty() {
-        return Err(TlsError::Empty {
-            path: path.to_owned(),
-            what: "no PEM certificate found",
-        });
-    }
-    Ok(certs)
-}
-
-/// A rustls server config from PEM files; with `client_ca`, client certificates signed by it
-/// are verified (and optional: clients without one can still use the bearer token). ALPN
-/// offers `h2` only with `http2`.
-pub fn server_config(
-    tls: &TlsConfig,
-    client_ca: Option<&Path>,
-    http2: bool,
-) -> Result<Arc<ServerConfig>, TlsError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let chain = certs(&tls.cert_file)?;
-    let key = rustls_pemfile::private_key(&mut open(&tls.key_file)?)
-        .map_err(|source| TlsError::Read {
-            path: tls.key_file.clone(),
-            source,
-        })?
-        .ok_or_else(|| TlsError::Empty {
-            path: tls.key_file.clone(),
-            what: "no PEM private key found",
-        })?;
-    let builder = ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()?;
-    let builder = match client_ca {
-        Some(ca) => {
-            let mut roots = rustls::RootCertStore::empty();
-            for c in certs(ca)? {
-                roots.add(c)?;
-            }
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .allow_unauthenticated()
-                .build()?;
-            builder.with_client_cert_verifier(verifier)
-        }
-        None => builder.with_no_client_auth(),
-    };
-    let mut config = builder.with_single_cert(chain, key)?;
-    config.alpn_protocols = if http2 {
-        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
-    } else {
-        vec![b"http/1.1".to_vec()]
-    };
-    Ok(Arc::new(config))
-}
 
 /// Socket options of an accepted connection (best effort: a failure only loses the option).
 fn configure(stream: &tokio::net::TcpStream) {

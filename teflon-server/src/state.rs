@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde::Serialize;
-use teflon_core::{Timestamp, WorkloadStats};
+use teflon_core::{Clock, Timestamp, WorkloadStats};
 use teflon_metrics::{AttackSnapshot, Exporter};
 use tokio::sync::watch;
 
 use crate::audit::DecisionRing;
 use crate::auth::Authenticator;
-use crate::cluster::{Clock, SharedView};
+use crate::backend::SharedView;
 use crate::config::Config;
 use crate::queue::Queue;
 
@@ -417,12 +417,6 @@ impl SharedState {
     /// buffers), `None` without leader election.
     pub fn is_leader(&self) -> Option<bool> {
         self.leader.as_ref().map(|rx| *rx.borrow())
-    }
-
-    /// Ready: policies loaded (always, once started) and the cluster view synced. A follower
-    /// is ready too: it accepts and buffers alerts until it leads.
-    pub fn is_ready(&self) -> bool {
-        self.view.is_synced()
     }
 }
 

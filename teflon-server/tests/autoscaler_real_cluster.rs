@@ -18,9 +18,10 @@ mod real {
     use kube::api::{Api, DeleteParams, PostParams};
     use teflon_core::autoscale::AutoscaleSpec;
     use teflon_core::{StaticCluster, Timestamp, WorkloadKind, WorkloadRef, WorkloadStats};
+    use teflon_k8s::KubeScaler;
     use teflon_metrics::AttackSnapshot;
-    use teflon_server::autoscaler::{AutoscaleLoop, KubeScaler};
-    use teflon_server::cluster::SharedView;
+    use teflon_server::SharedView;
+    use teflon_server::autoscaler::AutoscaleLoop;
 
     async fn client() -> Option<kube::Client> {
         let Ok(path) = std::env::var("TEST_KUBECONFIG") else {

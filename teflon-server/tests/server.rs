@@ -162,7 +162,7 @@ struct Options {
     /// ahead, so tests that time decisions leave it off).
     journal: bool,
     /// Look up pods the view does not know.
-    lookup: Option<Arc<dyn teflon_server::cluster::PodLookup>>,
+    lookup: Option<Arc<dyn teflon_server::backend::PodLookup>>,
     http: teflon_server::config::HttpConfig,
     max_alerts_per_request: usize,
 }
@@ -426,7 +426,7 @@ struct ScriptedLookup {
     asked: Arc<Mutex<Vec<String>>>,
 }
 
-impl teflon_server::cluster::PodLookup for ScriptedLookup {
+impl teflon_server::backend::PodLookup for ScriptedLookup {
     fn lookup(
         &self,
         namespace: String,
@@ -1758,4 +1758,53 @@ mod connections {
         let (report, _, _, _dir) = h.shutdown().await;
         assert_eq!(report.alerts_accepted, 201);
     }
+}
+
+#[tokio::test]
+async fn autoscale_with_a_backend_that_cannot_scale_fails_at_start_before_anything_listens() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policies.yaml"), POLICIES).unwrap();
+    let mut config = Config::new(
+        dir.path().join("policies.yaml"),
+        AuthConfig {
+            none: true,
+            ..AuthConfig::default()
+        },
+    );
+    config.listen = ([127, 0, 0, 1], 0).into();
+    config.autoscale = vec![teflon_server::AutoscaleConfig {
+        namespace: "default".to_owned(),
+        kind: "Deployment".to_owned(),
+        name: "web".to_owned(),
+        min_replicas: 2,
+        max_replicas: 8,
+        cooldown_secs: 60,
+        scale_down_stabilization_secs: 300,
+    }];
+    // A backend with no scaler.
+    let start = |config: Config| async move {
+        let (backend, _events) = ClusterBackend::custom(
+            Arc::new(StaticCluster::new().deployment("default", "web", 6, 6)),
+            Arc::new(Recorder::default()),
+        );
+        Server::builder(config)
+            .cluster(backend)
+            .without_exporter()
+            .without_journal()
+            .start()
+            .await
+            .unwrap_err()
+    };
+    let err = start(config.clone()).await;
+    assert!(matches!(err, teflon_server::ServerError::NoScaler), "{err}");
+
+    // An entry a configuration built in code got wrong is refused at start too, with the
+    // same rule as the file's.
+    config.autoscale[0].kind = "DaemonSet".to_owned();
+    let err = start(config).await;
+    assert!(
+        matches!(err, teflon_server::ServerError::Autoscale(_)),
+        "{err}"
+    );
+    assert!(err.to_string().contains("DaemonSet"), "{err}");
 }

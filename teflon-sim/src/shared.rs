@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use teflon_core::autoscale::Scaler;
+use teflon_core::autoscale::{Scaler, ScalerError};
 use teflon_core::{
     ActiveAction, Actuator, ClusterView, Executed, PlannedAction, PodInfo, PodSummary, Release,
     ReleaseCause, ReleaseTarget, Releaser, Timestamp, WorkloadRef, WorkloadStatus, WorkloadSummary,
@@ -12,8 +12,8 @@ use teflon_core::{
 
 use crate::cluster::{SimCluster, SimEvent};
 
-/// The clock a [`SharedSim`] reads "now" from.
-pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+/// The clock a [`SharedSim`] reads "now" from (core's).
+pub use teflon_core::time::Clock;
 
 /// A [`SimCluster`] shared between tasks: a [`ClusterView`], an [`Actuator`] (actions are
 /// applied at `clock()`), a [`Releaser`] and a [`Scaler`]. The lock is never held across an await: every
@@ -135,15 +135,13 @@ impl Scaler for SharedSim {
         &self,
         workload: &WorkloadRef,
         replicas: u32,
-    ) -> impl Future<Output = Result<(), String>> + Send {
+    ) -> impl Future<Output = Result<(), ScalerError>> + Send {
         let now = self.now();
         let done = self.lock().set_desired(workload, replicas, now);
         std::future::ready(if done {
             Ok(())
         } else {
-            Err(format!(
-                "{workload}: no such workload in the simulated cluster"
-            ))
+            Err(ScalerError::NotFound(workload.clone()))
         })
     }
 }

@@ -2,18 +2,16 @@
 //! recreation tracking, and the `scale` subresource for the autoscaler.
 
 use std::sync::Arc;
-
 use std::time::{Duration, SystemTime};
 
-use teflon_core::Timestamp;
+use teflon_core::{Clock, Timestamp};
 use teflon_k8s::{
-    KubeActuator, KubeClusterView, KubeReleaser, RecreationHandle, RetryPolicy, ViewConfig,
+    KubeActuator, KubeClusterView, KubeReleaser, KubeScaler, RecreationHandle, RetryPolicy,
+    ViewConfig,
 };
 use tokio::sync::mpsc;
 
-use crate::cluster::{
-    BackendScaler, Clock, ClusterBackend, ClusterError, ClusterEvent, PodLookup, SharedView,
-};
+use super::{ClusterBackend, ClusterError, ClusterEvent, PodLookup, SharedView};
 use crate::config::Config;
 
 /// `pod_not_found` confirmed at the API server (`teflon_k8s::lookup`).
@@ -49,7 +47,7 @@ fn system_time(t: Timestamp) -> SystemTime {
 /// client's own retries off), start the watches (`cluster.namespaces`,
 /// `cluster.pod_selector`), recreation tracking and the keep-warm pings. The actuator retries
 /// for `action_deadline_secs` and reads time from `clock`.
-pub(crate) async fn backend(config: &Config, clock: Clock) -> Result<ClusterBackend, ClusterError> {
+pub(super) async fn connect(config: &Config, clock: Clock) -> Result<ClusterBackend, ClusterError> {
     let client = teflon_k8s::client::infer()
         .await
         .map_err(|e| ClusterError::Kube(e.to_string()))?;
@@ -110,52 +108,8 @@ pub(crate) async fn backend(config: &Config, clock: Clock) -> Result<ClusterBack
         events,
         sim: None,
         lookup: Some(Arc::new(lookup)),
-        scaler: Some(BackendScaler::Kube(crate::autoscaler::KubeScaler::new(
-            client,
-        ))),
+        scaler: Some(Arc::new(KubeScaler::new(client))),
         releaser: Some(Arc::new(releaser)),
         tasks: vec![forward, warm],
     })
-}
-
-/// Start Lease leader election as `config` says: identity `POD_NAME`, the Lease in
-/// `config.namespace` or else `POD_NAMESPACE` (both set by the Deployment's downward API).
-pub(crate) async fn elector(
-    config: &crate::config::LeaderElectionConfig,
-) -> Result<teflon_k8s::lease::LeaderElector, String> {
-    use std::time::Duration;
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let identity = var("POD_NAME").ok_or_else(|| {
-        "leader_election: POD_NAME is not set (the Deployment sets it from the downward API)"
-            .to_owned()
-    })?;
-    let namespace = config
-        .namespace
-        .clone()
-        .or_else(|| var("POD_NAMESPACE"))
-        .ok_or_else(|| {
-            "leader_election: set `namespace`, or POD_NAMESPACE from the downward API".to_owned()
-        })?;
-    let mut lease = teflon_k8s::lease::LeaseConfig::new(namespace, identity);
-    lease.name = config.lease_name.clone();
-    lease.lease_duration = Duration::from_secs(config.lease_duration_secs);
-    lease.renew_deadline = Duration::from_secs(config.renew_deadline_secs);
-    lease.retry_period = Duration::from_secs(config.retry_period_secs);
-    let client = teflon_k8s::client::infer()
-        .await
-        .map_err(|e| format!("leader_election: {e}"))?;
-    tracing::info!(
-        namespace = %lease.namespace,
-        lease = %lease.name,
-        identity = %lease.identity,
-        failover_secs = lease.failover_time().as_secs(),
-        "leader election: acting only while holding the Lease"
-    );
-    // The leader labels its own pod; the Services select on that label, so alerts go only to
-    // the replica that acts instead of waiting on a follower's queue.
-    let pod_namespace = var("POD_NAMESPACE").unwrap_or_else(|| lease.namespace.clone());
-    let pod = lease.identity.clone();
-    let elector = teflon_k8s::lease::LeaderElector::spawn(client.clone(), lease)
-        .map_err(|e| e.to_string())?;
-    Ok(elector.with_pod_label(client, &pod_namespace, &pod))
 }
