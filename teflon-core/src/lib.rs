@@ -38,7 +38,9 @@ pub use decision::{Decision, DecisionRecord, Infection, Reason, RecordTarget, Ve
 pub use engine::{DeferralInfo, Engine, EngineConfig};
 pub use ledger::{Hit, WorkloadStats};
 pub use policy::{Guard, MinAvailable, Policy, PolicyError, PolicyErrors, PolicySet};
-pub use release::{ActiveAction, Release, ReleaseCause, ReleaseOutcome, ReleaseTarget, Releaser};
+pub use release::{
+    ActiveAction, DynReleaser, Release, ReleaseCause, ReleaseOutcome, ReleaseTarget, Releaser,
+};
 pub use time::{Clock, Timestamp};
 
 #[cfg(any(test, feature = "test-util"))]

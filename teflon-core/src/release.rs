@@ -259,6 +259,40 @@ pub trait Releaser {
     fn target_of(&self, action: &PlannedAction) -> Option<ReleaseTarget>;
 }
 
+/// A boxed future, for the object-safe ports.
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// An object-safe [`Releaser`], so adapters can hold any of them behind one pointer
+/// (`Arc<dyn DynReleaser>`). Every `Releaser + Send + Sync` is one.
+pub trait DynReleaser: Send + Sync {
+    /// See [`Releaser::release`].
+    fn release_boxed<'a>(
+        &'a self,
+        target: &'a ReleaseTarget,
+        cause: ReleaseCause,
+    ) -> BoxFuture<'a, Release>;
+    /// See [`Releaser::active`].
+    fn active_boxed(&self) -> BoxFuture<'_, Result<Vec<ActiveAction>, String>>;
+    /// See [`Releaser::target_of`].
+    fn target_of(&self, action: &PlannedAction) -> Option<ReleaseTarget>;
+}
+
+impl<T: Releaser + Send + Sync> DynReleaser for T {
+    fn release_boxed<'a>(
+        &'a self,
+        target: &'a ReleaseTarget,
+        cause: ReleaseCause,
+    ) -> BoxFuture<'a, Release> {
+        Box::pin(self.release(target, cause))
+    }
+    fn active_boxed(&self) -> BoxFuture<'_, Result<Vec<ActiveAction>, String>> {
+        Box::pin(self.active())
+    }
+    fn target_of(&self, action: &PlannedAction) -> Option<ReleaseTarget> {
+        Releaser::target_of(self, action)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

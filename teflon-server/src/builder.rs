@@ -196,7 +196,8 @@ impl ServerBuilder {
         let (engine_stop, stop_rx) = watch::channel(false);
         let view = cluster.view.clone();
         let notifier = notify::Notifier::start(&config.notify)?;
-        let (lifecycle, releases_rx) = release::Lifecycle::new(cluster.releaser.clone(), notifier);
+        let (lifecycle, releases_rx) =
+            crate::lifecycle::Lifecycle::new(cluster.releaser.clone(), notifier);
         let sweep = tokio::spawn(release::sweep(
             lifecycle.clone(),
             may_act.clone(),

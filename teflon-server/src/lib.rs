@@ -36,6 +36,7 @@ pub mod history;
 pub mod http_client;
 pub mod ingest;
 pub mod journal;
+pub mod lifecycle;
 pub mod logging;
 pub mod metrics_api;
 pub mod notify;
@@ -62,8 +63,8 @@ pub use config::{
 };
 pub use error::ServerError;
 pub use notify::{NotifyConfig, NotifyFilter, NotifyFormat};
-pub use release::DynReleaser;
 pub use server::{Server, ShutdownReport, load_policies, run, shutdown_signal};
 pub use state::{Counters, SharedState, StatusSnapshot};
 pub use tally::EngineReport;
+pub use teflon_core::DynReleaser;
 pub use teflon_core::{Clock, DynActuator};

@@ -6,145 +6,33 @@
 //! in force from the cluster (their deadlines are annotations on the objects) and releases
 //! those that are due, so whichever replica leads — after a restart, after a failover —
 //! finishes what another one started.
+//!
+//! Size: about 500 lines before its tests, kept in one file: the release route, the expiry sweep
+//! and the record of a release, which all go through the same record path.
 
 use std::collections::{BTreeMap, HashSet};
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use http::StatusCode;
 use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use serde::{Deserialize, Serialize};
 use teflon_core::{
-    ActionKind, ActiveAction, Clock, Engine, PlannedAction, Release, ReleaseCause, ReleaseOutcome,
-    ReleaseTarget, Releaser, Timestamp, Verdict,
+    ActionKind, Clock, Engine, Release, ReleaseCause, ReleaseOutcome, ReleaseTarget, Timestamp,
+    Verdict,
 };
 use teflon_metrics::response::ReleaseRecorded;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use warp::reply::Response;
 
-use crate::audit::{AuditLog, AuditRecord};
-use crate::history::History;
-use crate::notify::{Facts, Notifier};
+use crate::audit::AuditLog;
+use crate::lifecycle::{Lifecycle, Recorded};
+use crate::notify::Facts;
 use crate::state::{Counters, SharedState};
 
 /// How often the leader looks for actions whose `expire_after_secs` ran out.
 pub const EXPIRY_EVERY: Duration = Duration::from_secs(10);
 /// The largest `POST /v1/release` body.
 pub const MAX_RELEASE_BODY: u64 = 16 * 1024;
-
-type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// An object-safe [`Releaser`], so the server can hold any of them.
-pub trait DynReleaser: Send + Sync {
-    /// See [`Releaser::release`].
-    fn release_boxed<'a>(
-        &'a self,
-        target: &'a ReleaseTarget,
-        cause: ReleaseCause,
-    ) -> BoxFuture<'a, Release>;
-    /// See [`Releaser::active`].
-    fn active_boxed(&self) -> BoxFuture<'_, Result<Vec<ActiveAction>, String>>;
-    /// See [`Releaser::target_of`].
-    fn target_of(&self, action: &PlannedAction) -> Option<ReleaseTarget>;
-}
-
-impl<T: Releaser + Send + Sync> DynReleaser for T {
-    fn release_boxed<'a>(
-        &'a self,
-        target: &'a ReleaseTarget,
-        cause: ReleaseCause,
-    ) -> BoxFuture<'a, Release> {
-        Box::pin(self.release(target, cause))
-    }
-    fn active_boxed(&self) -> BoxFuture<'_, Result<Vec<ActiveAction>, String>> {
-        Box::pin(self.active())
-    }
-    fn target_of(&self, action: &PlannedAction) -> Option<ReleaseTarget> {
-        Releaser::target_of(self, action)
-    }
-}
-
-/// A release for the engine task to record.
-#[derive(Debug)]
-pub(crate) struct Recorded {
-    pub release: Release,
-    pub at: Timestamp,
-}
-
-/// What the routes, the sweep and the engine task share about the response lifecycle.
-#[derive(Clone)]
-pub struct Lifecycle {
-    /// Undoes actions (none: this cluster backend cannot).
-    pub(crate) releaser: Option<Arc<dyn DynReleaser>>,
-    /// Actions taken and releases, for `GET /v1/actions`.
-    pub(crate) history: Arc<History>,
-    /// The webhooks.
-    pub(crate) notifier: Notifier,
-    tx: mpsc::UnboundedSender<Recorded>,
-}
-
-impl std::fmt::Debug for Lifecycle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Lifecycle")
-            .field("releaser", &self.releaser.is_some())
-            .field("notifier", &self.notifier)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Lifecycle {
-    pub(crate) fn new(
-        releaser: Option<Arc<dyn DynReleaser>>,
-        notifier: Notifier,
-    ) -> (Lifecycle, mpsc::UnboundedReceiver<Recorded>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        (
-            Lifecycle {
-                releaser,
-                history: Arc::new(History::new(crate::history::CAPACITY)),
-                notifier,
-                tx,
-            },
-            rx,
-        )
-    }
-
-    /// The webhooks.
-    pub fn notifier(&self) -> &Notifier {
-        &self.notifier
-    }
-
-    /// Release `target` and hand the result to the engine task to record; `None` when this
-    /// backend cannot release.
-    pub(crate) async fn release(
-        &self,
-        target: &ReleaseTarget,
-        cause: ReleaseCause,
-        clock: &Clock,
-    ) -> Option<Release> {
-        let releaser = self.releaser.as_ref()?;
-        let release = releaser.release_boxed(target, cause).await;
-        self.record(release.clone(), clock());
-        Some(release)
-    }
-
-    fn record(&self, release: Release, at: Timestamp) {
-        if self.tx.send(Recorded { release, at }).is_err() {
-            tracing::warn!("a release happened while shutting down: it is not in the audit log");
-        }
-    }
-
-    /// An executed action (from the engine task, after its audit line): into the history.
-    pub(crate) fn executed(&self, plan: &PlannedAction, record: &AuditRecord) {
-        let undo = match (&self.releaser, record.outcome) {
-            (Some(r), Some("success")) => r.target_of(plan),
-            _ => None,
-        };
-        self.history.action(plan, record, undo);
-    }
-}
 
 /// The audit line of a release (`"event": "release"`: not a decision).
 #[derive(Debug, Serialize)]

@@ -82,7 +82,7 @@ pub struct ClusterBackend {
     /// Looks up pods the view does not know (a real cluster; the simulated one is exact).
     pub lookup: Option<Arc<dyn PodLookup>>,
     /// Undoes quarantines and `block_binary` policies, when the backend can.
-    pub releaser: Option<Arc<dyn crate::release::DynReleaser>>,
+    pub releaser: Option<Arc<dyn teflon_core::DynReleaser>>,
     /// Background tasks (the sim driver, reflectors), aborted at shutdown.
     pub tasks: Vec<JoinHandle<()>>,
 }
@@ -118,7 +118,7 @@ impl ClusterBackend {
     }
 
     /// Undo actions with `releaser` (`POST /v1/release`, expiry, `GET /v1/actions`).
-    pub fn with_releaser(mut self, releaser: Arc<dyn crate::release::DynReleaser>) -> Self {
+    pub fn with_releaser(mut self, releaser: Arc<dyn teflon_core::DynReleaser>) -> Self {
         self.releaser = Some(releaser);
         self
     }
