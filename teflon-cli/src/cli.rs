@@ -73,7 +73,7 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "SELECTOR")]
     pub pod_selector: Option<String>,
     /// Seconds from reaping a controller-owned pod to its replacement being Ready.
-    #[arg(long, value_name = "SECS", default_value_t = 15.0, value_parser = crate::cli::seconds)]
+    #[arg(long, value_name = "SECS", default_value_t = 15.0, value_parser = crate::args::seconds)]
     pub recovery_secs: f64,
     /// Output format [default: table when stdout is a terminal, jsonl otherwise].
     #[arg(long, value_enum)]
@@ -94,19 +94,19 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 1)]
     pub attackers: u32,
     /// Mean seconds between two infections by one attacker (exponentially distributed).
-    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = crate::cli::seconds)]
+    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = crate::args::seconds)]
     pub infect_every_secs: f64,
     /// Seconds from reaping a pod to its replacement being Ready.
-    #[arg(long, value_name = "SECS", default_value_t = 15.0, value_parser = crate::cli::seconds)]
+    #[arg(long, value_name = "SECS", default_value_t = 15.0, value_parser = crate::args::seconds)]
     pub recovery_secs: f64,
     /// Simulated seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 600.0, value_parser = crate::cli::seconds)]
+    #[arg(long, value_name = "SECS", default_value_t = 600.0, value_parser = crate::args::seconds)]
     pub duration_secs: f64,
     /// The attack starts this many seconds into the run (its onset) [default: 0].
-    #[arg(long, value_name = "SECS", conflicts_with = "attack_phases", value_parser = crate::cli::seconds)]
+    #[arg(long, value_name = "SECS", conflicts_with = "attack_phases", value_parser = crate::args::seconds)]
     pub attack_from_secs: Option<f64>,
     /// The attack stops this many seconds into the run [default: the end].
-    #[arg(long, value_name = "SECS", conflicts_with = "attack_phases", value_parser = crate::cli::seconds)]
+    #[arg(long, value_name = "SECS", conflicts_with = "attack_phases", value_parser = crate::args::seconds)]
     pub attack_until_secs: Option<f64>,
     /// Attack only in these spans of seconds into the run: `FROM-UNTIL[,FROM-UNTIL…]`,
     /// e.g. `0-120,300-360`.
@@ -124,17 +124,17 @@ pub struct SimulateArgs {
     #[arg(long)]
     pub max_replicas: Option<u32>,
     /// Autoscaling: minimum seconds between two changes.
-    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = crate::cli::seconds)]
+    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = crate::args::seconds)]
     pub cooldown_secs: f64,
     /// Autoscaling: scale down only to the highest recommendation of this many seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 120.0, value_parser = crate::cli::seconds)]
+    #[arg(long, value_name = "SECS", default_value_t = 120.0, value_parser = crate::args::seconds)]
     pub stabilization_secs: f64,
     /// Seed of every random choice; the same seed gives the same run [default: from the clock,
     /// printed].
     #[arg(long)]
     pub seed: Option<u64>,
     /// Sampling interval of the time series (and of autoscaler evaluations).
-    #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = crate::cli::seconds)]
+    #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = crate::args::seconds)]
     pub step_secs: f64,
     /// Write `timeseries.csv` and `plot.svg` into this directory (created if missing).
     #[arg(long, value_name = "DIR")]
@@ -145,19 +145,4 @@ pub struct SimulateArgs {
     /// Name of the attacked Deployment.
     #[arg(long, default_value = "web")]
     pub name: String,
-}
-
-/// A `--…-secs` value: a finite, non-negative number of seconds (`nan`, `inf` and negative
-/// numbers are refused by clap with a usage error, never a panic further on).
-pub fn seconds(value: &str) -> Result<f64, String> {
-    let secs: f64 = value
-        .trim()
-        .parse()
-        .map_err(|_| format!("{value:?} is not a number of seconds"))?;
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!(
-            "{value:?} is not a number of seconds (finite, 0 or more)"
-        ));
-    }
-    Ok(secs)
 }

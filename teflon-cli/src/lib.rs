@@ -8,6 +8,7 @@
 // No unwrap outside tests (clippy.toml allows it in them): never panic on input.
 #![warn(clippy::unwrap_used)]
 
+pub mod args;
 pub mod check;
 pub mod cli;
 pub mod demo;

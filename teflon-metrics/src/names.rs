@@ -74,7 +74,7 @@ pub const HTTP_CONNECTIONS: &str = "teflon_http_connections";
 pub const HTTP_CONNECTIONS_CLOSED_TOTAL: &str = "teflon_http_connections_closed_total";
 
 /// The metrics with `namespace` and `workload` labels: their label sets are bounded (see
-/// [`crate::series`]) and expire when idle.
+/// `series.rs`) and expire when idle.
 pub const PER_WORKLOAD: [&str; 8] = [
     INFECTIONS_TOTAL,
     REAPINGS_TOTAL,
@@ -108,7 +108,7 @@ pub const KNOWN_SOURCES: [&str; 11] = [
 ];
 
 /// The `namespace` and `workload` label values of the workloads beyond the per-workload series
-/// cap (see [`crate::series`]). Not a valid Kubernetes name, so it never collides with one.
+/// cap (see `series.rs`). Not a valid Kubernetes name, so it never collides with one.
 pub const OTHER_WORKLOAD: &str = "_other";
 
 /// Label keys.

@@ -1,4 +1,7 @@
 //! The in-memory cluster: pods, workloads, PodDisruptionBudgets and simulated time.
+//!
+//! Size: about 930 lines before its tests, kept in one file: the simulated cluster's state and the
+//! controllers that change it (replacement, readiness, actions), which act on the same maps.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -172,7 +175,7 @@ pub struct SimCluster {
     /// What the view sees.
     pub(crate) scope: SimScope,
     /// Quarantine records, NetworkPolicies and Tetragon policies: what a release undoes.
-    pub(crate) responses: crate::release::Responses,
+    pub(crate) responses: crate::responses::Responses,
 }
 
 impl SimCluster {
@@ -190,7 +193,7 @@ impl SimCluster {
             next_id: 0,
             now: Timestamp::EPOCH,
             scope: SimScope::default(),
-            responses: crate::release::Responses::default(),
+            responses: crate::responses::Responses::default(),
         }
     }
 
@@ -465,7 +468,13 @@ impl SimCluster {
                     m.remove(&key.1);
                 }
                 if let Some(p) = self.pods.get_mut(&key) {
-                    let record = crate::release::quarantine(p, &strip, plan, owner.clone(), now);
+                    let record = crate::responses::quarantine(
+                        &mut p.labels,
+                        &strip,
+                        plan,
+                        owner.clone(),
+                        now,
+                    );
                     if let Some(np) = &record.network_policy {
                         self.responses
                             .network_policies

@@ -20,6 +20,7 @@ pub mod error;
 pub mod kubectl;
 mod release;
 pub mod replay;
+mod responses;
 pub mod shared;
 pub mod simulate;
 
