@@ -8,6 +8,10 @@
 //! array that it does not close; then the item runs until its brackets balance. A truncated
 //! JSON Lines object thus costs that line only. The strict [`parse_all`] frames the same way,
 //! so both report a broken item at the line where it starts to go wrong.
+//!
+//! Size: about 410 lines before its tests, kept in one file: one state machine (object, array or
+//! JSON Lines, from a slice or a reader) whose two inputs share every rule; split, they would
+//! drift.
 
 use std::collections::VecDeque;
 use std::io::BufRead;

@@ -19,6 +19,9 @@
 //! `teflon.io/quarantined` label and a quarantine record, TracingPolicyNamespaced objects
 //! labelled as Teflon's. Deadlines live on the objects, so whichever replica leads releases
 //! what is due, across restarts.
+//!
+//! Size: about 650 lines before its tests, kept in one file: every release (quarantine,
+//! block_binary) and the listing of actions in force share the UID checks and the record format.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -11,6 +11,9 @@
 //! Queries are synchronous and read one consistent state (the `state` module); the same type is
 //! filled by live watchers ([`KubeClusterView::start`]) or, in tests and snapshots, from objects
 //! ([`KubeClusterView::from_objects`]).
+//!
+//! Size: about 540 lines before its tests, kept in one file: the watchers and the ClusterView
+//! answers over one state (view/state.rs holds the data, view/wire.rs the decoding).
 
 use std::fmt;
 use std::pin::pin;

@@ -1,6 +1,9 @@
 //! One small struct per event, each with `emit()` (Vector's `internal_events`). Emitting goes to
 //! whatever `metrics` recorder is installed (the Prometheus exporter, or a test's debugging
 //! recorder); with none installed it costs next to nothing.
+//!
+//! Size: about 490 lines before its tests, kept in one file: one small event struct per metric
+//! (Vector's internal_events); each is short, and one list makes a missing one easy to see.
 
 use std::time::Duration;
 

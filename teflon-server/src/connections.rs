@@ -22,6 +22,9 @@
 //! connections in its way are only held open. The minimum age bounds the expensive path: at
 //! most `max_connections` evictions per [`MIN_EVICT_AGE`], however fast a client reconnects;
 //! past that, refusing costs an `accept` and a `close`.
+//!
+//! Size: about 470 lines before its tests, kept in one file: one listener's connection accounting
+//! (cap, head and idle timers, eviction order), which work on the same table of connections.
 
 use std::collections::VecDeque;
 use std::io;

@@ -8,6 +8,9 @@
 //! exponential backoff up to `max_attempts`. A slow or dead webhook fills its own queue;
 //! what does not fit is dropped and counted (`teflon_notifications_total{sink,result}`),
 //! and the decisions, the audit log and the other sinks go on unaffected.
+//!
+//! Size: about 850 lines before its tests, kept in one file: the sinks, their queues, retries and
+//! both formats share the delivery loop and its counters.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};

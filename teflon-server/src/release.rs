@@ -6,9 +6,6 @@
 //! in force from the cluster (their deadlines are annotations on the objects) and releases
 //! those that are due, so whichever replica leads — after a restart, after a failover —
 //! finishes what another one started.
-//!
-//! Size: about 500 lines before its tests, kept in one file: the release route, the expiry sweep
-//! and the record of a release, which all go through the same record path.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;

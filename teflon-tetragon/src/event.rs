@@ -1,4 +1,7 @@
 //! One Tetragon export line → [`Event`]: an [`Alert`] or a reasoned [`Ignored`].
+//!
+//! Size: about 440 lines before its tests, kept in one file: the mapping of every Tetragon event
+//! kind to an alert; the kinds share the pod, process and policy extraction.
 
 use std::fmt;
 

@@ -1,4 +1,7 @@
 //! Compiled match conditions. Nothing here parses strings at decision time.
+//!
+//! Size: about 430 lines before its tests, kept in one file: every compiled match condition (globs,
+//! priorities, literals, field conditions, tags) beside the interner they all use.
 
 use std::collections::HashMap;
 use std::fmt;
