@@ -353,6 +353,11 @@ pub struct Alert {
     /// A sender-given id (falcosidekick's `uuid`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// When the server received it: set as the alert is taken for decision, so it travels
+    /// with the alert (into a deferral, and to the audit line of its resolution). Not part
+    /// of any wire format.
+    #[serde(skip)]
+    pub received_at: Option<Timestamp>,
     /// `syscall`, `k8s_audit`, a plugin name, `internal`, `tetragon`.
     pub source: String,
     /// The rule name (`Terminal shell in container`, `tetragon:…`).
@@ -383,6 +388,7 @@ impl Alert {
     pub fn new(rule: impl Into<String>, priority: Priority, time: Timestamp) -> Self {
         Alert {
             id: None,
+            received_at: None,
             source: "syscall".to_owned(),
             rule: rule.into(),
             priority,

@@ -110,6 +110,7 @@ impl<'de> Visitor<'de> for AlertVisitor {
         let target = extract_target(&source, &fields);
         Ok(Alert {
             id,
+            received_at: None,
             source,
             rule,
             priority,

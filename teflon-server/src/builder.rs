@@ -229,7 +229,6 @@ impl ServerBuilder {
             policy_status,
             gauges: SnapshotGauges::new(),
             pending: HashMap::new(),
-            deferred_received: HashMap::new(),
             journal,
             fresh_seq: None,
             journal_actions: HashMap::new(),

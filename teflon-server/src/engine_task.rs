@@ -101,8 +101,6 @@ pub(crate) struct EngineTask {
     pub policy_status: PolicyStatus,
     pub gauges: SnapshotGauges,
     pub pending: HashMap<ActionId, Pending>,
-    /// seq → received_at of alerts with a pending deferral (for the resolution's audit line).
-    pub deferred_received: HashMap<u64, (Timestamp, Instant)>,
     /// The ingest journal, when there is one: told which alerts have durable audit records.
     pub journal: Option<Arc<Journal>>,
     /// The journal seq of the fresh alert being handled.
@@ -422,8 +420,10 @@ impl EngineTask {
     }
 
     /// Decide one fresh alert, against `view` when given, else the cluster view.
-    fn decide_one(&mut self, q: Queued, view: Option<SharedView>) {
+    fn decide_one(&mut self, mut q: Queued, view: Option<SharedView>) {
         {
+            // The receipt travels with the alert: into a deferral, to its resolution's line.
+            q.alert.received_at = Some(q.received_at);
             let now = (self.clock)();
             let span = tracing::debug_span!(
                 "alert",
@@ -438,7 +438,7 @@ impl EngineTask {
                 None => self.engine.decide(q.alert, &self.view, now),
             };
             self.fresh_seq = q.journal_seq;
-            self.handle(decisions, Some((q.received_at, q.received)), now);
+            self.handle(decisions, Some(q.received), now);
             self.fresh_seq = None;
         }
     }
@@ -487,35 +487,17 @@ impl EngineTask {
         self.publish();
     }
 
-    /// Audit, count and execute decisions. `alert` is the fresh alert's receipt time, when
-    /// the decisions are about one (its own decisions come after re-checked deferrals).
-    fn handle(
-        &mut self,
-        decisions: Vec<Decision>,
-        alert: Option<(Timestamp, Instant)>,
-        now: Timestamp,
-    ) {
-        let fresh_seq = decisions.last().map(|d| d.seq).filter(|_| alert.is_some());
-        let journal_seq = self.fresh_seq.filter(|_| alert.is_some());
+    /// Audit, count and execute decisions. `fresh` is the fresh alert's receipt on the
+    /// monotonic clock, when the decisions are about one (its own decisions come after
+    /// re-checked deferrals); every decision's receipt time travels on its alert.
+    fn handle(&mut self, decisions: Vec<Decision>, fresh: Option<Instant>, now: Timestamp) {
+        let fresh_seq = decisions.last().map(|d| d.seq).filter(|_| fresh.is_some());
+        let journal_seq = self.fresh_seq.filter(|_| fresh.is_some());
         let mut open_actions = 0u32;
         for mut d in decisions {
             let is_fresh = Some(d.seq) == fresh_seq;
-            let receipt = if is_fresh {
-                alert
-            } else if self.deferred_received.is_empty() {
-                None
-            } else if d.verdict == Verdict::Defer {
-                self.deferred_received.get(&d.seq).copied()
-            } else {
-                self.deferred_received.remove(&d.seq)
-            };
-            if is_fresh
-                && d.verdict == Verdict::Defer
-                && let Some(r) = receipt
-            {
-                self.deferred_received.insert(d.seq, r);
-            }
-            let latency = receipt.filter(|_| is_fresh).map(|(_, at)| at.elapsed());
+            let receipt = d.alert.received_at;
+            let latency = fresh.filter(|_| is_fresh).map(|at| at.elapsed());
             self.tally.decision(&d, latency);
             if let Some(inf) = &d.infection {
                 InfectionRecorded {
@@ -535,9 +517,9 @@ impl EngineTask {
                 dry_run = d.dry_run,
                 "decision"
             );
-            let received_at = receipt.map(|(t, _)| t);
+            let received_at = receipt;
             let decision_latency_us =
-                receipt.map(|(t, _)| u64::try_from(now.since(t).as_micros()).unwrap_or(u64::MAX));
+                receipt.map(|t| u64::try_from(now.since(t).as_micros()).unwrap_or(u64::MAX));
             let plan = d.plan.take();
             let tail = AuditTail::decided(
                 d.alert.id.as_deref().unwrap_or_default(),

@@ -1808,3 +1808,39 @@ async fn autoscale_with_a_backend_that_cannot_scale_fails_at_start_before_anythi
     );
     assert!(err.to_string().contains("DaemonSet"), "{err}");
 }
+
+/// A deferral resolved later (here: expired) is audited with the receipt time of the alert it
+/// was about, which travels with the alert into the deferral.
+#[tokio::test(start_paused = true)]
+async fn a_deferral_resolved_later_is_audited_with_its_alerts_receipt_time() {
+    let h = harness(Options::default()).await;
+    let (code, _) = h.post("/v1/alerts", Some(BEARER), &lines(6)).await;
+    assert_eq!(code, 202);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let (code, _) = h.post("/v1/alerts", Some(BEARER), &alert(0)).await;
+    assert_eq!(code, 202);
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    let (_, lines, _, _) = h.shutdown().await;
+    // web-5 is held back (five of six are being reaped), then expires at max_defer_secs,
+    // decided while another alert (30 s later) has been taken meanwhile.
+    let of_web5: Vec<_> = lines
+        .iter()
+        .filter(|l| l["target"]["pod"] == "web-5")
+        .collect();
+    assert_eq!(of_web5.len(), 2, "{lines:?}");
+    assert_eq!(
+        (&of_web5[0]["verdict"], &of_web5[1]["reason"]),
+        (
+            &serde_json::json!("defer"),
+            &serde_json::json!("defer_expired")
+        )
+    );
+    assert_eq!(of_web5[1]["received_at"], of_web5[0]["received_at"]);
+    assert_eq!(of_web5[1]["alert_id"], of_web5[0]["alert_id"]);
+    assert_eq!(
+        of_web5[1]["decision_latency_us"], 300_000_000,
+        "received → expired"
+    );
+    let later = lines.iter().find(|l| l["seq"] == 6).unwrap();
+    assert_ne!(later["received_at"], of_web5[0]["received_at"]);
+}

@@ -265,6 +265,7 @@ fn to_alert(kind: &'static str, body: Body, time: Timestamp, node: Str, cluster:
 
     Alert {
         id: None,
+        received_at: None,
         source: "tetragon".to_owned(),
         rule,
         priority,
