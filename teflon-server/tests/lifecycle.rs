@@ -2,11 +2,14 @@
 //! `POST /v1/release` (authenticated, UID-checked, audited, counted), expiry by itself, the
 //! history of `GET /v1/actions`, and a follower that refuses to act.
 
+mod support;
+use support::counter;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use metrics_util::debugging::DebuggingRecorder;
 use serde_json::{Value, json};
 use teflon_core::{Alert, Priority, WorkloadKind, WorkloadRef};
 use teflon_server::{AuthConfig, Authenticator, ClusterBackend, Config, Counters, Server};
@@ -232,30 +235,6 @@ async fn an_operator_releases_a_quarantined_pod_over_http_and_gets_its_labels_ba
     assert_eq!(done["cause"], "operator");
     assert_eq!(done["target"]["name"], pod.as_str());
     assert_eq!(done["restored_labels"]["app"], "web");
-}
-
-fn counter(
-    snap: &[(
-        metrics_util::CompositeKey,
-        Option<metrics::Unit>,
-        Option<metrics::SharedString>,
-        DebugValue,
-    )],
-    name: &str,
-    labels: &[(&str, &str)],
-) -> u64 {
-    snap.iter()
-        .filter(|(k, _, _, _)| {
-            k.key().name() == name
-                && labels
-                    .iter()
-                    .all(|(lk, lv)| k.key().labels().any(|l| l.key() == *lk && l.value() == *lv))
-        })
-        .map(|(_, _, _, v)| match v {
-            DebugValue::Counter(c) => *c,
-            _ => 0,
-        })
-        .sum()
 }
 
 #[test]

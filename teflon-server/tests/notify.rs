@@ -3,13 +3,16 @@
 //! webhook is retried and counted as failed, a hanging one fills its queue and the rest is
 //! dropped and counted, and every alert is still decided and audited.
 
+mod support;
+use support::counter;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use metrics_util::debugging::DebuggingRecorder;
 use serde_json::Value;
 use teflon_core::{Actuator, Executed, Outcome, PlannedAction, StaticCluster};
 use teflon_server::{
@@ -207,33 +210,6 @@ async fn the_json_sink_gets_the_audit_record_and_the_slack_sink_the_facts_with_h
     );
 }
 
-fn counter(
-    snap: &[(
-        metrics_util::CompositeKey,
-        Option<metrics::Unit>,
-        Option<metrics::SharedString>,
-        DebugValue,
-    )],
-    sink: &str,
-    result: &str,
-) -> u64 {
-    snap.iter()
-        .filter(|(k, _, _, _)| {
-            k.key().name() == teflon_metrics::names::NOTIFICATIONS_TOTAL
-                && k.key()
-                    .labels()
-                    .any(|l| l.key() == "sink" && l.value() == sink)
-                && k.key()
-                    .labels()
-                    .any(|l| l.key() == "result" && l.value() == result)
-        })
-        .map(|(_, _, _, v)| match v {
-            DebugValue::Counter(c) => *c,
-            _ => 0,
-        })
-        .sum()
-}
-
 #[test]
 fn a_failing_webhook_is_retried_and_a_hanging_one_drops_what_does_not_fit_while_every_alert_is_audited()
  {
@@ -287,10 +263,32 @@ fn a_failing_webhook_is_retried_and_a_hanging_one_drops_what_does_not_fit_while_
         "each message: 1 attempt + 1 retry"
     );
     let snap = snapshotter.snapshot().into_vec();
-    assert_eq!(counter(&snap, "failing", "failed"), ALERTS as u64);
-    assert_eq!(counter(&snap, "failing", "sent"), 0);
-    let hang_failed = counter(&snap, "hanging", "failed");
-    let hang_dropped = counter(&snap, "hanging", "dropped");
+    assert_eq!(
+        counter(
+            &snap,
+            teflon_metrics::names::NOTIFICATIONS_TOTAL,
+            &[("sink", "failing"), ("result", "failed")]
+        ),
+        ALERTS as u64
+    );
+    assert_eq!(
+        counter(
+            &snap,
+            teflon_metrics::names::NOTIFICATIONS_TOTAL,
+            &[("sink", "failing"), ("result", "sent")]
+        ),
+        0
+    );
+    let hang_failed = counter(
+        &snap,
+        teflon_metrics::names::NOTIFICATIONS_TOTAL,
+        &[("sink", "hanging"), ("result", "failed")],
+    );
+    let hang_dropped = counter(
+        &snap,
+        teflon_metrics::names::NOTIFICATIONS_TOTAL,
+        &[("sink", "hanging"), ("result", "dropped")],
+    );
     assert_eq!(
         hang_failed + hang_dropped,
         ALERTS as u64,

@@ -1,12 +1,15 @@
 //! The server through its routes (`warp::test`), a real listener (TLS and client
 //! certificates), graceful shutdown, hot reload and the metrics it emits.
 
+mod support;
+use support::counter;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use metrics_util::debugging::DebuggingRecorder;
 use teflon_core::{Actuator, ClusterView, Executed, Outcome, PlannedAction, StaticCluster};
 use teflon_server::{AuthConfig, Authenticator, ClusterBackend, Config, Server, ShutdownReport};
 
@@ -1097,31 +1100,6 @@ async fn a_changed_policy_file_is_reloaded_and_an_invalid_one_keeps_the_old_set(
     h.post("/v1/alerts", Some(BEARER), &alert(0)).await;
     let (_, lines, _, _dir) = h.shutdown().await;
     assert_eq!(lines[0]["policy"], "kill-shells");
-}
-
-fn counter(
-    snapshot: &[(
-        metrics_util::CompositeKey,
-        Option<metrics::Unit>,
-        Option<metrics::SharedString>,
-        DebugValue,
-    )],
-    name: &str,
-    labels: &[(&str, &str)],
-) -> u64 {
-    snapshot
-        .iter()
-        .filter(|(k, _, _, _)| {
-            k.key().name() == name
-                && labels
-                    .iter()
-                    .all(|(lk, lv)| k.key().labels().any(|l| l.key() == *lk && l.value() == *lv))
-        })
-        .map(|(_, _, _, v)| match v {
-            DebugValue::Counter(c) => *c,
-            _ => 0,
-        })
-        .sum()
 }
 
 #[test]
