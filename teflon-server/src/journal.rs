@@ -133,8 +133,8 @@ fn encode(out: &mut Vec<u8>, kind: u8, seq: u64, payload: &[u8]) {
     out.extend_from_slice(payload);
 }
 
-/// Encode alerts for [`Journal::append`] (seq 0: the writer assigns the real ones). Done by
-/// the caller, off the writer thread.
+/// Encode alerts for [`Journal::append`], off the writer thread: the JSON and the header,
+/// with sequence number and CRC left for the writer to stamp.
 pub fn encode_alerts<'a>(
     alerts: impl IntoIterator<Item = &'a Alert>,
     received_at: Timestamp,
@@ -150,7 +150,14 @@ pub fn encode_alerts<'a>(
     for alert in alerts {
         payload.clear();
         if serde_json::to_writer(&mut payload, &EntryRef { received_at, alert }).is_ok() {
-            encode(&mut out, KIND_ALERT, 0, &payload);
+            // Header without sequence number or CRC: the writer stamps both (the CRC covers
+            // the sequence number, so computing it here would be work thrown away).
+            let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+            out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(&[0; 4]);
+            out.push(KIND_ALERT);
+            out.extend_from_slice(&[0; 8]);
+            out.extend_from_slice(&payload);
             count += 1;
         }
     }
