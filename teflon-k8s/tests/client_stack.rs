@@ -229,17 +229,23 @@ async fn a_delete_sent_during_an_api_server_outage_goes_through_when_it_is_back(
     assert_eq!(count(&back, "DELETE", POD_PATH), 1);
 }
 
-#[tokio::test]
-async fn an_action_that_keeps_failing_ends_failed_at_its_deadline() {
-    let server = FakeApiServer::start(with_events(|r| {
+/// A local API server whose pod answers `status` with `body` to every call (Events accepted,
+/// everything else 404).
+async fn pod_answers(status: u16, body: &'static str) -> FakeApiServer {
+    FakeApiServer::start(with_events(move |r| {
         if r.path == POD_PATH {
-            Reply::Json(500, INTERNAL.to_owned())
+            Reply::Json(status, body.to_owned())
         } else {
             Reply::Json(404, "{}".to_owned())
         }
     }))
     .await
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_action_that_keeps_failing_ends_failed_at_its_deadline() {
+    let server = pod_answers(500, INTERNAL).await;
     let executed = execute(
         server.client().unwrap(),
         quick_retries(),
@@ -257,15 +263,7 @@ async fn an_action_that_keeps_failing_ends_failed_at_its_deadline() {
 
 #[tokio::test]
 async fn a_forbidden_call_is_final_at_once() {
-    let server = FakeApiServer::start(with_events(|r| {
-        if r.path == POD_PATH {
-            Reply::Json(403, FORBIDDEN.to_owned())
-        } else {
-            Reply::Json(404, "{}".to_owned())
-        }
-    }))
-    .await
-    .unwrap();
+    let server = pod_answers(403, FORBIDDEN).await;
     let executed = execute(
         server.client().unwrap(),
         quick_retries(),
